@@ -1,0 +1,27 @@
+# `make repro`: set up (first time) and run the pipeline; `make test`: set up and test.
+# The virtual environment is put first on PATH so DVC's stage commands find `houseprices`.
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup repro test bench ui clean-runs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+repro: setup
+	dvc repro
+
+test: setup
+	python -m pytest
+
+bench: setup
+	python bench/train_speed.py
+
+ui: setup
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

@@ -1,0 +1,172 @@
+"""``houseprices <stage>``: one subcommand per DVC stage, plus download/submit/search/runs.
+
+Expected failures (bad params, bad data, unreachable tracking, a diverging fit) print
+one clear message and exit 2; nothing else is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from .config import PARAMS_FILE, load_params
+from .errors import HousePricesError
+
+logger = logging.getLogger("houseprices")
+
+
+def _params(args):
+    return load_params(args.params)
+
+
+def cmd_prepare(args) -> None:
+    from .stages import prepare
+
+    prepare.run(_params(args))
+
+
+def cmd_featurize(args) -> None:
+    from .stages import featurize
+
+    featurize.run(_params(args))
+
+
+def cmd_train(args) -> None:
+    from .stages import train
+
+    train.run(_params(args), args.model, Path(args.params))
+
+
+def cmd_ensemble(args) -> None:
+    from .stages import ensemble
+
+    ensemble.run(_params(args), Path(args.params))
+
+
+def cmd_submission(args) -> None:
+    from .stages import submission
+
+    submission.run(_params(args))
+
+
+def cmd_submit(args) -> None:
+    from .submission import upload
+
+    params = _params(args)
+    message = args.message or _default_message(params)
+    print(upload(params.submission.path, message))
+
+
+def _default_message(params) -> str:
+    import json
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    score = ""
+    metrics = Path("metrics/ensemble.json")
+    if metrics.is_file():
+        score = f" CV log-RMSE {json.loads(metrics.read_text())['cv_log_rmse_mean']:.5f}"
+    return f"{params.submission.message} {commit or 'uncommitted'}{score}"
+
+
+def cmd_download(args) -> None:
+    from .download import download
+
+    for path in download(Path(args.dest), source=args.source, base_url=args.base_url):
+        print(path)
+
+
+def cmd_search(args) -> None:
+    from .stages import search
+
+    search.run(_params(args), args.model, Path(args.params), n_jobs=args.n_jobs)
+
+
+def cmd_runs(args) -> None:
+    from .runs import print_runs
+
+    print_runs(_params(args), args.last)
+
+
+STAGES = {
+    "prepare": (cmd_prepare, "verify checksums and validate the raw CSVs",
+                "reads data/raw/{train,test,sample_submission}.csv and SHA256SUMS (params: data); "
+                "writes data/prepared/{X_train,y_train,X_test}.parquet (target as log price)"),
+    "featurize": (cmd_featurize, "fit the preprocessing on training rows and report it",
+                  "reads data/prepared/ (params: seed, features); writes metrics/features.json and "
+                  "plots/features/{missing_rate,pca_variance}.csv; logs an MLflow run"),
+    "train": (cmd_train, "cross-validate one named model, refit it, predict the test rows",
+              "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
+              "models/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json and "
+              "plots/curves/<name>.csv; logs an MLflow run with a child per fold and the model"),
+    "ensemble": (cmd_ensemble, "weight the members on out-of-fold predictions, add intervals",
+                 "reads models/<member>/{oof,test}.parquet (params: ensemble, cv, seed); writes "
+                 "models/ensemble/predictions.parquet, metrics/ensemble.json, plots/ensemble/*.csv; "
+                 "logs and registers the ensemble as an MLflow model"),
+    "submission": (cmd_submission, "write and validate submission.csv",
+                   "reads models/ensemble/predictions.parquet and data/raw/sample_submission.csv "
+                   "(params: submission); writes submission.csv and predictions_with_intervals.csv"),
+    "submit": (cmd_submit, "upload submission.csv to Kaggle (needs Kaggle credentials)",
+               "reads submission.csv and metrics/ensemble.json; writes nothing locally; "
+               "without credentials it exits 2 and uploads nothing"),
+    "download": (cmd_download, "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)",
+                 "writes DEST/train.csv and DEST/test.csv (checksum-verified, atomically); the Kaggle "
+                 "route also writes sample_submission.csv and data_description.txt"),
+    "search": (cmd_search, "random hyperparameter search for one model, coarse to fine",
+               "reads data/prepared/ (params: search.<model>, cv, features, models.<model>); writes "
+               "search/<model>.yaml (best params, used by the next `dvc repro`) and "
+               "metrics/search/<model>.json; logs each trial as an MLflow child run"),
+    "runs": (cmd_runs, "list the last pipeline runs from MLflow",
+             "reads the MLflow store (params: tracking); prints a table"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="houseprices",
+        description="Kaggle House Prices pipeline. Each subcommand is one DVC stage (see dvc.yaml); "
+                    "run them all with `dvc repro`.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (func, summary, io_text) in STAGES.items():
+        p = sub.add_parser(name, help=summary, description=f"{summary}. {io_text[0].upper()}{io_text[1:]}.")
+        p.set_defaults(func=func)
+        if name != "download":
+            p.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+        if name in ("train", "search"):
+            p.add_argument("--model", required=True, help="a model name under `models:` in params.yaml")
+        if name == "search":
+            p.add_argument("--n-jobs", type=int, default=None, help="parallel trials (default: search.n_jobs)")
+        if name == "submit":
+            p.add_argument("-m", "--message", default="", help="submission message (default: commit and CV score)")
+        if name == "runs":
+            p.add_argument("-n", "--last", type=int, default=10, help="how many pipeline runs (default: 10)")
+        if name == "download":
+            from .download import D2L_BASE_URL
+
+            p.add_argument("--dest", default="data/raw", help="target folder (default: %(default)s)")
+            p.add_argument("--source", choices=["auto", "kaggle", "mirror"], default="auto",
+                           help="auto: Kaggle CLI when credentials exist, else the d2l.ai mirror")
+            p.add_argument("--base-url", default=D2L_BASE_URL, help="mirror URL (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings.simplefilter("default", UserWarning)
+    try:
+        args.func(args)
+    except (HousePricesError, FileNotFoundError) as err:
+        print(f"houseprices {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Thin entry points, one per ``dvc.yaml`` stage: read inputs, call the library, write outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..data import ID
+
+PREPARED = Path("data/prepared")
+MODELS = Path("models")
+MEMBERS = MODELS / "members"
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+
+def load_prepared(prepared: Path = PREPARED) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Training features, log-price target and test features written by ``prepare``."""
+    missing = [p for p in ("X_train.parquet", "y_train.parquet", "X_test.parquet") if not (prepared / p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{prepared}: missing {missing}; run `houseprices prepare` (or `dvc repro`) first")
+    X = pd.read_parquet(prepared / "X_train.parquet")
+    y = pd.read_parquet(prepared / "y_train.parquet")
+    X_test = pd.read_parquet(prepared / "X_test.parquet")
+    if not (y[ID].to_numpy() == X[ID].to_numpy()).all():
+        raise ValueError(f"{prepared}: X_train and y_train rows are not aligned by {ID}")
+    return X, y["log_price"], X_test

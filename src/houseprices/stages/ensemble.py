@@ -1,0 +1,126 @@
+"""Stage ``ensemble``: weight the members from their out-of-fold predictions.
+
+The method (mean, non-negative weights, ridge stacking) is chosen by a nested CV
+estimate; prediction intervals come from the nested out-of-fold residuals (split
+conformal). Writes ``models/ensemble/``, ``metrics/ensemble.json`` and ``plots/ensemble/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ..config import PARAMS_FILE, Params
+from ..data import ID
+from ..ensemble import PriceModel, choose_method, conformal_halfwidth, fit_combiner, nested_coverage
+from ..io import load_model, write_csv, write_json, write_parquet
+from ..tracking import Tracker, flatten, lineage_tags, log_price_model
+from ..training import log_rmse, make_folds
+from . import MEMBERS, METRICS, MODELS, PLOTS
+
+logger = logging.getLogger(__name__)
+COVERAGES = (0.80, 0.95)
+
+
+def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
+    """(members, repeats, rows) OOF array, log-price truth, ids, and test predictions."""
+    oofs, tests, y, ids, test_ids = [], {}, None, None, None
+    for name in members:
+        path = models_dir / name / "oof.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: member {name!r} has no predictions; run `dvc repro train@{name}`")
+        oof = pd.read_parquet(path)
+        test = pd.read_parquet(models_dir / name / "test.parquet")
+        if ids is None:
+            ids, y, test_ids = oof[ID].to_numpy(), oof["log_price"].to_numpy(), test[ID].to_numpy()
+        elif not (np.array_equal(ids, oof[ID].to_numpy()) and np.array_equal(test_ids, test[ID].to_numpy())):
+            raise ValueError(f"{path}: rows differ from the other members'; retrain with one params.yaml")
+        oofs.append(oof[[c for c in oof.columns if c.startswith("oof_r")]].to_numpy().T)
+        tests[name] = test
+    shapes = {o.shape for o in oofs}
+    if len(shapes) != 1:
+        raise ValueError(f"members were cross-validated with different repeats {shapes}; rerun them with one cv setting")
+    return np.stack(oofs), y, ids, test_ids, tests
+
+
+def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
+    members = params.ensemble_members
+    tracker = Tracker.open(params.tracking.uri, params.tracking.experiment, params.tracking.required)
+    oof, y, ids, test_ids, tests = load_member_predictions(members)
+    folds = make_folds(len(y), params.cv.folds, params.cv.repeats, params.seed)
+
+    member_scores = {}
+    for i, name in enumerate(members):
+        scores = [log_rmse(y[f.valid], oof[i, f.repeat, f.valid]) for f in folds]
+        member_scores[name] = {"cv_log_rmse_mean": round(float(np.mean(scores)), 6),
+                               "cv_log_rmse_std": round(float(np.std(scores)), 6)}
+    method, nested = choose_method(params.ensemble.method, oof, y, folds)
+    best = nested[method]
+
+    repeats = oof.shape[1]
+    P_all = np.concatenate([oof[:, r, :].T for r in range(repeats)])
+    combiner = fit_combiner(method, P_all, np.tile(y, repeats))
+    weights = {name: float(w) for name, w in zip(members, combiner.weights)}
+
+    column = params.ensemble.test_predictions
+    P_test = np.column_stack([tests[name][column].to_numpy() for name in members])
+    test_log = combiner.predict(P_test)
+    residuals = (y[None, :] - best.oof).ravel()
+    predictions = pd.DataFrame({ID: test_ids, "log_price": test_log})
+    coverage = {}
+    for level in COVERAGES:
+        width = conformal_halfwidth(residuals, level)
+        pct = int(round(level * 100))
+        predictions[f"lower_{pct}"] = test_log - width
+        predictions[f"upper_{pct}"] = test_log + width
+        coverage[f"coverage_{pct}"] = round(nested_coverage(best.oof, y, folds, level), 4)
+        coverage[f"halfwidth_{pct}"] = round(width, 6)
+
+    metrics = {
+        "method": method,
+        "cv_log_rmse_mean": round(best.mean, 6),
+        "cv_log_rmse_std": round(best.std, 6),
+        "cv_log_rmse_sem": round(best.std / np.sqrt(len(folds)), 6),
+        "methods": {m: {"cv_log_rmse_mean": round(s.mean, 6), "cv_log_rmse_std": round(s.std, 6)}
+                    for m, s in nested.items()},
+        "members": member_scores,
+        "weights": {k: round(v, 6) for k, v in weights.items()},
+        "intercept": round(combiner.intercept, 6),
+        "intervals": coverage,
+    }
+    write_parquet(MODELS / "ensemble" / "predictions.parquet", predictions)
+    write_json(METRICS / "ensemble.json", metrics)
+    oof_mean = np.nanmean(best.oof, axis=0)
+    write_csv(PLOTS / "ensemble" / "oof.csv", pd.DataFrame({
+        ID: ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
+        "log_actual": y.round(6), "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
+    write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({"member": members, "weight": combiner.weights.round(6)}))
+    write_csv(PLOTS / "ensemble" / "scores.csv", pd.DataFrame({
+        "model": [*members, "ensemble"],
+        "cv_log_rmse": [member_scores[m]["cv_log_rmse_mean"] for m in members] + [round(best.mean, 6)]}))
+
+    lineage = lineage_tags(Path.cwd(), params_file, [params.data.train, params.data.test])
+    with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")}), lineage):
+        if tracker.enabled:
+            flat = {"cv_log_rmse_mean": best.mean, "cv_log_rmse_std": best.std,
+                    **{f"weight.{k}": v for k, v in weights.items()},
+                    **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"] for m, s in member_scores.items()},
+                    **{k: v for k, v in coverage.items()}}
+            mlflow.log_metrics(flat)
+            mlflow.set_tag("ensemble.method", method)
+            for path in sorted((PLOTS / "ensemble").glob("*.csv")):
+                mlflow.log_artifact(str(path), "plots")
+            mlflow.log_artifact(str(MODELS / "ensemble" / "predictions.parquet"), "predictions")
+            if params.tracking.log_models:
+                fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
+                model = PriceModel(fitted, weights, combiner.intercept)
+                log_price_model(model, registered_name=params.tracking.registered_model or None)
+            tracker.set_parent_metrics({"ensemble.cv_log_rmse_mean": best.mean,
+                                        **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"]
+                                           for m, s in member_scores.items()}})
+    logger.info("ensemble (%s): CV log-RMSE %.5f ± %.5f; weights %s", method, best.mean, best.std, weights)
+    return metrics

@@ -1,0 +1,31 @@
+"""Stage ``prepare``: verify and validate the raw CSVs, split off the log-price target."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import Params
+from ..data import ID, read_csv, split_target, verify_checksums, warn_unseen_categories
+from ..io import write_parquet
+from . import PREPARED
+
+logger = logging.getLogger(__name__)
+
+
+def run(params: Params, out_dir: Path = PREPARED) -> None:
+    data = params.data
+    if data.verify_checksums:
+        verify_checksums(data.checksums, [data.train, data.test, data.sample_submission])
+    # Both files are validated before anything is written, so a bad test.csv never
+    # leaves a fresh X_train beside a stale X_test.
+    train = read_csv(data.train, is_train=True)
+    test = read_csv(data.test, is_train=False)
+    warn_unseen_categories(train, test, str(data.test))
+    X, y = split_target(train)
+    write_parquet(out_dir / "X_train.parquet", X)
+    write_parquet(out_dir / "y_train.parquet", pd.DataFrame({ID: X[ID], "log_price": y}))
+    write_parquet(out_dir / "X_test.parquet", test)
+    logger.info("prepared %d training and %d test rows in %s", len(X), len(test), out_dir)

@@ -1,0 +1,33 @@
+"""Stage ``submission``: the ensemble's prices as ``submission.csv`` (validated against
+``sample_submission.csv``) and ``predictions_with_intervals.csv`` beside it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Params
+from ..data import ID, TARGET
+from ..io import write_csv
+from ..submission import build_submission, write_submission
+from . import MODELS
+
+logger = logging.getLogger(__name__)
+INTERVALS_FILE = Path("predictions_with_intervals.csv")
+
+
+def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.parquet") -> Path:
+    pred = pd.read_parquet(predictions)
+    submission = build_submission(pred[ID], np.exp(pred["log_price"]))
+    intervals = submission.copy()
+    for col in [c for c in pred.columns if c.startswith(("lower_", "upper_"))]:
+        intervals[col] = np.exp(pred[col].to_numpy())
+    # Validate (inside write_submission) before either file is replaced.
+    write_submission(params.submission.path, submission, params.data.sample_submission)
+    write_csv(INTERVALS_FILE, intervals, float_format="%.2f")
+    logger.info("wrote %s (%d rows; median price %.0f) and %s", params.submission.path, len(submission),
+                float(np.median(submission[TARGET])), INTERVALS_FILE)
+    return params.submission.path

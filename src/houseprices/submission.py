@@ -1,0 +1,68 @@
+"""The Kaggle submission file: checked against the competition's sample before writing."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import ID, TARGET
+from .errors import SubmissionError
+from .io import write_csv
+
+logger = logging.getLogger(__name__)
+
+KAGGLE_COMPETITION = "house-prices-advanced-regression-techniques"
+
+
+def build_submission(ids, prices) -> pd.DataFrame:
+    return pd.DataFrame({ID: np.asarray(ids, dtype="int64"), TARGET: np.asarray(prices, dtype="float64")})
+
+
+def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, source: str = "submission") -> None:
+    """Same header, exactly the sample's Ids once each, finite positive prices."""
+    if list(frame.columns) != list(sample.columns):
+        raise SubmissionError(f"{source}: header {list(frame.columns)} != expected {list(sample.columns)}")
+    ids = frame[ID]
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise SubmissionError(f"{source}: duplicate Id(s) {dup.head(5).tolist()}")
+    missing = sorted(set(sample[ID]) - set(ids))
+    extra = sorted(set(ids) - set(sample[ID]))
+    if missing or extra:
+        raise SubmissionError(f"{source}: Ids differ from the sample submission: "
+                              f"{len(missing)} missing (e.g. {missing[:5]}), {len(extra)} unexpected (e.g. {extra[:5]})")
+    prices = frame[TARGET].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(prices) | (prices <= 0)
+    if bad.any():
+        rows = frame.loc[bad, ID].head(5).tolist()
+        raise SubmissionError(f"{source}: {int(bad.sum())} price(s) not finite and positive, e.g. Id {rows}")
+
+
+def write_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> None:
+    sample = pd.read_csv(sample_path)
+    validate_submission(frame, sample, str(path))
+    frame = frame.set_index(ID).loc[sample[ID]].reset_index()  # the sample's row order
+    write_csv(path, frame, float_format="%.2f")
+
+
+def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> str:
+    """Submit with the Kaggle CLI; refuses clearly (and changes nothing) without it."""
+    from .download import kaggle_credentials_available
+
+    if not path.is_file():
+        raise SubmissionError(f"{path}: no submission to upload; run `dvc repro` first")
+    if not kaggle_credentials_available():
+        raise SubmissionError(
+            "Kaggle credentials not found: put kaggle.json in ~/.kaggle/ (or set KAGGLE_USERNAME and "
+            "KAGGLE_KEY) and `pip install kaggle`; nothing was uploaded")
+    cmd = [shutil.which("kaggle") or "kaggle", "competitions", "submit", "-c", competition,
+           "-f", str(path), "-m", message]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SubmissionError(f"kaggle CLI failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout.strip()

@@ -1,0 +1,132 @@
+"""K-fold cross-validation on the competition metric, with out-of-fold predictions.
+
+The whole estimator (preprocessing included) is cloned and fit inside every fold, so
+no statistic of a validation fold reaches its model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import RepeatedKFold
+
+from .config import ModelConfig, Params
+from .errors import TrainingError
+from .features import outlier_mask
+from .models import MLPRegressor, build_estimator
+
+logger = logging.getLogger(__name__)
+
+
+def log_rmse(log_true, log_pred) -> float:
+    """The competition metric, on values already in log space."""
+    diff = np.asarray(log_true, dtype=np.float64) - np.asarray(log_pred, dtype=np.float64)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+@dataclass(frozen=True)
+class Fold:
+    repeat: int
+    fold: int
+    train: np.ndarray
+    valid: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return f"r{self.repeat + 1}f{self.fold + 1}"
+
+
+def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
+    """Shuffled, seeded (repeated) K-fold: every model in a run sees the same folds."""
+    splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    return [Fold(i // folds, i % folds, tr, va)
+            for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
+
+
+@dataclass
+class CVResult:
+    name: str
+    folds: list[Fold]
+    fold_scores: list[float]
+    oof: np.ndarray  # (repeats, n_rows) log-price predictions
+    test_fold_predictions: np.ndarray  # (n_folds_total, n_test)
+    curves: pd.DataFrame  # epoch, fold, train_loss, valid_loss
+    fold_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fold_scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.fold_scores))
+
+    def metrics(self) -> dict:
+        return {
+            "cv_log_rmse_mean": round(self.mean, 6),
+            "cv_log_rmse_std": round(self.std, 6),
+            "folds": {f.label: round(s, 6) for f, s in zip(self.folds, self.fold_scores)},
+        }
+
+
+def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
+    """Per-epoch losses of a fitted MLP pipeline (empty for other models)."""
+    net = estimator[-1]
+    if not isinstance(net, MLPRegressor):
+        return pd.DataFrame(columns=["epoch", "fold", "train_loss", "valid_loss"])
+    rows = [{"epoch": h["epoch"], "fold": fold_label, "train_loss": h["train_loss"],
+             "valid_loss": h.get("valid_loss", np.nan)} for h in net.history]
+    return pd.DataFrame(rows)
+
+
+def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series,
+                  where: str):
+    """Build and fit one estimator on the given training rows (outliers removed there)."""
+    keep = outlier_mask(X, y, params.features.outliers)
+    estimator = build_estimator(cfg, params.features, params.seed, n_train_rows=int(keep.sum()))
+    try:
+        estimator.fit(X[keep], y[keep])
+    except FloatingPointError as err:
+        raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
+    return estimator
+
+
+def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndarray:
+    pred = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        raise TrainingError(f"model {name!r}, {where}: {int(bad.sum())} non-finite predictions; "
+                            f"the fit diverged: try a lower learning rate (models.{name}.lr)")
+    return pred
+
+
+def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
+                   X_test: pd.DataFrame | None = None) -> CVResult:
+    cfg = params.model(name)
+    folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
+    oof = np.full((params.cv.repeats, len(X)), np.nan)
+    test_preds, scores, curves, seconds = [], [], [], []
+    y = y.reset_index(drop=True)
+    X = X.reset_index(drop=True)
+    for fold in folds:
+        start = time.perf_counter()
+        where = f"fold {fold.label}"
+        est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where)
+        pred = predict_finite(est, X.iloc[fold.valid], name, where)
+        oof[fold.repeat, fold.valid] = pred
+        scores.append(log_rmse(y.iloc[fold.valid], pred))
+        if X_test is not None:
+            test_preds.append(predict_finite(est, X_test, name, f"{where} test rows"))
+        curves.append(learning_curve(est, fold.label))
+        seconds.append(time.perf_counter() - start)
+        logger.info("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, scores[-1], seconds[-1])
+    return CVResult(
+        name=name, folds=folds, fold_scores=scores, oof=oof,
+        test_fold_predictions=np.vstack(test_preds) if test_preds else np.empty((0, 0)),
+        curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
+        fold_seconds=seconds,
+    )
