@@ -35,9 +35,10 @@ def cmd_featurize(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .config import params_for_model
     from .stages import train
 
-    train.run(_params(args), args.model, Path(args.params))
+    train.run(params_for_model(_params(args), args.model), args.model, Path(args.params))
 
 
 def cmd_ensemble(args) -> None:

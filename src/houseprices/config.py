@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -61,6 +61,16 @@ class EncodingConfig(Strict):
     min_frequency: int = Field(1, ge=1)
     as_categorical: list[str] = ["MSSubClass"]
 
+    @field_validator("as_categorical")
+    @classmethod
+    def _known_columns(cls, columns: list[str]) -> list[str]:
+        from .data import FEATURES
+
+        unknown = [c for c in columns if c not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown column(s) {unknown}: not competition features")
+        return columns
+
 
 class DomainConfig(Strict):
     total_sf: bool = True
@@ -75,6 +85,15 @@ class PCAConfig(Strict):
     # An int keeps that many components; a float in (0, 1) keeps that share of variance.
     n_components: Annotated[float, Field(gt=0.0)] | Annotated[int, Field(ge=1)] = 0.99
     whiten: bool = False
+
+    @field_validator("n_components")
+    @classmethod
+    def _share_or_count(cls, n: float | int) -> float | int:
+        if isinstance(n, float) and n >= 1:
+            if not n.is_integer():
+                raise ValueError(f"{n} is neither a variance share (< 1) nor a component count (an integer)")
+            return int(n)
+        return n
 
 
 class OutlierConfig(Strict):
@@ -151,6 +170,9 @@ class MLPConfig(Strict):
             raise ValueError("early_stopping needs valid_fraction > 0 (an internal validation split)")
         if self.lr_schedule == "plateau" and self.valid_fraction <= 0:
             raise ValueError("lr_schedule 'plateau' monitors valid_loss: set valid_fraction > 0")
+        if self.warmup_epochs and self.lr_schedule in ("plateau", "onecycle"):
+            raise ValueError(f"warmup_epochs works with lr_schedule none, step, exponential or cosine, "
+                             f"not {self.lr_schedule!r} (onecycle warms up by itself); set it to 0")
         return self
 
 
@@ -196,6 +218,37 @@ ModelConfig = Annotated[
 ]
 
 
+# ------------------------------------------------------------------- search
+class FloatRange(Strict):
+    """Sampled uniformly, or log-uniformly (for learning rates and penalties)."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class Choice(Strict):
+    choices: list[object] = Field(min_length=1)
+
+
+class SearchConfig(Strict):
+    trials: int = Field(20, ge=1)
+    # Round 1 samples the given ranges; each later round narrows them around the best.
+    rounds: int = Field(2, ge=1, le=5)
+    top_k: int = Field(3, ge=1)
+    n_jobs: int = Field(1, ge=1)
+    space: dict[str, FloatRange | Choice] = Field(min_length=1)
+
+
 # ------------------------------------------------------------------- the rest
 class EnsembleConfig(Strict):
     members: list[str] = []
@@ -227,6 +280,8 @@ class Params(Strict):
     ensemble: EnsembleConfig = EnsembleConfig()
     submission: SubmissionConfig = SubmissionConfig()
     tracking: TrackingConfig = TrackingConfig()
+    # Random-search spaces, per model name (see `houseprices search`).
+    search: dict[str, SearchConfig] = {}
 
     @model_validator(mode="after")
     def _members_exist(self) -> Params:
@@ -235,6 +290,13 @@ class Params(Strict):
         unknown = [m for m in self.ensemble.members if m not in self.models]
         if unknown:
             raise ValueError(f"ensemble.members names unknown models {unknown}; known: {sorted(self.models)}")
+        for name, search in self.search.items():
+            if name not in self.models:
+                raise ValueError(f"search.{name}: no model named {name!r} in models")
+            fields = type(self.models[name]).model_fields
+            bad = [k for k in search.space if k not in fields or k == "kind"]
+            if bad:
+                raise ValueError(f"search.{name}.space: {bad} are not params of models.{name}")
         return self
 
     def model(self, name: str) -> ModelConfig:
@@ -296,3 +358,35 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return parse_params(raw, str(path))
+
+
+BEST_PARAMS_FILE = Path("search/best_params.yaml")
+
+
+def load_best_params(path: Path | str = BEST_PARAMS_FILE) -> dict[str, dict]:
+    """Overrides written by ``houseprices search``: {model name: {param: value}}."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{path}: expected {{model name: {{param: value}}}}")
+    return raw
+
+
+def with_model_overrides(params: Params, name: str, overrides: dict, source: str = str(BEST_PARAMS_FILE)) -> Params:
+    """``params`` with ``models.<name>`` updated and re-validated (a stale override that
+    no longer fits the model's schema is reported, not ignored)."""
+    if not overrides:
+        return params
+    raw = params.model_dump(mode="json")
+    raw["models"][name] = {**raw["models"][name], **overrides}
+    return parse_params(raw, f"{source} applied to params")
+
+
+def params_for_model(params: Params, name: str, best_file: Path | str = BEST_PARAMS_FILE) -> Params:
+    params.model(name)  # unknown names fail here, with the known ones listed
+    return with_model_overrides(params, name, load_best_params(best_file).get(name, {}))

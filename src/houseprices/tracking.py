@@ -168,39 +168,40 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, object]:
 class Tracker:
     """One stage's view of MLflow; inert when tracking is off (``enabled`` False)."""
 
-    def __init__(self, uri: str | None, experiment: str, root: Path):
+    def __init__(self, uri: str | None, experiment: str, root: Path, lineage: dict[str, str] | None = None):
         self.uri = uri
         self.experiment = experiment
         self.root = root
         self.enabled = uri is not None
+        self.lineage = lineage or {}
 
     @classmethod
-    def open(cls, configured_uri: str, experiment: str, required: bool, root: Path | None = None) -> Tracker:
+    def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker:
+        """Tracker for ``params.tracking``; fails fast (naming the URI) when the store is
+        unreachable, or warns and returns an inert tracker if ``tracking.required`` is false."""
+        cfg = params.tracking
         root = root or repo_root()
-        uri = tracking_uri(configured_uri, root)
+        uri = tracking_uri(cfg.uri, root)
         try:
             check_reachable(uri)
             mlflow.set_tracking_uri(uri)
-            exp = MlflowClient(uri).get_experiment_by_name(experiment)
-            if exp is None:
+            client = MlflowClient(uri)
+            if client.get_experiment_by_name(cfg.experiment) is None:
                 location = None
                 if uri.startswith("sqlite:"):
                     # Artifacts beside the store, not inside a DVC temp copy.
                     location = (root / "mlruns").resolve().as_uri()
-                MlflowClient(uri).create_experiment(experiment, artifact_location=location)
-            mlflow.set_experiment(experiment)
-        except TrackingError:
-            if required:
-                raise
-            warnings.warn(f"MLflow store {uri} unreachable; training without tracking "
-                          "(tracking.required is false)", stacklevel=2)
-            return cls(None, experiment, root)
-        except Exception as err:  # the store answered but refused us
-            if required:
-                raise TrackingError(f"MLflow store {uri}: {err}") from err
-            warnings.warn(f"MLflow store {uri} failed ({err}); training without tracking", stacklevel=2)
-            return cls(None, experiment, root)
-        return cls(uri, experiment, root)
+                client.create_experiment(cfg.experiment, artifact_location=location)
+            mlflow.set_experiment(cfg.experiment)
+        except Exception as err:
+            error = err if isinstance(err, TrackingError) else TrackingError(f"MLflow store {uri}: {err}")
+            if cfg.required:
+                raise error from None
+            warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=2)
+            return cls(None, cfg.experiment, root)
+        tracker = cls(uri, cfg.experiment, root)
+        tracker.lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
+        return tracker
 
     def _pipeline_parent(self, tags: dict[str, str]) -> str:
         client = MlflowClient(self.uri)
@@ -216,14 +217,14 @@ class Tracker:
         return run.info.run_id
 
     @contextlib.contextmanager
-    def stage_run(self, name: str, kind: str, params: Mapping[str, object] | None = None,
-                  lineage: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun | None]:
+    def stage_run(self, name: str, kind: str,
+                  params: Mapping[str, object] | None = None) -> Iterator[mlflow.ActiveRun | None]:
         """A child of the pipeline run (created on first use) for one stage or model."""
         if not self.enabled:
             yield None
             return
-        parent_id = self._pipeline_parent(lineage or {})
-        tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: pipeline_run_id(), **(lineage or {})}
+        parent_id = self._pipeline_parent(self.lineage)
+        tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: pipeline_run_id(), **self.lineage}
         with mlflow.start_run(run_id=parent_id):
             with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
                 if params:

@@ -18,9 +18,11 @@ from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel, choose_method, conformal_halfwidth, fit_combiner, nested_coverage
 from ..io import load_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, flatten, lineage_tags, log_price_model
+from ..tracking import Tracker, flatten, log_price_model
 from ..training import log_rmse, make_folds
-from . import MEMBERS, METRICS, MODELS, PLOTS
+from ..features import outlier_mask
+from ..plots import ensemble_figures
+from . import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -47,19 +49,37 @@ def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
     return np.stack(oofs), y, ids, test_ids, tests
 
 
+def fold_scores(pred: np.ndarray, y: np.ndarray, folds, rows: np.ndarray | None = None) -> np.ndarray:
+    """Per-fold log-RMSE of (repeats, rows) predictions, optionally on a subset of rows."""
+    out = []
+    for f in folds:
+        valid = f.valid if rows is None else f.valid[rows[f.valid]]
+        out.append(log_rmse(y[valid], pred[f.repeat, valid]))
+    return np.asarray(out)
+
+
+def summary(scores: np.ndarray) -> dict:
+    return {"cv_log_rmse_mean": round(float(scores.mean()), 6), "cv_log_rmse_std": round(float(scores.std()), 6)}
+
+
 def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
     members = params.ensemble_members
-    tracker = Tracker.open(params.tracking.uri, params.tracking.experiment, params.tracking.required)
+    tracker = Tracker.open(params, params_file)
     oof, y, ids, test_ids, tests = load_member_predictions(members)
     folds = make_folds(len(y), params.cv.folds, params.cv.repeats, params.seed)
+    X, _, _ = load_prepared()
+    # Scored on every row (the honest figure); also without the documented Ames outliers,
+    # the figure public notebooks report, for comparison only.
+    typical = outlier_mask(X, y, params.features.outliers.model_copy(update={"enabled": True}))
 
-    member_scores = {}
-    for i, name in enumerate(members):
-        scores = [log_rmse(y[f.valid], oof[i, f.repeat, f.valid]) for f in folds]
-        member_scores[name] = {"cv_log_rmse_mean": round(float(np.mean(scores)), 6),
-                               "cv_log_rmse_std": round(float(np.std(scores)), 6)}
+    member_folds = {name: fold_scores(oof[i], y, folds) for i, name in enumerate(members)}
+    member_scores = {name: summary(s) for name, s in member_folds.items()}
     method, nested = choose_method(params.ensemble.method, oof, y, folds)
     best = nested[method]
+    ensemble_folds = np.asarray(best.fold_scores)
+    best_member = min(members, key=lambda m: member_folds[m].mean())
+    gain = member_folds[best_member] - ensemble_folds  # paired: same folds
+    gain_sem = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
 
     repeats = oof.shape[1]
     P_all = np.concatenate([oof[:, r, :].T for r in range(repeats)])
@@ -82,15 +102,20 @@ def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
 
     metrics = {
         "method": method,
-        "cv_log_rmse_mean": round(best.mean, 6),
-        "cv_log_rmse_std": round(best.std, 6),
-        "cv_log_rmse_sem": round(best.std / np.sqrt(len(folds)), 6),
-        "methods": {m: {"cv_log_rmse_mean": round(s.mean, 6), "cv_log_rmse_std": round(s.std, 6)}
-                    for m, s in nested.items()},
-        "members": member_scores,
+        **summary(ensemble_folds),
+        "cv_log_rmse_sem": round(float(ensemble_folds.std(ddof=1) / np.sqrt(len(folds))), 6),
+        "cv_log_rmse_excl_outliers": round(float(fold_scores(best.oof, y, folds, typical).mean()), 6),
+        "best_member": best_member,
+        "gain_over_best_member": round(float(gain.mean()), 6),
+        "gain_over_best_member_sem": round(gain_sem, 6),
+        "methods": {m: summary(np.asarray(s.fold_scores)) for m, s in nested.items()},
+        "members": {m: {**member_scores[m], "cv_log_rmse_excl_outliers":
+                        round(float(fold_scores(oof[i], y, folds, typical).mean()), 6)}
+                    for i, m in enumerate(members)},
         "weights": {k: round(v, 6) for k, v in weights.items()},
         "intercept": round(combiner.intercept, 6),
         "intervals": coverage,
+        "folds": len(folds),
     }
     write_parquet(MODELS / "ensemble" / "predictions.parquet", predictions)
     write_json(METRICS / "ensemble.json", metrics)
@@ -98,29 +123,34 @@ def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
     write_csv(PLOTS / "ensemble" / "oof.csv", pd.DataFrame({
         ID: ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
         "log_actual": y.round(6), "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
+    write_csv(PLOTS / "ensemble" / "residuals.csv", pd.DataFrame({
+        "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
     write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({"member": members, "weight": combiner.weights.round(6)}))
-    write_csv(PLOTS / "ensemble" / "scores.csv", pd.DataFrame({
-        "model": [*members, "ensemble"],
-        "cv_log_rmse": [member_scores[m]["cv_log_rmse_mean"] for m in members] + [round(best.mean, 6)]}))
+    all_scores = {**{m: member_scores[m]["cv_log_rmse_mean"] for m in members}, "ensemble": metrics["cv_log_rmse_mean"]}
+    write_csv(PLOTS / "ensemble" / "scores.csv", pd.DataFrame({"model": list(all_scores),
+                                                               "cv_log_rmse": list(all_scores.values())}))
+    figures = ensemble_figures(PLOTS / "ensemble", y, oof_mean, weights, all_scores)
 
-    lineage = lineage_tags(Path.cwd(), params_file, [params.data.train, params.data.test])
-    with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")}), lineage):
+    with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})):
         if tracker.enabled:
-            flat = {"cv_log_rmse_mean": best.mean, "cv_log_rmse_std": best.std,
+            flat = {"cv_log_rmse_mean": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
+                    "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
                     **{f"weight.{k}": v for k, v in weights.items()},
                     **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"] for m, s in member_scores.items()},
-                    **{k: v for k, v in coverage.items()}}
+                    **coverage}
             mlflow.log_metrics(flat)
             mlflow.set_tag("ensemble.method", method)
-            for path in sorted((PLOTS / "ensemble").glob("*.csv")):
+            for path in [*sorted((PLOTS / "ensemble").glob("*.csv")), *figures]:
                 mlflow.log_artifact(str(path), "plots")
             mlflow.log_artifact(str(MODELS / "ensemble" / "predictions.parquet"), "predictions")
             if params.tracking.log_models:
                 fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
                 model = PriceModel(fitted, weights, combiner.intercept)
                 log_price_model(model, registered_name=params.tracking.registered_model or None)
-            tracker.set_parent_metrics({"ensemble.cv_log_rmse_mean": best.mean,
+            tracker.set_parent_metrics({"ensemble.cv_log_rmse_mean": metrics["cv_log_rmse_mean"],
                                         **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"]
                                            for m, s in member_scores.items()}})
-    logger.info("ensemble (%s): CV log-RMSE %.5f ± %.5f; weights %s", method, best.mean, best.std, weights)
+    logger.info("ensemble (%s): CV log-RMSE %.5f ± %.5f (best member %s %.5f); weights %s", method,
+                metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"], best_member,
+                member_scores[best_member]["cv_log_rmse_mean"], weights)
     return metrics

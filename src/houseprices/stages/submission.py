@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -13,6 +14,7 @@ from ..config import Params
 from ..data import ID, TARGET
 from ..io import write_csv
 from ..submission import build_submission, write_submission
+from ..tracking import Tracker
 from . import MODELS
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,11 @@ def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.p
     # Validate (inside write_submission) before either file is replaced.
     write_submission(params.submission.path, submission, params.data.sample_submission)
     write_csv(INTERVALS_FILE, intervals, float_format="%.2f")
+    tracker = Tracker.open(params)
+    with tracker.stage_run("submission", "stage", {"submission.path": str(params.submission.path)}):
+        if tracker.enabled:
+            mlflow.log_artifact(str(params.submission.path), "submission")
+            mlflow.log_artifact(str(INTERVALS_FILE), "submission")
     logger.info("wrote %s (%d rows; median price %.0f) and %s", params.submission.path, len(submission),
                 float(np.median(submission[TARGET])), INTERVALS_FILE)
     return params.submission.path

@@ -19,7 +19,7 @@ from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
 from ..io import dump_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, flatten, lineage_tags, log_curves, log_params
+from ..tracking import Tracker, flatten, log_curves, log_params
 from ..training import cross_validate, fit_estimator, predict_finite
 from . import MEMBERS, METRICS, PLOTS, load_prepared
 
@@ -39,14 +39,13 @@ def long_curves(curves: pd.DataFrame) -> pd.DataFrame:
 
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
     cfg = params.model(name)
-    tracker = Tracker.open(params.tracking.uri, params.tracking.experiment, params.tracking.required)
+    tracker = Tracker.open(params, params_file)
     X, y, X_test = load_prepared()
 
     run_params = flatten({"seed": params.seed, "cv": params.cv.model_dump(),
                           "features": params.features.model_dump(mode="json"),
                           "models": {name: cfg.model_dump(mode="json")}})
-    lineage = lineage_tags(Path.cwd(), params_file, [params.data.train, params.data.test])
-    with tracker.stage_run(f"train {name}", "model", run_params, lineage):
+    with tracker.stage_run(f"train {name}", "model", run_params):
         start = time.perf_counter()
         result = cross_validate(name, params, X, y, X_test)
         cv_seconds = time.perf_counter() - start
