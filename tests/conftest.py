@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from houseprices.data import read_csv, split_target
 
@@ -34,3 +38,46 @@ def small_xy(train_frame):
     """300 training rows: enough for every encoder to see most categories."""
     X, y = split_target(train_frame.sample(300, random_state=0).reset_index(drop=True))
     return X, y
+
+
+def tiny_params() -> dict:
+    """The committed params.yaml shrunk to seconds: 2 folds, a 3-epoch MLP and a ridge."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["cv"] = {"folds": 2, "repeats": 1}
+    mlp = {**params["models"]["mlp"], "hidden": [16], "epochs": 3}
+    params["models"] = {"mlp": mlp, "ridge": {"kind": "ridge", "alpha": 10.0}}
+    params["ensemble"]["members"] = ["mlp", "ridge"]
+    params.pop("search", None)
+    return params
+
+
+def stage_env(**extra: str) -> dict:
+    """The environment a user's shell would give DVC: the venv first on PATH, no
+    tracking or DVC variables leaking in from the test run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "HOUSEPRICES_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900, **env: str):
+    result = subprocess.run(cmd, cwd=cwd, env=stage_env(**env), capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def make_repo(dest: Path, params: dict | None = None) -> Path:
+    """A git repo holding what a clean clone would (tracked files plus new, non-ignored
+    ones), with the tiny params committed."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params or tiny_params(), sort_keys=False))
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        run(cmd, dest)
+    return dest

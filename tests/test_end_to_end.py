@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import json
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -15,52 +13,14 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
+from conftest import make_repo, run
 
 pytestmark = pytest.mark.slow
 
 
-def tiny_params() -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["cv"] = {"folds": 2, "repeats": 1}
-    mlp = {**params["models"]["mlp"], "hidden": [16], "epochs": 3}
-    params["models"] = {"mlp": mlp, "ridge": {"kind": "ridge", "alpha": 10.0}}
-    params["ensemble"]["members"] = ["mlp", "ridge"]
-    params.pop("search", None)
-    return params
-
-
-def copy_repo(dest: Path) -> None:
-    """What a clean clone would hold: tracked files plus new, non-ignored ones."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for rel in filter(None, listed.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
-def stage_env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "DVC_", "HOUSEPRICES_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=stage_env(), capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("repo")
-    copy_repo(dest)
-    (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        run(cmd, dest)
+    dest = make_repo(tmp_path_factory.mktemp("repo"))
     run(["dvc", "repro"], dest)
     return dest
 
@@ -125,3 +85,37 @@ def test_forced_rerun_is_byte_identical(repo):
     before = (repo / "submission.csv").read_bytes()
     run(["dvc", "repro", "-f"], repo)
     assert (repo / "submission.csv").read_bytes() == before
+
+
+def test_mlflow_models_predict_reproduces_the_submission(repo, tmp_path):
+    out = tmp_path / "predictions.json"
+    run(["mlflow", "models", "predict", "-m", "models:/houseprices-ensemble/1", "-i", "data/raw/test.csv",
+         "-t", "csv", "--env-manager", "local", "-o", str(out)], repo,
+        MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
+    predicted = np.asarray(json.loads(out.read_text())["predictions"], dtype=float)
+    sub = pd.read_csv(repo / "submission.csv")
+    np.testing.assert_allclose(predicted, sub["SalePrice"], atol=0.01)
+
+
+def test_each_run_registers_a_new_version(repo):
+    # test_forced_rerun_is_byte_identical ran the pipeline a second time.
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'houseprices-ensemble'")
+    assert len(versions) >= 2
+
+
+def test_search_writes_best_params_that_the_next_repro_uses(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["search"] = {"ridge": {"trials": 2, "rounds": 2, "top_k": 1, "n_jobs": 1,
+                                  "space": {"alpha": {"low": 0.5, "high": 50.0, "log": True}}}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["houseprices", "search", "--model", "ridge"], repo)
+    best = yaml.safe_load((repo / "search/best_params.yaml").read_text())
+    assert set(best) == {"ridge"} and 0.5 <= best["ridge"]["alpha"] <= 50.0
+    out = run(["dvc", "repro"], repo).stdout
+    assert "Running stage 'train@ridge'" in out
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("houseprices")
+    latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train ridge'",
+                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert float(latest.data.params["models.ridge.alpha"]) == best["ridge"]["alpha"]

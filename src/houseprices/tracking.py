@@ -286,8 +286,28 @@ class PricePyfunc(mlflow.pyfunc.PythonModel):
         return self.model.predict(frame)
 
 
-def log_price_model(model, example: pd.DataFrame | None = None, registered_name: str | None = None,
-                    name: str = "model"):
+def price_signature(rows: pd.DataFrame):
+    """Every column optional and nullable: numeric columns take ints or floats with NaN
+    (``AnyType``: pandas reads a column with a gap as float, without one as int), text
+    columns take strings or missing values."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    numeric = set(rows.select_dtypes("number").columns)
+    inputs = Schema([ColSpec(AnyType() if c in numeric else "string", c, required=False) for c in rows.columns])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double")]))
+
+
+def input_example(rows: pd.DataFrame) -> pd.DataFrame:
+    """Two real rows and one with every feature missing: the model must price all three."""
+    example = rows.head(3).copy().reset_index(drop=True)
+    features = [c for c in example.columns if c != "Id"]
+    example.loc[2, features] = np.nan
+    return example
+
+
+def log_price_model(model, rows: pd.DataFrame, registered_name: str | None = None, name: str = "model"):
     """Log (and optionally register) the model with the package code beside it, so it
     loads anywhere ``mlflow.pyfunc.load_model`` runs."""
     import houseprices
@@ -297,5 +317,7 @@ def log_price_model(model, example: pd.DataFrame | None = None, registered_name:
         python_model=PricePyfunc(model),
         code_paths=[str(Path(houseprices.__file__).parent)],
         pip_requirements=pip_requirements(),
+        signature=price_signature(rows),
+        input_example=input_example(rows),
         registered_model_name=registered_name,
     )

@@ -67,7 +67,7 @@ def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
     tracker = Tracker.open(params, params_file)
     oof, y, ids, test_ids, tests = load_member_predictions(members)
     folds = make_folds(len(y), params.cv.folds, params.cv.repeats, params.seed)
-    X, _, _ = load_prepared()
+    X, _, X_test = load_prepared()
     # Scored on every row (the honest figure); also without the documented Ames outliers,
     # the figure public notebooks report, for comparison only.
     typical = outlier_mask(X, y, params.features.outliers.model_copy(update={"enabled": True}))
@@ -146,7 +146,7 @@ def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
             if params.tracking.log_models:
                 fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
                 model = PriceModel(fitted, weights, combiner.intercept)
-                log_price_model(model, registered_name=params.tracking.registered_model or None)
+                log_price_model(model, X_test, registered_name=params.tracking.registered_model or None)
             tracker.set_parent_metrics({"ensemble.cv_log_rmse_mean": metrics["cv_log_rmse_mean"],
                                         **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"]
                                            for m, s in member_scores.items()}})

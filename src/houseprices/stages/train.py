@@ -86,7 +86,7 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
             if params.tracking.log_models:
                 from ..tracking import log_price_model
 
-                log_price_model(PriceModel({name: final}, {name: 1.0}), X_test.head(5))
+                log_price_model(PriceModel({name: final}, {name: 1.0}), X_test)
     logger.info("%s: CV log-RMSE %.5f ± %.5f over %d folds (%.1fs CV, %.1fs refit)", name,
                 result.mean, result.std, len(result.folds), cv_seconds, refit_seconds)
     return metrics
