@@ -1,0 +1,113 @@
+"""How much the skorch MLP costs over a minimal hand-written PyTorch loop.
+
+Trains the same MLP (same module class, same optimizer and settings, same epochs and
+batch size, reshuffled every epoch) on the real preprocessed training matrix, once
+through the project's ``build_mlp`` net and once through a bare loop over tensors
+already in memory, and prints the median time of each and their ratio.
+
+    .venv/bin/python bench/train_speed.py                 # batch sizes 64 and 256
+    .venv/bin/python bench/train_speed.py --profile 64    # cProfile the skorch fit
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from houseprices.config import FeaturesConfig, MLPConfig
+from houseprices.data import read_csv, split_target
+from houseprices.features import build_preprocessor
+from houseprices.models import MLP, _optimizer, build_mlp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_matrix(seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    X, y = split_target(read_csv(ROOT / "data" / "raw" / "train.csv", is_train=True))
+    Xp = build_preprocessor(FeaturesConfig(), seed).fit_transform(X, y)
+    return np.ascontiguousarray(Xp, dtype=np.float32), y.to_numpy(dtype=np.float64)
+
+
+def config(batch_size: int, epochs: int) -> MLPConfig:
+    return MLPConfig(hidden=[128], optimizer="adamw", lr=1e-3, weight_decay=10.0,
+                     epochs=epochs, batch_size=batch_size)
+
+
+def fit_skorch(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    net = build_mlp(cfg, seed)
+    start = time.perf_counter()
+    net.fit(X, y)
+    return time.perf_counter() - start
+
+
+def fit_plain(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """The floor: what the same training costs with no framework at all."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    z = ((y - y.mean()) / y.std()).astype(np.float32).reshape(-1, 1)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(z)
+    module = MLP(n_inputs=X.shape[1], n_outputs=1, hidden=tuple(cfg.hidden),
+                 activation=cfg.activation, init=cfg.init)
+    optimizer_cls, kwargs = _optimizer(cfg)
+    optimizer = optimizer_cls(module.parameters(), lr=cfg.lr, **kwargs)
+    criterion = torch.nn.MSELoss()
+    module.train()
+    n, bs = len(Xt), cfg.batch_size
+    for _ in range(cfg.epochs):
+        order = torch.randperm(n)
+        Xs, ys = Xt[order], yt[order]
+        for i in range(0, n, bs):
+            optimizer.zero_grad()
+            loss = criterion(module(Xs[i:i + bs]), ys[i:i + bs])
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", type=int, metavar="BATCH_SIZE",
+                        help="cProfile one skorch fit at this batch size instead")
+    parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
+    parser.add_argument("--top", type=int, default=25, help="rows printed by --profile")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    X, y = load_matrix()
+    print(f"data {X.shape[0]}x{X.shape[1]} {X.dtype}, {args.epochs} epochs, "
+          f"torch threads {torch.get_num_threads()}, median of {args.repeats}")
+
+    if args.profile:
+        cfg = config(args.profile, args.epochs)
+        fit_skorch(cfg, X, y)  # warm-up
+        profiler = cProfile.Profile()
+        profiler.enable()
+        fit_skorch(cfg, X, y)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+        return
+
+    for bs in args.batch_sizes:
+        cfg = config(bs, args.epochs)
+        fit_skorch(cfg, X, y), fit_plain(cfg, X, y)  # warm-up
+        skorch_t, plain_t = [], []
+        for _ in range(args.repeats):  # interleaved, so load changes hit both alike
+            skorch_t.append(fit_skorch(cfg, X, y))
+            plain_t.append(fit_plain(cfg, X, y))
+        s, p = statistics.median(skorch_t), statistics.median(plain_t)
+        print(f"batch {bs:4d}: skorch {s:.3f}s  plain torch {p:.3f}s  ratio {s / p:.2f}")
+
+
+if __name__ == "__main__":
+    main()
