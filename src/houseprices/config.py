@@ -251,7 +251,8 @@ class SearchConfig(Strict):
 
 # ------------------------------------------------------------------- the rest
 class EnsembleConfig(Strict):
-    members: list[str] = []
+    # The models trained by `dvc repro` (one train@<name> stage each) and combined.
+    members: list[str] = Field(default_factory=lambda: ["mlp"], min_length=1)
     method: Literal["auto", "mean", "nnls", "stacking"] = "auto"
     test_predictions: Literal["refit", "fold_average"] = "refit"
 
@@ -283,6 +284,16 @@ class Params(Strict):
     # Random-search spaces, per model name (see `houseprices search`).
     search: dict[str, SearchConfig] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_members(cls, raw: object) -> object:
+        """No ``ensemble.members`` given: every configured model is a member."""
+        if isinstance(raw, dict) and isinstance(raw.get("models"), dict):
+            ensemble = raw.get("ensemble") or {}
+            if isinstance(ensemble, dict) and "members" not in ensemble:
+                raw = {**raw, "ensemble": {**ensemble, "members": list(raw["models"])}}
+        return raw
+
     @model_validator(mode="after")
     def _members_exist(self) -> Params:
         if not self.models:
@@ -307,7 +318,7 @@ class Params(Strict):
 
     @property
     def ensemble_members(self) -> list[str]:
-        return self.ensemble.members or list(self.models)
+        return list(self.ensemble.members)
 
 
 def _key(loc: tuple) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,8 @@ CATEGORICAL_FEATURES: tuple[str, ...] = (
     "PavedDrive", "PoolQC", "Fence", "MiscFeature", "SaleType", "SaleCondition",
 )
 FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# Numbers that name a class (data_description.txt): new values in test are new categories.
+CODE_FEATURES: tuple[str, ...] = ("MSSubClass",)
 MAX_EXAMPLES = 5
 
 
@@ -89,16 +90,20 @@ def verify_checksums(checksums: Path, files: list[Path]) -> dict[str, str]:
     return seen
 
 
-def _lines(index: pd.Index) -> str:
-    # CSV line = 0-based data row + 2 (the header is line 1).
-    shown = [str(i + 2) for i in index[:MAX_EXAMPLES]]
+def _csv_lines(path: Path, n_rows: int) -> np.ndarray | None:
+    """The file line of every data row, counting the blank lines pandas skips; None when
+    the count does not match (a quoted field spanning lines): then row + 2 is used."""
+    with open(path, "rb") as fh:
+        filled = [n for n, line in enumerate(fh, start=1) if line.strip()]
+    data_lines = np.asarray(filled[1:], dtype=np.int64)  # the first non-blank line is the header
+    return data_lines if len(data_lines) == n_rows else None
+
+
+def _lines(index: pd.Index, lines: np.ndarray | None = None) -> str:
+    # CSV line of a 0-based data row: row + 2 (the header is line 1) unless mapped.
+    shown = [str(lines[i] if lines is not None else i + 2) for i in index[:MAX_EXAMPLES]]
     more = f" and {len(index) - MAX_EXAMPLES} more" if len(index) > MAX_EXAMPLES else ""
     return f"line{'s' if len(index) > 1 else ''} {', '.join(shown)}{more}"
-
-
-@dataclass(frozen=True)
-class Schema:
-    require_target: bool
 
 
 def read_csv(path: Path, *, is_train: bool) -> pd.DataFrame:
@@ -113,18 +118,31 @@ def read_csv(path: Path, *, is_train: bool) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
     try:
-        frame = pd.read_csv(path)
+        # Categories stay text exactly as written ("60", not 60.0); "NA" and empty are missing.
+        frame = pd.read_csv(path, dtype={c: "str" for c in CATEGORICAL_FEATURES})
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
+        raise DataError(f"{path}: file is empty (no header line)") from None
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: not a readable CSV: {err}") from None
-    return validate_frame(frame, str(path), is_train=is_train)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    return validate_frame(frame, str(path), is_train=is_train, lines=_csv_lines(path, len(frame)))
 
 
-def validate_frame(frame: pd.DataFrame, source: str, *, is_train: bool) -> pd.DataFrame:
+def validate_frame(frame: pd.DataFrame, source: str, *, is_train: bool,
+                   lines: np.ndarray | None = None) -> pd.DataFrame:
+    """Check one competition frame and return it typed; every problem at once in a DataError.
+
+    Problems name the source, the column and up to five example CSV lines (``lines``
+    maps a 0-based row to its file line; by default row + 2).
+    """
     problems: list[str] = []
     if frame.empty:
-        raise DataError(f"{source}: no data rows")
+        raise DataError(f"{source}: no data rows (only a header)" if len(frame.columns) else f"{source}: no columns")
+    frame = frame.reset_index(drop=True)
+
+    def at(index: pd.Index) -> str:
+        return _lines(index, lines)
 
     required = (ID, *FEATURES) + ((TARGET,) if is_train else ())
     missing = [c for c in required if c not in frame.columns]
@@ -141,13 +159,14 @@ def validate_frame(frame: pd.DataFrame, source: str, *, is_train: bool) -> pd.Da
 
     if ID in out.columns:
         ids = pd.to_numeric(out[ID], errors="coerce")
-        bad = out.index[ids.isna() | (ids != np.floor(ids.fillna(0)))]
+        finite = np.isfinite(ids.fillna(np.inf))
+        bad = out.index[~finite | (ids != np.floor(ids.where(finite, 0)))]
         if len(bad):
-            problems.append(f"column '{ID}': not an integer at {_lines(bad)} "
-                            f"(e.g. {out.loc[bad[0], ID]!r})")
+            problems.append(f"column '{ID}': not an integer at {at(bad)} "
+                            f"(e.g. {_shown(out.loc[bad[0], ID])})")
         dup = out.index[ids.duplicated(keep=False) & ids.notna()]
         if len(dup):
-            problems.append(f"column '{ID}': duplicate ids at {_lines(dup)} (e.g. {ids[dup[0]]:.0f})")
+            problems.append(f"column '{ID}': duplicate ids at {at(dup)} (e.g. {ids[dup[0]]:g})")
         if not len(bad):
             out[ID] = ids.astype("int64")
 
@@ -155,18 +174,18 @@ def validate_frame(frame: pd.DataFrame, source: str, *, is_train: bool) -> pd.Da
         if col not in out.columns:
             continue
         values = pd.to_numeric(out[col], errors="coerce")
-        bad = out.index[values.isna() & out[col].notna()]
+        bad = out.index[(values.isna() & out[col].notna()) | np.isinf(values.fillna(0))]
         if len(bad):
-            problems.append(f"column '{col}': not a number at {_lines(bad)} "
-                            f"(e.g. {out.loc[bad[0], col]!r})")
+            problems.append(f"column '{col}': not a finite number at {at(bad)} "
+                            f"(e.g. {_shown(out.loc[bad[0], col])})")
         out[col] = values.astype("float64")
 
     if is_train and TARGET in out.columns and not any(f"'{TARGET}'" in p for p in problems):
         price = out[TARGET]
-        bad = out.index[price.isna() | (price <= 0) | ~np.isfinite(price.fillna(0))]
+        bad = out.index[price.isna() | (price <= 0)]
         if len(bad):
-            problems.append(f"column '{TARGET}': must be present and positive, not at {_lines(bad)} "
-                            f"(e.g. {frame.loc[bad[0], TARGET]!r})")
+            problems.append(f"column '{TARGET}': must be present and positive, not at {at(bad)} "
+                            f"(e.g. {_shown(frame.loc[bad[0], TARGET])})")
 
     for col in CATEGORICAL_FEATURES:
         if col in out.columns:
@@ -175,6 +194,10 @@ def validate_frame(frame: pd.DataFrame, source: str, *, is_train: bool) -> pd.Da
     if problems:
         raise DataError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
     return out.reset_index(drop=True)
+
+
+def _shown(value) -> str:
+    return "an empty cell" if pd.isna(value) else repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def split_target(train: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -186,11 +209,11 @@ def split_target(train: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 def warn_unseen_categories(train: pd.DataFrame, test: pd.DataFrame, source: str) -> dict[str, list[str]]:
     """Categories only the test rows have: the encoders ignore them, users should know."""
     unseen = {}
-    for col in CATEGORICAL_FEATURES:
+    for col in CATEGORICAL_FEATURES + CODE_FEATURES:
         if col in train.columns and col in test.columns:
             new = sorted(set(test[col].dropna()) - set(train[col].dropna()))
             if new:
-                unseen[col] = new
+                unseen[col] = [f"{v:g}" if isinstance(v, float) else str(v) for v in new]
     if unseen:
         listing = "; ".join(f"{c}: {v}" for c, v in unseen.items())
         warnings.warn(f"{source}: categories absent from the training rows (encoded as unknown): {listing}",

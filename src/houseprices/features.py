@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
@@ -52,6 +51,9 @@ ORDINAL_SCALES: dict[str, list[str]] = {
 }
 
 
+_NUMERIC = frozenset(NUMERIC_FEATURES)
+
+
 def _format_code(value: float) -> str | float:
     return value if pd.isna(value) else f"{value:g}"
 
@@ -92,11 +94,14 @@ class HouseFrame(BaseEstimator, TransformerMixin):
         out = {}
         for col in self.columns_:
             values = frame[col]
-            if col in NUMERIC_FEATURES:
-                values = pd.to_numeric(values, errors="coerce").astype("float64")
+            if col in _NUMERIC:
+                if values.dtype != "float64":
+                    values = pd.to_numeric(values, errors="coerce").astype("float64")
                 if col in self.as_categorical:
                     values = values.map(_format_code).astype("str")
-            else:
+            elif pd.api.types.is_numeric_dtype(values):  # a text column pandas read as numbers
+                values = values.map(_format_code).astype("str")
+            elif values.dtype != "str":  # already text with NaN holes: leave as is
                 values = values.astype("str").where(values.notna(), np.nan).astype("str")
             out[col] = values.to_numpy() if values.dtype == "float64" else values
         return pd.DataFrame(out, index=frame.index)
@@ -134,6 +139,45 @@ class NoneFiller(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None):
         return self.feature_names_in_
+
+    def set_output(self, *, transform=None):
+        return self
+
+
+MISSING_SUFFIX = "_missing"
+# Domain flag -> the area or count it tests for > 0.
+HAS_FLAGS = {"HasPool": "PoolArea", "HasGarage": "GarageArea", "HasBasement": "TotalBsmtSF",
+             "HasFireplace": "Fireplaces", "Has2ndFloor": "2ndFlrSF"}
+
+
+class MissingIndicators(BaseEstimator, TransformerMixin):
+    """Append a 0/1 ``<column>_missing`` column for every column that had missing values
+    in the *training* rows (which columns get one is learned in ``fit``).
+
+    It runs after NoneFiller, so it flags the values an imputer will guess (LotFrontage,
+    GarageYrBlt, Electrical...), not the documented "the house has none". A column that
+    is complete in training gets no indicator even if test rows miss it: its value is
+    imputed like any other and the model never saw such a column.
+    """
+
+    def __init__(self, suffix=MISSING_SUFFIX):
+        self.suffix = suffix
+
+    def fit(self, X, y=None):
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.columns_ = [c for c in X.columns if X[c].isna().any()]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "columns_")
+        flags = pd.DataFrame({f"{c}{self.suffix}": X[c].isna().astype("float64") for c in self.columns_},
+                             index=X.index)
+        return pd.concat([X, flags], axis=1)
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "columns_")
+        return np.asarray([*self.feature_names_in_, *(f"{c}{self.suffix}" for c in self.columns_)], dtype=object)
 
     def set_output(self, *, transform=None):
         return self
@@ -205,9 +249,7 @@ class DomainFeatures(BaseEstimator, TransformerMixin):
             new["TotalPorchSF"] = (col("OpenPorchSF") + col("EnclosedPorch") + col("3SsnPorch")
                                    + col("ScreenPorch") + col("WoodDeckSF"))
         if self.has_flags:
-            for name, source in (("HasPool", "PoolArea"), ("HasGarage", "GarageArea"),
-                                 ("HasBasement", "TotalBsmtSF"), ("HasFireplace", "Fireplaces"),
-                                 ("Has2ndFloor", "2ndFlrSF")):
+            for name, source in HAS_FLAGS.items():
                 new[name] = (col(source) > 0).astype("float64")
         return pd.DataFrame({k: np.broadcast_to(np.asarray(v, dtype="float64"), len(X))
                              for k, v in new.items()}, index=X.index)
@@ -224,28 +266,67 @@ class DomainFeatures(BaseEstimator, TransformerMixin):
         return self
 
 
+SKEW_METHODS = ("none", "log1p", "yeo-johnson", "box-cox")
+
+
+def _nan_skew(X: np.ndarray) -> np.ndarray:
+    """Fisher-Pearson sample skewness per column, NaN ignored (as ``scipy.stats.skew(...,
+    nan_policy="omit")``, vectorised); 0 for constant, single-valued or empty columns."""
+    known = ~np.isnan(X)
+    n = known.sum(axis=0)
+    with np.errstate(all="ignore"):
+        mean = np.where(known, X, 0.0).sum(axis=0) / n
+        dev = np.where(known, X - mean, 0.0)
+        m2 = (dev**2).sum(axis=0) / n
+        m3 = (dev**3).sum(axis=0) / n
+        skew = m3 / m2**1.5
+    flat = (n < 2) | (m2 <= (np.finfo(np.float64).resolution * np.abs(mean)) ** 2) | (m2 == 0)
+    return np.where(flat | ~np.isfinite(skew), 0.0, skew)
+
+
 class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Unskew the numeric columns whose *training* skewness exceeds ``threshold``.
 
     The choice of columns is itself a statistic of the training rows, so it is learned
-    in ``fit`` like a mean. ``log1p`` and ``box-cox`` only take columns without negative
-    values (box-cox works on x + 1 so zeros are allowed).
+    in ``fit`` like a mean (``skewed_mask_``), as are the power transform's lambdas.
+
+    - ``log1p`` compresses a long right tail, so it takes columns with skewness above
+      ``threshold`` and no negative training value (a left-skewed column would get worse).
+    - ``yeo-johnson`` fits one lambda per column and takes ``|skewness| > threshold``.
+    - ``box-cox`` is fit on ``x + 1`` (zeros allowed), columns as for yeo-johnson but
+      without negative training values.
+
+    Columns with at most two distinct training values are never chosen: a monotone map of
+    a two-valued column is the same column once scaled. Values below the training domain
+    (negative values in a log1p/box-cox column) are clipped to 0 at transform time.
+    Missing values are ignored in ``fit`` and kept as NaN by ``transform``.
     """
 
     def __init__(self, method="log1p", threshold=0.75):
         self.method = method
         self.threshold = threshold
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     def fit(self, X, y=None):
+        if self.method not in SKEW_METHODS:
+            raise ValueError(f"SkewTransformer: unknown method {self.method!r}; one of {SKEW_METHODS}")
+        if not np.isscalar(self.threshold) or not self.threshold >= 0:
+            raise ValueError(f"SkewTransformer: threshold must be a number >= 0, got {self.threshold!r}")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-        if self.method not in ("none", "log1p", "yeo-johnson", "box-cox"):
-            raise ValueError(f"unknown skew method {self.method!r}")
-        with np.errstate(all="ignore"):
-            skew = np.nan_to_num(stats.skew(X, axis=0, nan_policy="omit"), nan=0.0)
-        self.skewness_ = np.asarray(skew, dtype=np.float64)
-        chosen = np.abs(self.skewness_) > self.threshold
-        if self.method in ("log1p", "box-cox"):
-            chosen &= np.nanmin(np.where(np.isnan(X), 0.0, X), axis=0) >= 0 if X.shape[0] else chosen
+        self.skewness_ = _nan_skew(X)
+        lowest = np.min(np.where(np.isnan(X), np.inf, X), axis=0, initial=np.inf)
+        n_distinct = np.array([np.unique(col[~np.isnan(col)]).size for col in X.T], dtype=int)
+        if self.method == "log1p":
+            chosen = (self.skewness_ > self.threshold) & (lowest >= 0)
+        else:
+            chosen = np.abs(self.skewness_) > self.threshold
+            if self.method == "box-cox":
+                chosen &= lowest >= 0
+        chosen &= n_distinct > 2
         if self.method == "none":
             chosen[:] = False
         self.skewed_mask_ = chosen
@@ -263,14 +344,17 @@ class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return X
         if self.method == "log1p":
             X[:, mask] = np.log1p(np.clip(X[:, mask], 0.0, None))
+        elif self.method == "box-cox":
+            X[:, mask] = self.power_.transform(np.clip(X[:, mask], 0.0, None) + 1.0)
         else:
-            cols = X[:, mask] + (1.0 if self.method == "box-cox" else 0.0)
-            if self.method == "box-cox":
-                cols = np.clip(cols, 1e-9, None)
-            X[:, mask] = self.power_.transform(cols)
+            X[:, mask] = self.power_.transform(X[:, mask])
         return X
 
-    def skewed_columns(self, names) -> list[str]:
+    def skewed_columns(self, names=None) -> list[str]:
+        """Names of the chosen columns (``names`` defaults to ``feature_names_in_``)."""
+        check_is_fitted(self, "skewed_mask_")
+        if names is None:
+            names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
         return [str(n) for n, chosen in zip(names, self.skewed_mask_) if chosen]
 
 
@@ -283,16 +367,25 @@ def _scaler(kind: str):
     }[kind]
 
 
-class ColumnsOfKind:
-    """Picklable column selector: numeric or categorical columns, minus some."""
+def is_flag(column: str) -> bool:
+    """0/1 columns made by the pipeline (domain Has* flags, missing indicators)."""
+    return column in HAS_FLAGS or column.endswith(MISSING_SUFFIX)
 
-    def __init__(self, numeric: bool, exclude=()):
+
+class ColumnsOfKind:
+    """Picklable column selector: numeric or categorical columns, minus some; ``flags``
+    True keeps only the pipeline's 0/1 flag columns, False drops them, None ignores them."""
+
+    def __init__(self, numeric: bool, exclude=(), flags: bool | None = None):
         self.numeric = numeric
         self.exclude = tuple(exclude)
+        self.flags = flags
 
     def __call__(self, X: pd.DataFrame) -> list[str]:
+        flags = getattr(self, "flags", None)
         return [c for c in X.columns
-                if c not in self.exclude and pd.api.types.is_numeric_dtype(X[c]) == self.numeric]
+                if c not in self.exclude and pd.api.types.is_numeric_dtype(X[c]) == self.numeric
+                and (flags is None or is_flag(c) == flags)]
 
 
 def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
@@ -301,6 +394,9 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
     steps: list[tuple[str, object]] = [("frame", HouseFrame(as_categorical=tuple(cfg.encoding.as_categorical)))]
     if cfg.impute.na_means_none:
         steps.append(("none_filler", NoneFiller()))
+    if cfg.impute.missing_indicators:
+        # Before any imputer, after NoneFiller: flags the values that get guessed.
+        steps.append(("missing_indicators", MissingIndicators()))
     if cfg.impute.lot_frontage_by_neighborhood:
         steps.append(("lot_frontage", GroupMedianImputer("LotFrontage", "Neighborhood")))
     domain = cfg.domain
@@ -308,8 +404,7 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
         steps.append(("domain", DomainFeatures(**domain.model_dump())))
 
     numeric = Pipeline([
-        ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0,
-                                 add_indicator=cfg.impute.missing_indicators, keep_empty_features=True)),
+        ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
         ("skew", SkewTransformer(cfg.skew.method, cfg.skew.threshold)),
         ("scale", _scaler(cfg.scaling)),
     ])
@@ -321,7 +416,10 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
                                  dtype=np.float64)),
     ])
     transformers = [
-        ("num", numeric, ColumnsOfKind(numeric=True)),
+        ("num", numeric, ColumnsOfKind(numeric=True, flags=False)),
+        # 0/1 like the one-hot columns: scaling a rare flag would make one row an extreme
+        # input (a flag set in 1 of 1000 rows becomes ~30 standard deviations).
+        ("flag", "passthrough", ColumnsOfKind(numeric=True, flags=True)),
         ("cat", categorical, ColumnsOfKind(numeric=False, exclude=ordinal)),
     ]
     if ordinal:
@@ -329,14 +427,15 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
             ("encode", OrdinalEncoder(categories=[ORDINAL_SCALES[c] for c in ordinal],
                                       handle_unknown="use_encoded_value", unknown_value=np.nan,
                                       encoded_missing_value=np.nan)),
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            # Codes are numbers now: unknown or missing ones get the numeric strategy.
+            ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
             ("scale", _scaler(cfg.scaling)),
         ]), list(ordinal)))
     steps.append(("columns", ColumnTransformer(transformers, remainder="drop",
                                                verbose_feature_names_out=True)))
     if cfg.pca.enabled:
-        n = cfg.pca.n_components
-        steps.append(("pca", PCA(n_components=n if n < 1 else int(n), whiten=cfg.pca.whiten,
+        n = cfg.pca.n_components  # float < 1: share of variance; otherwise a count
+        steps.append(("pca", PCA(n_components=float(n) if n < 1 else int(n), whiten=cfg.pca.whiten,
                                  svd_solver="full", random_state=seed)))
     return Pipeline(steps)
 
@@ -357,6 +456,6 @@ def feature_names(preprocessor: Pipeline) -> list[str]:
 
 
 __all__ = [
-    "ID", "HouseFrame", "NoneFiller", "GroupMedianImputer", "DomainFeatures", "SkewTransformer",
+    "ID", "HouseFrame", "NoneFiller", "MissingIndicators", "GroupMedianImputer", "DomainFeatures", "SkewTransformer",
     "build_preprocessor", "outlier_mask", "feature_names",
 ]

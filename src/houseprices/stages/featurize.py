@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from ..config import Params
+from ..data import ID
 from ..features import build_preprocessor, feature_names, outlier_mask
 from ..io import write_csv, write_json
 from ..tracking import Tracker, flatten
@@ -20,28 +21,54 @@ logger = logging.getLogger(__name__)
 
 
 def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Fit the preprocessing exactly as the final model does (outliers dropped, training
+    rows only) and describe it: counts, missing rates, skewed columns, PCA variance."""
     keep = outlier_mask(X, y, params.features.outliers)
+    rows = X[keep]
     pre = build_preprocessor(params.features, params.seed)
-    Z = np.asarray(pre.fit_transform(X[keep]), dtype=np.float64)
-    names = feature_names(pre)
-    inputs = [c for c in X.columns if c != "Id"]
-    missing = X[inputs].isna().mean().sort_values(ascending=False)
-    skew_step = pre.named_steps["columns"].named_transformers_["num"].named_steps["skew"]
-    num_names = pre.named_steps["columns"].named_transformers_["num"].named_steps["impute"].get_feature_names_out()
-    skewed = skew_step.skewed_columns(num_names)
-    pca = PCA(svd_solver="full").fit(Z) if "pca" not in pre.named_steps else pre.named_steps["pca"]
-    cumulative = np.cumsum(pca.explained_variance_ratio_)
+    Z = np.asarray(pre.fit_transform(rows), dtype=np.float64)
+    names = feature_names(pre)  # through every step: the contract the model relies on
+    if len(names) != Z.shape[1]:
+        raise RuntimeError(f"preprocessor names {len(names)} features but outputs {Z.shape[1]}")
+
+    inputs = [c for c in X.columns if c != ID]
+    missing = X[inputs].isna().mean()
+    # What the imputers still fill after "NA means none" (the rest of `missing` is documented).
+    filled = pre.named_steps["none_filler"].transform(X[inputs]) if "none_filler" in pre.named_steps else X[inputs]
+    imputed = filled.isna().mean().reindex(missing.index)
+    missing_frame = (pd.DataFrame({"column": missing.index, "missing_rate": missing.to_numpy().round(6),
+                                   "imputed_rate": imputed.to_numpy().round(6)})
+                     .sort_values(["missing_rate", "column"], ascending=[False, True], kind="stable"))
+
+    columns = pre.named_steps["columns"]
+    num = columns.named_transformers_["num"]
+    skewed = num.named_steps["skew"].skewed_columns(num.named_steps["impute"].get_feature_names_out())
+    branch_width = {name: len(cols) for name, _, cols in columns.transformers_ if name != "remainder"}
+
+    # The spectrum of the features the model would see without PCA; with PCA on, also
+    # what the fitted PCA kept.
+    before_pca = Z if "pca" not in pre.named_steps else np.asarray(pre[:-1].transform(rows), dtype=np.float64)
+    spectrum = PCA(svd_solver="full").fit(before_pca)
+    cumulative = np.cumsum(spectrum.explained_variance_ratio_)
     report = {
         "input_features": len(inputs),
         "output_features": len(names),
+        "numeric_inputs": branch_width.get("num", 0),
+        "flag_inputs": branch_width.get("flag", 0),
+        "categorical_inputs": branch_width.get("cat", 0),
+        "ordinal_inputs": branch_width.get("ord", 0),
         "training_rows": int(keep.sum()),
         "outlier_rows_removed": int((~keep).sum()),
         "skewed_columns": len(skewed),
         "columns_with_missing": int((missing > 0).sum()),
-        "pca_components_for_90pct": int(np.searchsorted(cumulative, 0.90) + 1),
-        "pca_components_for_99pct": int(np.searchsorted(cumulative, 0.99) + 1),
+        "columns_imputed": int((imputed > 0).sum()),
+        "pca_components_for_90pct": int(min(np.searchsorted(cumulative, 0.90) + 1, len(cumulative))),
+        "pca_components_for_99pct": int(min(np.searchsorted(cumulative, 0.99) + 1, len(cumulative))),
     }
-    missing_frame = pd.DataFrame({"column": missing.index, "missing_rate": missing.to_numpy().round(6)})
+    if "pca" in pre.named_steps:
+        pca = pre.named_steps["pca"]
+        report["pca_components_kept"] = int(pca.n_components_)
+        report["pca_explained_variance_kept"] = round(float(pca.explained_variance_ratio_.sum()), 6)
     variance = pd.DataFrame({"component": np.arange(1, len(cumulative) + 1),
                              "cumulative_explained_variance": cumulative.round(6)})
     report_detail = {**report, "skewed_column_names": skewed}
@@ -49,7 +76,7 @@ def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict,
 
 
 def run(params: Params) -> dict:
-    tracker = Tracker.open(params.tracking.uri, params.tracking.experiment, params.tracking.required)
+    tracker = Tracker.open(params)
     X, y, _ = load_prepared()
     report, missing, variance = feature_report(params, X, y)
     write_json(METRICS / "features.json", report)
