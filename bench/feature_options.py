@@ -66,12 +66,6 @@ OPTIONS: dict[str, dict[str, object]] = {
 
 
 def load_xy():
-    prepared = ROOT / "data" / "prepared"
-    if (prepared / "X_train.parquet").is_file():
-        from houseprices.stages import load_prepared
-
-        X, y, _ = load_prepared(prepared)
-        return X, y
     return split_target(read_csv(ROOT / "data" / "raw" / "train.csv", is_train=True))
 
 

@@ -7,7 +7,7 @@ import pytest
 from houseprices.config import parse_params
 from houseprices.ensemble import PriceModel
 from houseprices.models import build_estimator
-from houseprices.training import cross_validate, log_rmse, make_folds
+from houseprices.training import cross_validate, fit_estimator, log_rmse, make_folds
 from conftest import RAW
 
 TINY_MLP = {"kind": "mlp", "hidden": [16], "epochs": 3, "batch_size": 64}
@@ -78,3 +78,20 @@ def test_mlp_curves_are_recorded_per_fold(small_xy):
     assert sorted(result.curves["fold"].unique()) == ["r1f1", "r1f2"]
     assert len(result.curves) == 2 * 3
     assert result.curves[["train_loss", "valid_loss"]].notna().all().all()
+
+
+def test_mlp_curves_include_the_folds_own_validation_loss(small_xy):
+    """holdout_loss is the training criterion on the fold's validation rows: for MSE it is
+    the fold's squared log-RMSE in units of the target's training std."""
+    X, y = small_xy
+    params = params_with({"m": {**TINY_MLP, "loss": "mse"}})
+    result = cross_validate("m", params, X, y)
+    assert result.curves["holdout_loss"].notna().all()
+    assert result.curves["valid_loss"].isna().all()  # no internal split asked for
+    fold = result.folds[0]
+    est = fit_estimator("m", params.model("m"), params, X.iloc[fold.train], y.iloc[fold.train], "f",
+                        holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
+    net = est[-1]
+    last = net.history[-1, "holdout_loss"]
+    assert last == pytest.approx((result.fold_scores[0] / net.target_scale_) ** 2, rel=1e-4)
+    assert net.callbacks__holdout__X is None  # validation rows are not kept in the model

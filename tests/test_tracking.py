@@ -138,7 +138,8 @@ def mlflow_server(tmp_path_factory):
 @pytest.mark.slow
 def test_repro_logs_its_run_tree_to_a_remote_server(tmp_path, mlflow_server):
     repo = make_repo(tmp_path / "repo")
-    run(["dvc", "repro"], repo, MLFLOW_TRACKING_URI=mlflow_server)
+    # -f: every stage runs (featurize's committed outputs would otherwise be current).
+    run(["dvc", "repro", "-f"], repo, MLFLOW_TRACKING_URI=mlflow_server)
     assert not (repo / "mlflow.db").exists()
 
     client = MlflowClient(mlflow_server)

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.optimize import nnls
 from sklearn.linear_model import Ridge
 
-from .training import Fold, log_rmse
+from .training import Fold, FoldScores, log_rmse
 
 METHODS = ("mean", "nnls", "stacking")
 
@@ -67,18 +67,10 @@ def fit_combiner(method: str, P: np.ndarray, y: np.ndarray, alpha: float = 1e-3)
 
 
 @dataclass
-class NestedScore:
+class NestedScore(FoldScores):
     method: str
     fold_scores: list[float]
     oof: np.ndarray  # (repeats, rows): each row predicted by weights fit without its fold
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.fold_scores))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.fold_scores))
 
 
 def nested_score(method: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold]) -> NestedScore:

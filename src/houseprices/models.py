@@ -222,6 +222,29 @@ class StopOnNonFinite(Callback):
                     "(lr), gradient clipping (grad_clip) or batch_norm")
 
 
+class HoldoutLoss(Callback):
+    """Per-epoch loss on rows the fit never trains on (a CV fold's validation rows), in
+    the units of ``train_loss``: the learning curve that shows over- and under-fitting.
+
+    Set through ``set_params(callbacks__holdout__X=..., callbacks__holdout__y=...)`` with
+    preprocessed features and log prices; without them it does nothing.
+    """
+
+    def __init__(self, X=None, y=None):
+        self.X = X
+        self.y = y
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.X is None or self.y is None:
+            return
+        X = torch.as_tensor(np.ascontiguousarray(self.X, dtype=np.float32), device=net.device)
+        z = (np.asarray(self.y, dtype=np.float64).reshape(-1, 1) - net.target_mean_) / net.target_scale_
+        net._set_training(False)  # dropout and batch norm in eval mode; the next step resets it
+        with torch.no_grad():
+            loss = net.get_loss(net.infer(X), torch.as_tensor(z, dtype=torch.float32, device=net.device))
+        net.history.record("holdout_loss", float(loss))
+
+
 class LRFactor:
     """Learning-rate multiplier per epoch: linear warm-up, then step/exponential/cosine."""
 
@@ -451,7 +474,8 @@ def _device(requested: str) -> str:
 def build_mlp(cfg: MLPConfig, seed: int, n_train_rows: int | None = None) -> MLPRegressor:
     """The skorch net a ``kind: mlp`` entry describes. ``n_train_rows`` is accepted for
     older callers and unused: the one-cycle schedule counts its steps at fit time."""
-    callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite())]
+    callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite()),
+                                             ("holdout", HoldoutLoss())]
     if cfg.max_norm is not None:
         callbacks.append(("max_norm", MaxNorm(cfg.max_norm)))
     if cfg.grad_clip is not None:

@@ -262,8 +262,10 @@ def log_curves(curves: pd.DataFrame) -> None:
         values = {}
         for row in rows.itertuples():
             values[f"train_loss.{row.fold}"] = float(row.train_loss)
-            if np.isfinite(row.valid_loss):
-                values[f"valid_loss.{row.fold}"] = float(row.valid_loss)
+            for key in ("valid_loss", "holdout_loss"):
+                value = getattr(row, key, np.nan)
+                if np.isfinite(value):
+                    values[f"{key}.{row.fold}"] = float(value)
         mlflow.log_metrics(values, step=int(epoch))
 
 

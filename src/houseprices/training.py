@@ -47,15 +47,10 @@ def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
             for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
 
 
-@dataclass
-class CVResult:
-    name: str
-    folds: list[Fold]
+class FoldScores:
+    """Mean and spread of ``fold_scores`` (one log-RMSE per fold, all repeats)."""
+
     fold_scores: list[float]
-    oof: np.ndarray  # (repeats, n_rows) log-price predictions
-    test_fold_predictions: np.ndarray  # (n_folds_total, n_test)
-    curves: pd.DataFrame  # epoch, fold, train_loss, valid_loss
-    fold_seconds: list[float] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -65,6 +60,17 @@ class CVResult:
     def std(self) -> float:
         return float(np.std(self.fold_scores))
 
+
+@dataclass
+class CVResult(FoldScores):
+    name: str
+    folds: list[Fold]
+    fold_scores: list[float]
+    oof: np.ndarray  # (repeats, n_rows) log-price predictions
+    test_fold_predictions: np.ndarray  # (n_folds_total, n_test)
+    curves: pd.DataFrame  # epoch, fold, train_loss, valid_loss
+    fold_seconds: list[float] = field(default_factory=list)
+
     def metrics(self) -> dict:
         return {
             "cv_log_rmse_mean": round(self.mean, 6),
@@ -73,23 +79,42 @@ class CVResult:
         }
 
 
+CURVE_COLUMNS = ["epoch", "fold", "train_loss", "valid_loss", "holdout_loss"]
+
+
 def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
-    """Per-epoch losses of a fitted MLP pipeline (empty for other models)."""
+    """Per-epoch losses of a fitted MLP pipeline (empty for other models): training loss,
+    the internal validation split's loss (when ``valid_fraction`` > 0) and the loss on
+    the fold's own validation rows (``holdout_loss``)."""
     net = estimator[-1]
     if not isinstance(net, MLPRegressor):
-        return pd.DataFrame(columns=["epoch", "fold", "train_loss", "valid_loss"])
+        return pd.DataFrame(columns=CURVE_COLUMNS)
     rows = [{"epoch": h["epoch"], "fold": fold_label, "train_loss": h["train_loss"],
-             "valid_loss": h.get("valid_loss", np.nan)} for h in net.history]
-    return pd.DataFrame(rows)
+             "valid_loss": h.get("valid_loss", np.nan), "holdout_loss": h.get("holdout_loss", np.nan)}
+            for h in net.history]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series,
-                  where: str):
-    """Build and fit one estimator on the given training rows (outliers removed there)."""
+                  where: str, holdout: tuple[pd.DataFrame, pd.Series] | None = None):
+    """Build and fit one estimator on the given training rows (outliers removed there).
+
+    With ``holdout`` rows, an MLP also records its per-epoch loss on them; the
+    preprocessing is still fit on the training rows only and then applied to them.
+    """
     keep = outlier_mask(X, y, params.features.outliers)
     estimator = build_estimator(cfg, params.features, params.seed, n_train_rows=int(keep.sum()))
+    net = estimator[-1]
     try:
-        estimator.fit(X[keep], y[keep])
+        if holdout is not None and isinstance(net, MLPRegressor):
+            preprocess = estimator[:-1]
+            features = preprocess.fit_transform(X[keep])
+            net.set_params(callbacks__holdout__X=preprocess.transform(holdout[0]),
+                           callbacks__holdout__y=np.asarray(holdout[1]))
+            net.fit(features, y[keep])
+            net.set_params(callbacks__holdout__X=None, callbacks__holdout__y=None)  # not pickled
+        else:
+            estimator.fit(X[keep], y[keep])
     except FloatingPointError as err:
         raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
     return estimator
@@ -115,7 +140,8 @@ def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
     for fold in folds:
         start = time.perf_counter()
         where = f"fold {fold.label}"
-        est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where)
+        est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where,
+                            holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
         pred = predict_finite(est, X.iloc[fold.valid], name, where)
         oof[fold.repeat, fold.valid] = pred
         scores.append(log_rmse(y.iloc[fold.valid], pred))

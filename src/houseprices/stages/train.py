@@ -31,7 +31,7 @@ def long_curves(curves: pd.DataFrame) -> pd.DataFrame:
     columns = ["epoch", "fold", "split", "loss"]
     if not len(curves):
         return pd.DataFrame(columns=columns)
-    long = curves.melt(id_vars=["epoch", "fold"], value_vars=["train_loss", "valid_loss"],
+    long = curves.melt(id_vars=["epoch", "fold"], value_vars=["train_loss", "valid_loss", "holdout_loss"],
                        var_name="split", value_name="loss").dropna(subset=["loss"])
     long["split"] = long["split"].str.removesuffix("_loss")
     return long[columns].sort_values(["fold", "split", "epoch"], kind="stable")
