@@ -101,11 +101,13 @@ STAGES = {
                   "plots/features/{missing_rate,pca_variance}.csv; logs an MLflow run"),
     "train": (cmd_train, "cross-validate one named model, refit it, predict the test rows",
               "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
-              "models/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json and "
-              "plots/curves/<name>.csv; logs an MLflow run with a child per fold and the model"),
+              "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json and "
+              "plots/curves/<name>.csv; logs an MLflow run with a child per fold and the model; applies "
+              "search/best_params.yaml on top of models.<name>"),
     "ensemble": (cmd_ensemble, "weight the members on out-of-fold predictions, add intervals",
-                 "reads models/<member>/{oof,test}.parquet (params: ensemble, cv, seed); writes "
-                 "models/ensemble/predictions.parquet, metrics/ensemble.json, plots/ensemble/*.csv; "
+                 "reads models/members/<member>/{oof,test}.parquet and data/prepared/ (params: ensemble, "
+                 "cv, seed, features.outliers); writes "
+                 "models/ensemble/predictions.parquet, metrics/ensemble.json, plots/ensemble/*.{csv,png}; "
                  "logs and registers the ensemble as an MLflow model"),
     "submission": (cmd_submission, "write and validate submission.csv",
                    "reads models/ensemble/predictions.parquet and data/raw/sample_submission.csv "
@@ -118,8 +120,8 @@ STAGES = {
                  "route also writes sample_submission.csv and data_description.txt"),
     "search": (cmd_search, "random hyperparameter search for one model, coarse to fine",
                "reads data/prepared/ (params: search.<model>, cv, features, models.<model>); writes "
-               "search/<model>.yaml (best params, used by the next `dvc repro`) and "
-               "metrics/search/<model>.json; logs each trial as an MLflow child run"),
+               "search/best_params.yaml (best params, applied by the next `dvc repro`) and "
+               "search/<model>_trials.csv; logs each trial as an MLflow child run"),
     "runs": (cmd_runs, "list the last pipeline runs from MLflow",
              "reads the MLflow store (params: tracking); prints a table"),
 }
