@@ -146,18 +146,21 @@ def test_statistics_come_from_training_rows_only(xy, cfg):
             np.testing.assert_equal(leaked[key], state[key], err_msg=key)
 
 
-def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch):
+@pytest.mark.parametrize("model", [{"kind": "ridge"},
+                                   # the MLP path also scores each epoch on the fold's validation rows
+                                   {"kind": "mlp", "hidden": [8], "epochs": 2}])
+def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, model):
     X, y = xy
     poison = 7  # one row with an extreme value, a new neighbourhood and its own lot frontage
     X.loc[poison, ["Neighborhood", "LotArea", "LotFrontage"]] = ["Atlantis", 1e9, 999.0]
-    params = parse_params({"models": {"m": {"kind": "ridge"}}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3},
+    params = parse_params({"models": {"m": model}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3},
                            "features": {"scaling": "minmax", "skew": {"method": "none"},
                                         "impute": {"missing_indicators": True}}})
     fitted = []
     real_fit = training.fit_estimator
 
-    def spy(name, cfg, params, X_fit, y_fit, where):
-        est = real_fit(name, cfg, params, X_fit, y_fit, where)
+    def spy(name, cfg, params, X_fit, y_fit, where, **kwargs):
+        est = real_fit(name, cfg, params, X_fit, y_fit, where, **kwargs)
         fitted.append((X_fit.index.to_numpy(), est))
         return est
 
