@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from houseprices.errors import SubmissionError
-from houseprices.submission import build_submission, upload, validate_submission, write_submission
+from houseprices.submission import build_submission, upload, write_submission
 from conftest import RAW
 
 

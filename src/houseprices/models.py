@@ -471,9 +471,8 @@ def _device(requested: str) -> str:
     return requested
 
 
-def build_mlp(cfg: MLPConfig, seed: int, n_train_rows: int | None = None) -> MLPRegressor:
-    """The skorch net a ``kind: mlp`` entry describes. ``n_train_rows`` is accepted for
-    older callers and unused: the one-cycle schedule counts its steps at fit time."""
+def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
+    """The skorch net a ``kind: mlp`` entry describes."""
     callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite()),
                                              ("holdout", HoldoutLoss())]
     if cfg.max_norm is not None:
@@ -529,9 +528,9 @@ def build_mlp(cfg: MLPConfig, seed: int, n_train_rows: int | None = None) -> MLP
         random_state=seed,
         device=_device(cfg.device),
     )
-def build_regressor(cfg: ModelConfig, seed: int, n_train_rows: int | None = None):
+def build_regressor(cfg: ModelConfig, seed: int):
     if isinstance(cfg, MLPConfig):
-        return build_mlp(cfg, seed, n_train_rows)
+        return build_mlp(cfg, seed)
     if isinstance(cfg, RidgeConfig):
         return Ridge(alpha=cfg.alpha)
     if isinstance(cfg, LassoConfig):
@@ -549,10 +548,9 @@ def build_regressor(cfg: ModelConfig, seed: int, n_train_rows: int | None = None
     raise TypeError(f"no regressor for {type(cfg).__name__}")
 
 
-def build_estimator(cfg: ModelConfig, features: FeaturesConfig, seed: int,
-                    n_train_rows: int | None = None) -> Pipeline:
+def build_estimator(cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
     """Raw house rows in, log price out: preprocessing and regressor as one estimator."""
     return Pipeline([
         ("preprocess", build_preprocessor(features, seed)),
-        ("model", build_regressor(cfg, seed, n_train_rows)),
+        ("model", build_regressor(cfg, seed)),
     ])

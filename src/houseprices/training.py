@@ -103,7 +103,7 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
     preprocessing is still fit on the training rows only and then applied to them.
     """
     keep = outlier_mask(X, y, params.features.outliers)
-    estimator = build_estimator(cfg, params.features, params.seed, n_train_rows=int(keep.sum()))
+    estimator = build_estimator(cfg, params.features, params.seed)
     net = estimator[-1]
     try:
         if holdout is not None and isinstance(net, MLPRegressor):

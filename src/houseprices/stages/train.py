@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
 from ..io import dump_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, flatten, log_curves, log_params
+from ..tracking import Tracker, flatten, log_curves, log_params, log_price_model
 from ..training import cross_validate, fit_estimator, predict_finite
 from . import MEMBERS, METRICS, PLOTS, load_prepared
 
@@ -84,8 +83,6 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
             mlflow.log_artifact(str(out / "oof.parquet"), "predictions")
             mlflow.log_artifact(str(out / "test.parquet"), "predictions")
             if params.tracking.log_models:
-                from ..tracking import log_price_model
-
                 log_price_model(PriceModel({name: final}, {name: 1.0}), X_test)
     logger.info("%s: CV log-RMSE %.5f ± %.5f over %d folds (%.1fs CV, %.1fs refit)", name,
                 result.mean, result.std, len(result.folds), cv_seconds, refit_seconds)
