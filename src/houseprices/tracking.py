@@ -113,7 +113,9 @@ def file_sha256(path: Path) -> str:
 def lineage_tags(workdir: Path, params_file: Path, inputs: list[Path]) -> dict[str, str]:
     """What a user needs to check out the exact code, params and data of a run."""
     commit = _git(["rev-parse", "HEAD"], workdir)
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], workdir)
+    # The pipeline's own outputs (dvc.lock, metrics, plots) change during a run: not "dirty code".
+    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", ".",
+                  ":!dvc.lock", ":!metrics", ":!plots"], workdir)
     tags = {
         "git.commit": commit or "unknown",
         "git.dirty": str(bool(dirty)).lower(),
