@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -24,6 +25,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from .errors import TrackingError
@@ -176,6 +178,9 @@ class Tracker:
         self.root = root
         self.enabled = uri is not None
         self.lineage = lineage or {}
+        # Walking the process tree and searching the store happen once per stage.
+        self.pipeline_id = pipeline_run_id() if self.enabled else ""
+        self._parent_id: str | None = None
 
     @classmethod
     def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker:
@@ -201,22 +206,25 @@ class Tracker:
                 raise error from None
             warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=2)
             return cls(None, cfg.experiment, root)
-        tracker = cls(uri, cfg.experiment, root)
-        tracker.lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
-        return tracker
+        lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
+        return cls(uri, cfg.experiment, root, lineage)
 
-    def _pipeline_parent(self, tags: dict[str, str]) -> str:
-        client = MlflowClient(self.uri)
-        exp = client.get_experiment_by_name(self.experiment)
-        run_id = pipeline_run_id()
-        found = client.search_runs([exp.experiment_id], f"tags.`{PIPELINE_RUN_TAG}` = '{run_id}' and tags.`{KIND_TAG}` = 'pipeline'",
-                                   max_results=1)
-        if found:
-            return found[0].info.run_id
-        name = os.environ.get("DVC_EXP_NAME") or f"pipeline {run_id[-12:]}"
-        run = client.create_run(exp.experiment_id, run_name=name,
-                                tags={**tags, PIPELINE_RUN_TAG: run_id, KIND_TAG: "pipeline"})
-        return run.info.run_id
+    def _pipeline_parent(self) -> str:
+        """The pipeline run's id, looked up (or created with the lineage tags) once."""
+        if self._parent_id is None:
+            client = MlflowClient(self.uri)
+            exp = client.get_experiment_by_name(self.experiment)
+            found = client.search_runs(
+                [exp.experiment_id],
+                f"tags.`{PIPELINE_RUN_TAG}` = '{self.pipeline_id}' and tags.`{KIND_TAG}` = 'pipeline'",
+                max_results=1)
+            if found:
+                self._parent_id = found[0].info.run_id
+            else:
+                name = os.environ.get("DVC_EXP_NAME") or f"pipeline {self.pipeline_id[-12:]}"
+                self._parent_id = client.create_run(exp.experiment_id, run_name=name, tags={
+                    **self.lineage, PIPELINE_RUN_TAG: self.pipeline_id, KIND_TAG: "pipeline"}).info.run_id
+        return self._parent_id
 
     @contextlib.contextmanager
     def stage_run(self, name: str, kind: str,
@@ -225,8 +233,8 @@ class Tracker:
         if not self.enabled:
             yield None
             return
-        parent_id = self._pipeline_parent(self.lineage)
-        tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: pipeline_run_id(), **self.lineage}
+        parent_id = self._pipeline_parent()
+        tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage}
         with mlflow.start_run(run_id=parent_id):
             with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
                 if params:
@@ -245,10 +253,9 @@ class Tracker:
         """Copy headline metrics onto the pipeline run, for side-by-side comparison."""
         if not self.enabled:
             return
-        client = MlflowClient(self.uri)
-        parent = self._pipeline_parent({})
-        for key, value in metrics.items():
-            client.log_metric(parent, key, float(value))
+        now = int(time.time() * 1000)
+        MlflowClient(self.uri).log_batch(self._pipeline_parent(), metrics=[
+            Metric(key, float(value), now, 0) for key, value in metrics.items()])
 
 
 def log_params(params: Mapping[str, object]) -> None:
