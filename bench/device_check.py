@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from houseprices.config import load_params, with_model_overrides  # noqa: E402
 from houseprices.data import read_csv, split_target  # noqa: E402
-from houseprices.models import build_estimator  # noqa: E402
+from houseprices.estimators import build_estimator  # noqa: E402
 from houseprices.training import cross_validate  # noqa: E402
 
 

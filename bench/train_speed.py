@@ -23,8 +23,9 @@ import torch
 
 from houseprices.config import FeaturesConfig, MLPConfig
 from houseprices.data import read_csv, split_target
+from houseprices.estimators import build_mlp, torch_optimizer
 from houseprices.features import build_preprocessor
-from houseprices.models import MLP, _optimizer, build_mlp
+from houseprices.nets import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def fit_plain(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> fl
     Xt, yt = torch.from_numpy(X), torch.from_numpy(z)
     module = MLP(n_inputs=X.shape[1], n_outputs=1, hidden=tuple(cfg.hidden),
                  activation=cfg.activation, init=cfg.init)
-    optimizer_cls, kwargs = _optimizer(cfg)
+    optimizer_cls, kwargs = torch_optimizer(cfg)
     optimizer = optimizer_cls(module.parameters(), lr=cfg.lr, **kwargs)
     criterion = torch.nn.MSELoss()
     module.train()

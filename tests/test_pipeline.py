@@ -6,7 +6,7 @@ import pytest
 
 from houseprices.config import parse_params
 from houseprices.ensemble import PriceModel
-from houseprices.models import build_estimator
+from houseprices.estimators import build_estimator
 from houseprices.training import cross_validate, fit_estimator, log_rmse, make_folds
 from conftest import RAW
 

@@ -16,8 +16,9 @@ from sklearn.model_selection import RepeatedKFold
 
 from .config import ModelConfig, Params
 from .errors import TrainingError
+from .estimators import build_estimator
 from .features import outlier_mask
-from .models import MLPRegressor, build_estimator
+from .mlp import MLPRegressor
 
 logger = logging.getLogger(__name__)
 
