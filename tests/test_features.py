@@ -388,8 +388,8 @@ def test_skew_columns_are_learned_in_fit_and_log1p_skips_left_skew():
     rng = np.random.default_rng(0)
     right = rng.lognormal(0, 1, 500)
     X = np.column_stack([right, -right + 100, rng.normal(size=500), rng.integers(0, 2, 500) * 50.0])
-    log1p = SkewTransformer("log1p", 0.75).fit(X)
-    yeo = SkewTransformer("yeo-johnson", 0.75).fit(X)
+    log1p = SkewTransformer(method="log1p", threshold=0.75).fit(X)
+    yeo = SkewTransformer(method="yeo-johnson", threshold=0.75).fit(X)
     assert log1p.skewed_mask_.tolist() == [True, False, False, False]  # never a left tail
     assert yeo.skewed_mask_.tolist() == [True, True, False, False]  # two-valued: never
     # Transforming other rows changes neither choice nor lambdas.
@@ -398,7 +398,7 @@ def test_skew_columns_are_learned_in_fit_and_log1p_skips_left_skew():
     np.testing.assert_equal(learned_state(yeo), state)
     # Below the training domain log1p/box-cox clip at 0 instead of producing NaN.
     for method in ("log1p", "box-cox"):
-        out = SkewTransformer(method).fit(X).transform(np.array([[-5.0, 0, 0, 0]]))
+        out = SkewTransformer(method=method).fit(X).transform(np.array([[-5.0, 0, 0, 0]]))
         assert np.isfinite(out).all()
 
 
@@ -509,7 +509,7 @@ def test_skew_transformer_passes_check_estimator(method):
 
 
 @pytest.mark.parametrize("est", [HouseFrame(), NoneFiller(), MissingIndicators(), GroupMedianImputer(),
-                                 DomainFeatures(total_sf=False), SkewTransformer("box-cox", 1.0)],
+                                 DomainFeatures(total_sf=False), SkewTransformer(method="box-cox", threshold=1.0)],
                          ids=lambda e: type(e).__name__)
 def test_frame_transformers_keep_the_estimator_contract(est, xy):
     name = type(est).__name__
@@ -526,8 +526,13 @@ def test_frame_transformers_keep_the_estimator_contract(est, xy):
     new = set(vars(fitted)) - params
     assert new and all(k.endswith("_") for k in new), new
     out = fitted.transform(X)
-    assert list(fitted.get_feature_names_out()) == list(getattr(out, "columns", fitted.get_feature_names_out()))
+    names = list(fitted.get_feature_names_out())
+    assert names == (list(X.columns) if isinstance(est, SkewTransformer) else list(out.columns))
+    assert out.shape[1] == len(names)
     assert fitted.set_output(transform="pandas") is fitted
+    if params:  # keyword-only, like scikit-learn's estimators
+        with pytest.raises(TypeError):
+            type(est)(*est.get_params().values())
 
 
 @pytest.mark.parametrize("cfg", [{}, EVERYTHING, {"impute": {"missing_indicators": True},

@@ -58,7 +58,43 @@ def _format_code(value: float) -> str | float:
     return value if pd.isna(value) else f"{value:g}"
 
 
-class HouseFrame(BaseEstimator, TransformerMixin):
+def _require_frame(step, X) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"{type(step).__name__} expects a pandas DataFrame of house rows, got {type(X).__name__}")
+    return X
+
+
+class FrameTransformer(TransformerMixin, BaseEstimator):
+    """Base of the DataFrame-in, DataFrame-out steps before the ColumnTransformer.
+
+    ``fit`` records the input columns (``feature_names_in_``, ``n_features_in_``) and hands
+    the frame to ``fit_frame``; the output names are the input's plus ``added_columns()``.
+    The output is always a DataFrame (the later steps select columns by name), so
+    ``set_output`` changes nothing.
+    """
+
+    def fit(self, X, y=None):
+        _require_frame(self, X)
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.fit_frame(X)
+        return self
+
+    def fit_frame(self, X: pd.DataFrame) -> None:
+        """Learn from the training frame; nothing by default (a stateless step)."""
+
+    def added_columns(self) -> list[str]:
+        return []
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "feature_names_in_")
+        return np.asarray([*self.feature_names_in_, *self.added_columns()], dtype=object)
+
+    def set_output(self, *, transform=None):
+        return self
+
+
+class HouseFrame(FrameTransformer):
     """Give any competition-shaped frame the column types the pipeline expects.
 
     Raw ``pd.read_csv`` rows (ints, NaN) and prepared rows (floats) come out alike, the
@@ -66,28 +102,15 @@ class HouseFrame(BaseEstimator, TransformerMixin):
     category labels (MSSubClass 60 -> "60").
     """
 
-    def __init__(self, as_categorical=("MSSubClass",)):
+    def __init__(self, *, as_categorical=("MSSubClass",)):
         self.as_categorical = as_categorical
 
-    def fit(self, X, y=None):
-        frame = self._check_frame(X)
-        unknown = [c for c in self.as_categorical if c not in NUMERIC_FEATURES + CATEGORICAL_FEATURES]
-        if unknown:
-            raise ValueError(f"features.encoding.as_categorical: unknown column(s) {unknown}")
-        self.feature_names_in_ = np.asarray(list(frame.columns), dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
-        self.columns_ = [c for c in NUMERIC_FEATURES + CATEGORICAL_FEATURES if c in frame.columns]
-        return self
-
-    def _check_frame(self, X) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"{type(self).__name__} expects a pandas DataFrame of house rows, "
-                            f"got {type(X).__name__}")
-        return X
+    def fit_frame(self, X):
+        self.columns_ = [c for c in NUMERIC_FEATURES + CATEGORICAL_FEATURES if c in X.columns]
 
     def transform(self, X):
         check_is_fitted(self, "columns_")
-        frame = self._check_frame(X)
+        frame = _require_frame(self, X)
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:
             raise ValueError(f"input rows lack column(s) the model was fit on: {missing}")
@@ -110,21 +133,12 @@ class HouseFrame(BaseEstimator, TransformerMixin):
         check_is_fitted(self, "columns_")
         return np.asarray(self.columns_, dtype=object)
 
-    def set_output(self, *, transform=None):
-        # Always a DataFrame: the later steps select columns by name.
-        return self
 
-
-class NoneFiller(BaseEstimator, TransformerMixin):
+class NoneFiller(FrameTransformer):
     """Fill the NA that data_description.txt defines as 'none': "None" or 0.
 
     Stateless on purpose: the meaning comes from the data description, not the rows.
     """
-
-    def fit(self, X, y=None):
-        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
-        self.n_features_in_ = X.shape[1]
-        return self
 
     def transform(self, X):
         check_is_fitted(self, "feature_names_in_")
@@ -137,12 +151,6 @@ class NoneFiller(BaseEstimator, TransformerMixin):
                 X[col] = X[col].fillna(0.0)
         return X
 
-    def get_feature_names_out(self, input_features=None):
-        return self.feature_names_in_
-
-    def set_output(self, *, transform=None):
-        return self
-
 
 MISSING_SUFFIX = "_missing"
 # Domain flag -> the area or count it tests for > 0.
@@ -150,7 +158,7 @@ HAS_FLAGS = {"HasPool": "PoolArea", "HasGarage": "GarageArea", "HasBasement": "T
              "HasFireplace": "Fireplaces", "Has2ndFloor": "2ndFlrSF"}
 
 
-class MissingIndicators(BaseEstimator, TransformerMixin):
+class MissingIndicators(FrameTransformer):
     """Append a 0/1 ``<column>_missing`` column for every column that had missing values
     in the *training* rows (which columns get one is learned in ``fit``).
 
@@ -160,47 +168,36 @@ class MissingIndicators(BaseEstimator, TransformerMixin):
     imputed like any other and the model never saw such a column.
     """
 
-    def __init__(self, suffix=MISSING_SUFFIX):
+    def __init__(self, *, suffix=MISSING_SUFFIX):
         self.suffix = suffix
 
-    def fit(self, X, y=None):
-        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
-        self.n_features_in_ = X.shape[1]
+    def fit_frame(self, X):
         self.columns_ = [c for c in X.columns if X[c].isna().any()]
-        return self
+
+    def added_columns(self) -> list[str]:
+        return [f"{c}{self.suffix}" for c in self.columns_]
 
     def transform(self, X):
         check_is_fitted(self, "columns_")
-        flags = pd.DataFrame({f"{c}{self.suffix}": X[c].isna().astype("float64") for c in self.columns_},
-                             index=X.index)
-        return pd.concat([X, flags], axis=1)
-
-    def get_feature_names_out(self, input_features=None):
-        check_is_fitted(self, "columns_")
-        return np.asarray([*self.feature_names_in_, *(f"{c}{self.suffix}" for c in self.columns_)], dtype=object)
-
-    def set_output(self, *, transform=None):
-        return self
+        flags = {name: X[c].isna().astype("float64") for c, name in zip(self.columns_, self.added_columns())}
+        return pd.concat([X, pd.DataFrame(flags, index=X.index)], axis=1)
 
 
-class GroupMedianImputer(BaseEstimator, TransformerMixin):
+class GroupMedianImputer(FrameTransformer):
     """Fill a numeric column with the training median of its group (LotFrontage by
     Neighborhood: lots on one street look alike); unseen groups get the overall median."""
 
-    def __init__(self, column="LotFrontage", by="Neighborhood"):
+    def __init__(self, *, column="LotFrontage", by="Neighborhood"):
         self.column = column
         self.by = by
 
-    def fit(self, X, y=None):
+    def fit_frame(self, X):
         for col in (self.column, self.by):
             if col not in X.columns:
                 raise ValueError(f"{type(self).__name__}: column {col!r} not in input")
-        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
-        self.n_features_in_ = X.shape[1]
         values = pd.to_numeric(X[self.column], errors="coerce")
         self.overall_median_ = float(values.median()) if values.notna().any() else 0.0
         self.group_medians_ = values.groupby(X[self.by]).median().dropna().to_dict()
-        return self
 
     def transform(self, X):
         check_is_fitted(self, "group_medians_")
@@ -209,28 +206,22 @@ class GroupMedianImputer(BaseEstimator, TransformerMixin):
         X[self.column] = X[self.column].fillna(fill)
         return X
 
-    def get_feature_names_out(self, input_features=None):
-        return self.feature_names_in_
 
-    def set_output(self, *, transform=None):
-        return self
-
-
-class DomainFeatures(BaseEstimator, TransformerMixin):
+class DomainFeatures(FrameTransformer):
     """Add the hand-made features that Ames notebooks find useful, each switchable."""
 
-    def __init__(self, total_sf=True, total_bathrooms=True, ages=True, porch_area=True, has_flags=True):
+    def __init__(self, *, total_sf=True, total_bathrooms=True, ages=True, porch_area=True, has_flags=True):
         self.total_sf = total_sf
         self.total_bathrooms = total_bathrooms
         self.ages = ages
         self.porch_area = porch_area
         self.has_flags = has_flags
 
-    def fit(self, X, y=None):
-        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
-        self.n_features_in_ = X.shape[1]
+    def fit_frame(self, X):
         self.added_ = list(self._new_columns(X.head(1)).columns)
-        return self
+
+    def added_columns(self) -> list[str]:
+        return self.added_
 
     def _new_columns(self, X) -> pd.DataFrame:
         def col(name):
@@ -257,13 +248,6 @@ class DomainFeatures(BaseEstimator, TransformerMixin):
     def transform(self, X):
         check_is_fitted(self, "added_")
         return pd.concat([X, self._new_columns(X)], axis=1)
-
-    def get_feature_names_out(self, input_features=None):
-        check_is_fitted(self, "added_")
-        return np.asarray([*self.feature_names_in_, *self.added_], dtype=object)
-
-    def set_output(self, *, transform=None):
-        return self
 
 
 SKEW_METHODS = ("none", "log1p", "yeo-johnson", "box-cox")
@@ -302,7 +286,7 @@ class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Missing values are ignored in ``fit`` and kept as NaN by ``transform``.
     """
 
-    def __init__(self, method="log1p", threshold=0.75):
+    def __init__(self, *, method="log1p", threshold=0.75):
         self.method = method
         self.threshold = threshold
 
@@ -398,14 +382,14 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
         # Before any imputer, after NoneFiller: flags the values that get guessed.
         steps.append(("missing_indicators", MissingIndicators()))
     if cfg.impute.lot_frontage_by_neighborhood:
-        steps.append(("lot_frontage", GroupMedianImputer("LotFrontage", "Neighborhood")))
+        steps.append(("lot_frontage", GroupMedianImputer(column="LotFrontage", by="Neighborhood")))
     domain = cfg.domain
     if any(domain.model_dump().values()):
         steps.append(("domain", DomainFeatures(**domain.model_dump())))
 
     numeric = Pipeline([
         ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
-        ("skew", SkewTransformer(cfg.skew.method, cfg.skew.threshold)),
+        ("skew", SkewTransformer(method=cfg.skew.method, threshold=cfg.skew.threshold)),
         ("scale", _scaler(cfg.scaling)),
     ])
     categorical = Pipeline([
