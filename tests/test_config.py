@@ -1,15 +1,20 @@
+import re
+
 import pytest
 import yaml
 
-from houseprices.config import MLPConfig, load_params, parse_params
+from houseprices.config import Params, load_params, parse_params
 from houseprices.errors import ConfigError
 from conftest import ROOT
 
 
-def test_committed_params_are_valid():
+def test_code_defaults_equal_the_committed_params():
+    """A key left out of a params file means what params.yaml says."""
     params = load_params(ROOT / "params.yaml")
-    assert params.models
-    assert all(m in params.models for m in params.ensemble_members)
+    for name, cfg in params.models.items():
+        assert cfg == type(cfg)(kind=cfg.kind), f"models.{name} differs from the {cfg.kind} defaults"
+    sections = {"seed", "data", "cv", "features", "submission", "tracking"}
+    assert Params().model_dump(include=sections) == params.model_dump(include=sections)
 
 
 def test_committed_params_spell_out_every_key():
@@ -83,5 +88,23 @@ def test_load_params_errors_name_the_file(tmp_path):
         load_params(bad)
 
 
-def test_defaults_build():
-    assert MLPConfig().hidden == [128]
+def test_a_hyphenated_model_name_stays_in_the_error_path():
+    with pytest.raises(ConfigError, match=r"^params\.yaml: models\.mlp-wide\.lrr: unknown key"):
+        parse_params({"models": {"mlp-wide": {"kind": "mlp", "lrr": 0.1}}})
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"low": 1.0, "high": 0.1}, r"search\.m\.space\.lr: low \(1\.0\) must be below high \(0\.1\)"),
+    ({"low": 1.0}, r"search\.m\.space\.lr\.high: Field required"),
+    ({"choices": []}, r"search\.m\.space\.lr\.choices: List should have at least 1 item"),
+])
+def test_a_bad_search_range_is_one_line_about_the_closest_form(space, message):
+    with pytest.raises(ConfigError) as err:
+        parse_params({"models": {"m": {"kind": "mlp"}}, "search": {"m": {"space": {"lr": space}}}})
+    assert "\n" not in str(err.value) and ";" not in str(err.value)
+    assert re.fullmatch(rf"params\.yaml: {message}.*", str(err.value))
+
+
+def test_a_list_that_fails_inside_is_reported_as_a_list():
+    with pytest.raises(ConfigError, match=r"^params\.yaml: models\.m\.dropout\.1: Input should be less than 1$"):
+        parse_params({"models": {"m": {"kind": "mlp", "hidden": [8, 8], "dropout": [0.1, 2]}}})

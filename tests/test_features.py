@@ -153,7 +153,7 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
     X, y = xy
     poison = 7  # one row with an extreme value, a new neighbourhood and its own lot frontage
     X.loc[poison, ["Neighborhood", "LotArea", "LotFrontage"]] = ["Atlantis", 1e9, 999.0]
-    params = parse_params({"models": {"m": model}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3},
+    params = parse_params({"models": {"m": model}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3, "repeats": 1},
                            "features": {"scaling": "minmax", "skew": {"method": "none"},
                                         "impute": {"missing_indicators": True}}})
     fitted = []
@@ -196,7 +196,7 @@ def test_outliers_leave_training_folds_only(xy, monkeypatch, enabled):
     y.loc[outliers] = np.log(150_000)
     outliers = np.flatnonzero(~outlier_mask(X, y, parse_params({}).features.outliers))
     assert len(outliers) >= 3
-    params = parse_params({"models": {"m": {"kind": "ridge"}}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3},
+    params = parse_params({"models": {"m": {"kind": "ridge"}}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3, "repeats": 1},
                            "features": {"outliers": {"enabled": enabled}}})
     fit_rows = []
     real_build = training.build_estimator

@@ -44,7 +44,9 @@ XY = synthetic()
 
 
 def config(**kw) -> MLPConfig:
-    base = {"hidden": [16], "epochs": 5, "batch_size": 32, "weight_decay": 0.0}
+    """A small plain net: each test switches on only the option it checks."""
+    base = {"hidden": [16], "epochs": 5, "batch_size": 32, "activation": "relu", "loss": "mse",
+            "weight_decay": 0.0, "lr_schedule": "none"}
     return MLPConfig(**{**base, **kw})
 
 
@@ -393,7 +395,8 @@ def test_a_fitted_net_survives_pickling():
 def test_divergence_names_model_fold_and_epoch(small_xy):
     X, y = small_xy
     params = parse_params({
-        "models": {"wild": {"kind": "mlp", "hidden": [16], "optimizer": "sgd", "lr": 1e6, "epochs": 3}},
+        "models": {"wild": {"kind": "mlp", "hidden": [16], "activation": "relu", "loss": "mse",
+                            "optimizer": "sgd", "lr": 1e6, "epochs": 3}},
         "cv": {"folds": 2, "repeats": 1},
     })
     with pytest.raises(TrainingError, match=r"model 'wild', fold r1f1: train_loss became (nan|inf) at epoch 1"):

@@ -34,7 +34,7 @@ def test_search_space_keys_must_be_model_params():
 
 def search_params(n_jobs: int):
     return parse_params({
-        "models": {"ridge": {"kind": "ridge"}}, "cv": {"folds": 2},
+        "models": {"ridge": {"kind": "ridge"}}, "cv": {"folds": 2, "repeats": 1},
         "search": {"ridge": {"trials": 3, "rounds": 2, "top_k": 2, "n_jobs": n_jobs,
                              "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}}}},
     })

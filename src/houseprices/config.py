@@ -37,7 +37,7 @@ class DataConfig(Strict):
 
 class CVConfig(Strict):
     folds: int = Field(5, ge=2, le=20)
-    repeats: int = Field(1, ge=1, le=20)
+    repeats: int = Field(3, ge=1, le=20)
 
 
 # ----------------------------------------------------------------------- features
@@ -58,7 +58,7 @@ class SkewConfig(Strict):
 class EncodingConfig(Strict):
     ordinal_quality: bool = False
     # Categories seen fewer times than this in the training rows share one column.
-    min_frequency: int = Field(1, ge=1)
+    min_frequency: int = Field(10, ge=1)
     as_categorical: list[str] = ["MSSubClass"]
 
     @field_validator("as_categorical")
@@ -121,7 +121,7 @@ class EarlyStoppingConfig(Strict):
 class MLPConfig(Strict):
     kind: Literal["mlp"] = "mlp"
     hidden: list[Annotated[int, Field(ge=1)]] = [128]
-    activation: Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"] = "relu"
+    activation: Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"] = "tanh"
     batch_norm: bool = False
     # One rate for every hidden layer, or one per hidden layer.
     dropout: Fraction | list[Fraction] = 0.0
@@ -137,11 +137,11 @@ class MLPConfig(Strict):
     momentum: Fraction = 0.9
     beta1: Fraction = 0.9
     beta2: Fraction = 0.999
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(7.0, ge=0.0)
     l1: float = Field(0.0, ge=0.0)
     max_norm: Positive | None = None
     grad_clip: Positive | None = None
-    lr_schedule: Literal["none", "step", "exponential", "cosine", "plateau", "onecycle"] = "none"
+    lr_schedule: Literal["none", "step", "exponential", "cosine", "plateau", "onecycle"] = "cosine"
     lr_step_size: int = Field(30, ge=1)
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     warmup_epochs: int = Field(0, ge=0)
@@ -149,7 +149,7 @@ class MLPConfig(Strict):
     batch_size: int = Field(64, ge=1)
     valid_fraction: Fraction = 0.0
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    loss: Literal["mse", "l1", "huber"] = "mse"
+    loss: Literal["mse", "l1", "huber"] = "huber"
     huber_delta: Positive = 1.0
     head: Literal["regression", "binned"] = "regression"
     n_bins: int = Field(32, ge=2)
@@ -189,7 +189,7 @@ class LassoConfig(Strict):
 
 class ElasticNetConfig(Strict):
     kind: Literal["elastic_net"]
-    alpha: Positive = 0.0005
+    alpha: Positive = 0.0008
     l1_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     max_iter: int = Field(50000, ge=1)
 
@@ -205,8 +205,8 @@ class KernelRidgeConfig(Strict):
 
 class HGBConfig(Strict):
     kind: Literal["hist_gradient_boosting"]
-    learning_rate: Positive = 0.05
-    max_iter: int = Field(1000, ge=1)
+    learning_rate: Positive = 0.1
+    max_iter: int = Field(300, ge=1)
     max_leaf_nodes: int = Field(15, ge=2)
     min_samples_leaf: int = Field(10, ge=1)
     l2_regularization: float = Field(0.0, ge=0.0)
@@ -321,32 +321,68 @@ class Params(Strict):
         return list(self.ensemble.members)
 
 
+# Sections keyed by a name the user chose (which may hold "-", like "mlp-wide").
+NAMED_SECTIONS = ("models", "search")
+KINDS = "one of: mlp, ridge, lasso, elastic_net, kernel_ridge, hist_gradient_boosting"
+
+
+def _is_branch(part: str) -> bool:
+    """Union branch labels pydantic puts in a location ("constrained-float", "list[int]",
+    "function-after[_check(), FloatRange]", "Choice") are not keys."""
+    return any(ch in part for ch in "-[( ") or part[:1].isupper()
+
+
+def _split(loc: tuple) -> tuple[list[str], str | None]:
+    """The error's keys, and the union branch it belongs to (None outside unions)."""
+    parts = [str(p) for p in loc]
+    keys, branch = [], None
+    if parts[:1] and parts[0] in NAMED_SECTIONS:
+        keys, parts = parts[:2], parts[2:]
+        if keys[0] == "models":
+            parts = parts[1:]  # the discriminated union's tag (the model kind)
+    for part in parts:
+        if _is_branch(part):
+            branch = branch or part
+        else:
+            keys.append(part)
+    return keys, branch
+
+
 def _key(loc: tuple) -> str:
-    parts = list(loc)
-    if len(parts) >= 3 and parts[0] == "models":
-        del parts[2]  # the discriminated union's tag (the model kind)
-    # Union branch labels ("constrained-float", "list[int]") are not keys.
-    parts = [str(p) for p in parts if not any(ch in str(p) for ch in "-[( ")]
-    return ".".join(parts) or "<root>"
+    return ".".join(_split(loc)[0]) or "<root>"
+
+
+def _closest_branches(errors: list[dict]) -> list[dict]:
+    """Where a value matches no member of a union, keep the errors of the member it comes
+    closest to (the fewest errors, then the deepest): a bad search range is reported as a
+    range, not also as a malformed list of choices."""
+    depths: dict[tuple, dict[str, list[int]]] = {}
+    for e in errors:
+        branch = _split(e["loc"])[1]
+        if branch is not None:
+            where = tuple(e["loc"][:e["loc"].index(branch)])
+            depths.setdefault(where, {}).setdefault(branch, []).append(len(e["loc"]))
+    best = {where: min(d, key=lambda b: (len(d[b]), -max(d[b]))) for where, d in depths.items()}
+    return [e for e in errors if (b := _split(e["loc"])[1]) is None
+            or best[tuple(e["loc"][:e["loc"].index(b)])] == b]
+
+
+def _message(e: dict) -> str:
+    if e["type"] == "extra_forbidden":
+        return "unknown key (misspelled?)"
+    if e["type"] == "union_tag_not_found":
+        return f"missing 'kind' ({KINDS})"
+    if e["type"] == "union_tag_invalid":
+        return f"unknown kind {e['input'].get('kind')!r} ({KINDS})"
+    return e["msg"].removeprefix("Value error, ")
 
 
 def _describe(err: ValidationError, source: str) -> str:
-    lines, seen = [f"{source}: invalid params"], set()
-    for e in err.errors():
-        key = _key(e["loc"])
-        if key in seen:
-            continue
-        seen.add(key)
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (misspelled?)"
-        elif e["type"] == "union_tag_not_found":
-            msg = "missing 'kind' (one of: mlp, ridge, lasso, elastic_net, kernel_ridge, hist_gradient_boosting)"
-        elif e["type"] == "union_tag_invalid":
-            msg = (f"unknown kind {e['input'].get('kind')!r} (one of: mlp, ridge, lasso, elastic_net, "
-                   "kernel_ridge, hist_gradient_boosting)")
-        lines.append(f"  {key}: {msg}")
-    return "\n".join(lines)
+    """One line: the file, then each offending key with what is wrong with it."""
+    problems = {}
+    for e in _closest_branches(err.errors()):
+        problems.setdefault(_key(e["loc"]), _message(e))
+    return f"{source}: " + "; ".join(f"{key}: {msg}" for key, msg in problems.items())
 
 
 def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
