@@ -5,8 +5,11 @@ import pandas as pd
 import pytest
 
 from houseprices.config import parse_params
+from houseprices.data import ID
 from houseprices.ensemble import PriceModel
+from houseprices.errors import DataError
 from houseprices.estimators import build_estimator
+from houseprices.stages import load_prepared
 from houseprices.training import cross_validate, fit_estimator, log_rmse, make_folds
 from conftest import RAW
 
@@ -95,3 +98,12 @@ def test_mlp_curves_include_the_folds_own_validation_loss(small_xy):
     last = net.history[-1, "holdout_loss"]
     assert last == pytest.approx((result.fold_scores[0] / net.target_scale_) ** 2, rel=1e-4)
     assert net.callbacks__holdout__X is None  # validation rows are not kept in the model
+
+
+def test_misaligned_prepared_rows_are_a_user_error(tmp_path):
+    """A DataError: the CLI prints its one line and exits 2, no traceback."""
+    pd.DataFrame({ID: [1, 2], "x": [0.0, 1.0]}).to_parquet(tmp_path / "X_train.parquet")
+    pd.DataFrame({ID: [2, 1], "log_price": [12.0, 11.0]}).to_parquet(tmp_path / "y_train.parquet")
+    pd.DataFrame({ID: [3], "x": [0.5]}).to_parquet(tmp_path / "X_test.parquet")
+    with pytest.raises(DataError, match=r"X_train and y_train rows are not aligned by Id; run `houseprices prepare`"):
+        load_prepared(tmp_path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import ID
+from ..errors import DataError
 
 PREPARED = Path("data/prepared")
 MODELS = Path("models")
@@ -23,6 +24,7 @@ def load_prepared(prepared: Path = PREPARED) -> tuple[pd.DataFrame, pd.Series, p
     X = pd.read_parquet(prepared / "X_train.parquet")
     y = pd.read_parquet(prepared / "y_train.parquet")
     X_test = pd.read_parquet(prepared / "X_test.parquet")
-    if not (y[ID].to_numpy() == X[ID].to_numpy()).all():
-        raise ValueError(f"{prepared}: X_train and y_train rows are not aligned by {ID}")
+    if len(X) != len(y) or not (y[ID].to_numpy() == X[ID].to_numpy()).all():
+        raise DataError(f"{prepared}: X_train and y_train rows are not aligned by {ID}; "
+                        "run `houseprices prepare` (or `dvc repro`) again")
     return X, y["log_price"], X_test

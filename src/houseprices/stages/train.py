@@ -1,6 +1,6 @@
 """Stage ``train@<model>``: K-fold CV of one named model, refit on all rows, predictions.
 
-Writes ``models/<name>/`` (refit pipeline, out-of-fold and test predictions),
+Writes ``models/members/<name>/`` (refit pipeline, out-of-fold and test predictions),
 ``metrics/<name>.json`` and ``plots/curves/<name>.csv``; logs one MLflow run for the
 model with a child run per fold.
 """
