@@ -37,8 +37,9 @@ def load_matrix(seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
 
 
 def config(batch_size: int, epochs: int) -> MLPConfig:
-    return MLPConfig(hidden=[128], optimizer="adamw", lr=1e-3, weight_decay=10.0,
-                     epochs=epochs, batch_size=batch_size)
+    # fit_plain's loop: ReLU, MSE, a constant rate (spelled out: the defaults are params.yaml's).
+    return MLPConfig(hidden=[128], activation="relu", optimizer="adamw", lr=1e-3, weight_decay=10.0,
+                     lr_schedule="none", loss="mse", epochs=epochs, batch_size=batch_size)
 
 
 def fit_skorch(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
