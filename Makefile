@@ -1,10 +1,11 @@
-# `make repro`: set up (first time) and run the pipeline; `make test`: set up and test.
+# `make repro`: set up (first time) and run the pipeline; `make test`: set up and test;
+# `make test-fast`: the tests without the slow end-to-end runs, for the edit-test loop.
 # The virtual environment is put first on PATH so DVC's stage commands find `houseprices`.
 VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test bench ui clean-runs
+.PHONY: setup repro test test-fast bench ui
 
 setup: $(VENV)/.installed
 
@@ -19,6 +20,9 @@ repro: setup
 
 test: setup
 	python -m pytest
+
+test-fast: setup
+	python -m pytest -m "not slow"
 
 bench: setup
 	python bench/train_speed.py

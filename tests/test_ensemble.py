@@ -9,7 +9,7 @@ from houseprices.ensemble import (
     nested_coverage,
     nested_score,
 )
-from houseprices.training import make_folds
+from houseprices.training import log_rmse, make_folds
 
 
 @pytest.fixture()
@@ -33,8 +33,10 @@ def test_nnls_weights_are_non_negative_and_sum_to_one(members):
 def test_stacking_has_an_intercept_and_mean_weights_are_equal(members):
     oof, y = members
     assert fit_combiner("mean", oof[:, 0, :].T, y).weights.tolist() == [1 / 3] * 3
-    stack = fit_combiner("stacking", oof[:, 0, :].T, y)
-    assert stack.predict(oof[:, 0, :].T).shape == y.shape
+    P = oof[:, 0, :].T + 5.0  # every member 5 log units too high: only an intercept undoes it
+    stack = fit_combiner("stacking", P, y)
+    assert stack.intercept < -4.0
+    assert log_rmse(y, stack.predict(P)) < 0.06  # through the origin it would be ~0.12
 
 
 def test_nested_score_never_fits_weights_on_the_scored_fold(members, monkeypatch):
