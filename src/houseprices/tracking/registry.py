@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from .lineage import file_sha256
@@ -38,23 +39,28 @@ def describe_version(client: MlflowClient, name: str, version: str, description:
 
 
 def find_version(client: MlflowClient, name: str, tag: str, value: str,
-                 prefer: tuple[str, str] | None = None) -> ModelVersion | None:
-    """The newest version of ``name`` tagged ``tag=value``; one also tagged ``prefer`` wins."""
+                 prefer=lambda version: False) -> ModelVersion | None:
+    """The newest version of ``name`` tagged ``tag=value``, one for which ``prefer`` holds first."""
     found = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
-    if not found:
+    found.sort(key=lambda v: (bool(prefer(v)), int(v.version)), reverse=True)
+    return found[0] if found else None
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version number behind ``name@alias``, or None when the alias is not set."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
         return None
-    found.sort(key=lambda v: int(v.version), reverse=True)
-    if prefer is not None:
-        preferred = [v for v in found if v.tags.get(prefer[0]) == prefer[1]]
-        found = preferred or found
-    return found[0]
 
 
 def crown(client: MlflowClient, name: str, predictions: Path, submission: Path, *,
           pipeline_tag: tuple[str, str], workspace: bool) -> ModelVersion | None:
     """Tag the version behind ``predictions`` with the submission's digest and, in the
     workspace, point ``@champion`` at it."""
-    version = find_version(client, name, PREDICTIONS_TAG, file_sha256(predictions), prefer=pipeline_tag)
+    key, value = pipeline_tag
+    version = find_version(client, name, PREDICTIONS_TAG, file_sha256(predictions),
+                           prefer=lambda v: v.tags.get(key) == value)
     if version is None:
         logger.warning("no %s version was registered with %s; @%s unchanged", name, predictions, CHAMPION)
         return None
@@ -76,7 +82,10 @@ def mark_submitted(params, submission: Path, message: str) -> str | None:
         return None
     try:
         client, _ = connect(params)
-        version = find_version(client, name, SUBMISSION_TAG, file_sha256(Path(submission)))
+        # Identical files may come from several versions: the workspace's (@champion) first.
+        champion = alias_version(client, name, CHAMPION)
+        version = find_version(client, name, SUBMISSION_TAG, file_sha256(Path(submission)),
+                               prefer=lambda v: str(v.version) == champion)
         if version is None:
             warnings.warn(f"{submission}: no {name} version produced it; @{SUBMITTED} unchanged", stacklevel=2)
             return None
@@ -84,7 +93,7 @@ def mark_submitted(params, submission: Path, message: str) -> str | None:
         describe_version(client, name, version.version, "", {
             "kaggle.message": message[:5000],
             "kaggle.submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-        return version.version
+        return str(version.version)
     except Exception as err:  # the upload is done; the registry is bookkeeping
         warnings.warn(f"could not mark the submission in the registry: {err}", stacklevel=2)
         return None
