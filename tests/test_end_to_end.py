@@ -70,7 +70,7 @@ def test_mlflow_holds_one_tree_with_folds_and_a_loadable_model(repo):
     assert {"train mlp", "train ridge", "ensemble"} <= set(children)
     train_mlp = children["train mlp"]
     assert train_mlp.data.params["models.mlp.epochs"] == "3"
-    assert "cv_log_rmse_mean" in train_mlp.data.metrics
+    assert "cv_log_rmse" in train_mlp.data.metrics
     folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == train_mlp.info.run_id]
     assert len(folds) == 2 and all("log_rmse" in f.data.metrics for f in folds)
 

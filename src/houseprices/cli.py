@@ -59,6 +59,9 @@ def cmd_submit(args) -> None:
     params = _params(args)
     message = args.message or _default_message(params)
     print(upload(params.submission.path, message))
+    from .tracking import mark_submitted
+
+    mark_submitted(params, params.submission.path, message)  # registry alias @submitted
 
 
 def _default_message(params) -> str:

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from .config import Params
 from .errors import TrackingError
 from .tracking import KIND_TAG, check_reachable, repo_root, tracking_uri
+
+FIXED = ["time", "status", "commit", "experiment", "run_id"]
+SCORE = "cv_log_rmse"  # the ensemble's own score on a pipeline run; "<member>.cv_log_rmse" a member's
+
+
+def run_row(run: Run) -> dict:
+    """One pipeline run: when, which, how it ended, what code, and its CV scores."""
+    tags, metrics = run.data.tags, run.data.metrics
+    started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc)
+    row = {
+        "time": started.strftime("%Y-%m-%d %H:%M"),
+        "status": run.info.status,
+        "commit": tags.get("git.commit", "")[:7] + ("+" if tags.get("git.dirty") == "true" else ""),
+        "experiment": tags.get("dvc.experiment") or "-",
+        "run_id": run.info.run_id[:8],
+    }
+    if SCORE in metrics:
+        row["ensemble"] = metrics[SCORE]
+    row.update({k.removesuffix(f".{SCORE}"): v for k, v in metrics.items() if k.endswith(f".{SCORE}")})
+    return row
 
 
 def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
@@ -18,29 +39,20 @@ def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
         return []
     runs = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'pipeline'",
                               order_by=["attributes.start_time DESC"], max_results=last)
-    rows = []
-    for run in runs:
-        tags, metrics = run.data.tags, run.data.metrics
-        rows.append({
-            "time": dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            "commit": tags.get("git.commit", "")[:8] + ("+" if tags.get("git.dirty") == "true" else ""),
-            "experiment": tags.get("dvc.experiment") or "-",
-            "run_id": run.info.run_id[:8],
-            **{k.removesuffix(".cv_log_rmse_mean"): v for k, v in metrics.items() if k.endswith(".cv_log_rmse_mean")},
-        })
-    return rows
+    return [run_row(run) for run in runs]
 
 
 def format_table(rows: list[dict]) -> str:
+    """Aligned columns; scores to 4 decimals, "-" where a run has none (failed, cached stage)."""
     if not rows:
         return "no pipeline runs yet: run `dvc repro`"
-    fixed = ["time", "commit", "experiment", "run_id"]
-    models = sorted({k for r in rows for k in r if k not in fixed}, key=lambda k: (k != "ensemble", k))
-    header = fixed + models
-    cells = [[str(r.get(k, "")) if k in fixed else (f"{r[k]:.5f}" if k in r else "-") for k in header] for r in rows]
+    models = sorted({k for r in rows for k in r if k not in FIXED}, key=lambda k: (k != "ensemble", k))
+    header = FIXED + models
+    cells = [[str(r.get(k, "")) if k in FIXED else (f"{r[k]:.4f}" if k in r else "-") for k in header]
+             for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
 
 

@@ -6,8 +6,11 @@ no statistic of a validation fold reaches its model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +67,6 @@ class FoldScores:
 
 @dataclass
 class CVResult(FoldScores):
-    name: str
     folds: list[Fold]
     fold_scores: list[float]
     oof: np.ndarray  # (repeats, n_rows) log-price predictions
@@ -130,29 +132,53 @@ def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndar
     return pred
 
 
+@dataclass(frozen=True)
+class FoldOutcome:
+    """One finished fold, as a fold hook sees it."""
+
+    fold: Fold
+    position: int  # 1-based, over all repeats
+    total: int
+    score: float
+    seconds: float
+    curves: pd.DataFrame
+
+
+# Entered around each fold's fit and predictions (e.g. an MLflow fold run and a progress
+# line); what it yields, if not None, is called with the fold's outcome before it exits.
+FoldScope = Callable[[Fold, int, int], AbstractContextManager[Callable[[FoldOutcome], None] | None]]
+
+
+def _no_scope(fold: Fold, position: int, total: int) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
-                   X_test: pd.DataFrame | None = None) -> CVResult:
+                   X_test: pd.DataFrame | None = None, *, fold_scope: FoldScope | None = None) -> CVResult:
     cfg = params.model(name)
     folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
     oof = np.full((params.cv.repeats, len(X)), np.nan)
     test_preds, scores, curves, seconds = [], [], [], []
     y = y.reset_index(drop=True)
     X = X.reset_index(drop=True)
-    for fold in folds:
-        start = time.perf_counter()
-        where = f"fold {fold.label}"
-        est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where,
-                            holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
-        pred = predict_finite(est, X.iloc[fold.valid], name, where)
-        oof[fold.repeat, fold.valid] = pred
-        scores.append(log_rmse(y.iloc[fold.valid], pred))
-        if X_test is not None:
-            test_preds.append(predict_finite(est, X_test, name, f"{where} test rows"))
-        curves.append(learning_curve(est, fold.label))
-        seconds.append(time.perf_counter() - start)
-        logger.info("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, scores[-1], seconds[-1])
+    for position, fold in enumerate(folds, 1):
+        with (fold_scope or _no_scope)(fold, position, len(folds)) as report:
+            start = time.perf_counter()
+            where = f"fold {fold.label}"
+            est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where,
+                                holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
+            pred = predict_finite(est, X.iloc[fold.valid], name, where)
+            oof[fold.repeat, fold.valid] = pred
+            scores.append(log_rmse(y.iloc[fold.valid], pred))
+            if X_test is not None:
+                test_preds.append(predict_finite(est, X_test, name, f"{where} test rows"))
+            curves.append(learning_curve(est, fold.label))
+            seconds.append(time.perf_counter() - start)
+            logger.debug("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, scores[-1], seconds[-1])
+            if report is not None:
+                report(FoldOutcome(fold, position, len(folds), scores[-1], seconds[-1], curves[-1]))
     return CVResult(
-        name=name, folds=folds, fold_scores=scores, oof=oof,
+        folds=folds, fold_scores=scores, oof=oof,
         test_fold_predictions=np.vstack(test_preds) if test_preds else np.empty((0, 0)),
         curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
         fold_seconds=seconds,

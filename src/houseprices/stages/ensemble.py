@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -18,7 +17,7 @@ from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel, choose_method, conformal_halfwidth, fit_combiner, nested_coverage
 from ..io import load_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, flatten, log_price_model
+from ..tracking import Tracker, file_sha256, flatten
 from ..training import log_rmse, make_folds
 from ..features import outlier_mask
 from ..plots import ensemble_figures
@@ -131,26 +130,32 @@ def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
                                                                "cv_log_rmse": list(all_scores.values())}))
     figures = ensemble_figures(PLOTS / "ensemble", y, oof_mean, weights, all_scores)
 
-    with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})):
-        if tracker.enabled:
-            flat = {"cv_log_rmse_mean": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
-                    "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
-                    **{f"weight.{k}": v for k, v in weights.items()},
-                    **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"] for m, s in member_scores.items()},
-                    **coverage}
-            mlflow.log_metrics(flat)
-            mlflow.set_tag("ensemble.method", method)
-            for path in [*sorted((PLOTS / "ensemble").glob("*.csv")), *figures]:
-                mlflow.log_artifact(str(path), "plots")
-            mlflow.log_artifact(str(MODELS / "ensemble" / "predictions.parquet"), "predictions")
-            if params.tracking.log_models:
-                fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
-                model = PriceModel(fitted, weights, combiner.intercept)
-                log_price_model(model, X_test, registered_name=params.tracking.registered_model or None)
-            tracker.set_parent_metrics({"ensemble.cv_log_rmse_mean": metrics["cv_log_rmse_mean"],
-                                        **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"]
-                                           for m, s in member_scores.items()}})
-    logger.info("ensemble (%s): CV log-RMSE %.5f ± %.5f (best member %s %.5f); weights %s", method,
+    fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
+    log_ensemble(tracker, params, metrics, coverage, weights, figures,
+                 PriceModel(fitted, weights, combiner.intercept), X_test)
+    logger.info("ensemble (%s): CV log-RMSE %.4f ± %.4f (best member %s %.4f); weights %s", method,
                 metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"], best_member,
-                member_scores[best_member]["cv_log_rmse_mean"], weights)
+                member_scores[best_member]["cv_log_rmse_mean"], metrics["weights"])
     return metrics
+
+
+def log_ensemble(tracker, params: Params, metrics: dict, coverage: dict, weights: dict[str, float],
+                 figures: list[Path], model: PriceModel, rows: pd.DataFrame) -> None:
+    """The ensemble run (plots, predictions, the registered model) and the headline
+    metrics on the pipeline run: ``cv_log_rmse`` is the ensemble's own score,
+    ``<member>.cv_log_rmse`` each member's, on the same folds."""
+    predictions = MODELS / "ensemble" / "predictions.parquet"
+    headline = {"cv_log_rmse": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
+                "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
+                **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in metrics["members"].items()},
+                **{k: v for k, v in coverage.items() if k.startswith("coverage_")}}
+    stage_params = flatten({"ensemble": params.ensemble.model_dump(mode="json")})
+    with tracker.stage_run("ensemble", "ensemble", stage_params) as run:
+        run.log_metrics({**headline, **coverage, **{f"weight.{k}": v for k, v in weights.items()}})
+        run.set_tags({"ensemble.method": metrics["method"]})
+        run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *figures], "plots")
+        run.log_artifacts([predictions], "predictions")
+        run.log_model(model, rows, register=True, version_tags={"predictions.sha256": file_sha256(predictions)},
+                      description=f"{metrics['method']} ensemble of {', '.join(weights)}; "
+                                  f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}")
+        tracker.set_parent_metrics(headline)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
@@ -82,12 +81,12 @@ def run(params: Params) -> dict:
     write_json(METRICS / "features.json", report)
     write_csv(PLOTS / "features" / "missing_rate.csv", missing[missing["missing_rate"] > 0])
     write_csv(PLOTS / "features" / "pca_variance.csv", variance)
-    with tracker.stage_run("featurize", "stage", flatten({"features": params.features.model_dump(mode="json")})):
-        if tracker.enabled:
-            mlflow.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
-            mlflow.log_dict(report, "features/report.json")
-            mlflow.log_artifact(str(PLOTS / "features" / "missing_rate.csv"), "features")
-            mlflow.log_artifact(str(PLOTS / "features" / "pca_variance.csv"), "features")
+    stage_params = flatten({"features": params.features.model_dump(mode="json")})
+    with tracker.stage_run("featurize", "stage", stage_params) as run:
+        run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
+        run.log_dict(report, "features/report.json")
+        run.log_artifacts([PLOTS / "features" / "missing_rate.csv", PLOTS / "features" / "pca_variance.csv"],
+                          "features")
     logger.info("features: %d inputs -> %d model features, %d skewed columns",
                 report["input_features"], report["output_features"], report["skewed_columns"])
     return report

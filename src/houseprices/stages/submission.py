@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -31,10 +30,9 @@ def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.p
     write_submission(params.submission.path, submission, params.data.sample_submission)
     write_csv(INTERVALS_FILE, intervals, float_format="%.2f")
     tracker = Tracker.open(params)
-    with tracker.stage_run("submission", "stage", {"submission.path": str(params.submission.path)}):
-        if tracker.enabled:
-            mlflow.log_artifact(str(params.submission.path), "submission")
-            mlflow.log_artifact(str(INTERVALS_FILE), "submission")
+    with tracker.stage_run("submission", "stage", {"submission.path": str(params.submission.path)}) as run:
+        run.log_artifacts([params.submission.path, INTERVALS_FILE], "submission")
+        tracker.crown(predictions, params.submission.path)
     logger.info("wrote %s (%d rows; median price %.0f) and %s", params.submission.path, len(submission),
                 float(np.median(submission[TARGET])), INTERVALS_FILE)
     return params.submission.path

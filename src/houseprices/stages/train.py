@@ -2,24 +2,25 @@
 
 Writes ``models/members/<name>/`` (refit pipeline, out-of-fold and test predictions),
 ``metrics/<name>.json`` and ``plots/curves/<name>.csv``; logs one MLflow run for the
-model with a child run per fold.
+model with a child run per fold, live while the fold trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
 from ..io import dump_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, flatten, log_curves, log_params, log_price_model
-from ..training import cross_validate, fit_estimator, predict_finite
+from ..progress import FoldProgress, duration
+from ..tracking import Tracker, flatten
+from ..training import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
 from . import MEMBERS, METRICS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,41 @@ def long_curves(curves: pd.DataFrame) -> pd.DataFrame:
     return long[columns].sort_values(["fold", "split", "epoch"], kind="stable")
 
 
+def fold_scope(tracker, name: str, progress: FoldProgress):
+    """Each fold as an MLflow child run, started before its fit and ended after, with
+    its score, time and per-epoch losses (the same keys in every fold run)."""
+
+    @contextlib.contextmanager
+    def scope(fold: Fold, position: int, total: int):
+        with tracker.child_run(f"{name} {fold.label}", "fold", {
+                "repeat": fold.repeat + 1, "fold": fold.fold + 1,
+                "train_rows": len(fold.train), "valid_rows": len(fold.valid)}) as run:
+            def report(outcome: FoldOutcome) -> None:
+                run.log_metrics({"log_rmse": outcome.score, "fit_seconds": outcome.seconds})
+                run.log_curves(outcome.curves)
+                progress.update(outcome)
+
+            yield report
+
+    return scope
+
+
+def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
+    out = MEMBERS / name
+    dump_model(out / "model.joblib", final)
+    oof = pd.DataFrame({ID: X[ID].to_numpy(), "log_price": y.to_numpy()})
+    for r in range(result.oof.shape[0]):
+        oof[f"oof_r{r + 1}"] = result.oof[r]
+    write_parquet(out / "oof.parquet", oof)
+    write_parquet(out / "test.parquet", pd.DataFrame({
+        ID: X_test[ID].to_numpy(), "refit": refit_pred,
+        "fold_average": result.test_fold_predictions.mean(axis=0),
+    }))
+    # Timings go to MLflow only: DVC metrics stay byte-identical for the same params.
+    write_json(METRICS / f"{name}.json", result.metrics())
+    write_csv(PLOTS / "curves" / f"{name}.csv", long_curves(result.curves))
+
+
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
     cfg = params.model(name)
     tracker = Tracker.open(params, params_file)
@@ -44,47 +80,22 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
     run_params = flatten({"seed": params.seed, "cv": params.cv.model_dump(),
                           "features": params.features.model_dump(mode="json"),
                           "models": {name: cfg.model_dump(mode="json")}})
-    with tracker.stage_run(f"train {name}", "model", run_params):
+    with tracker.stage_run(f"train {name}", "model", run_params) as run_log:
         start = time.perf_counter()
-        result = cross_validate(name, params, X, y, X_test)
+        with FoldProgress(f"train {name}", params.cv.folds * params.cv.repeats) as progress:
+            result = cross_validate(name, params, X, y, X_test, fold_scope=fold_scope(tracker, name, progress))
         cv_seconds = time.perf_counter() - start
-        for fold, score, seconds in zip(result.folds, result.fold_scores, result.fold_seconds):
-            with tracker.child_run(f"{name} {fold.label}", "fold"):
-                if tracker.enabled:
-                    mlflow.log_metrics({"log_rmse": score, "seconds": seconds})
-                    log_params({"repeat": fold.repeat + 1, "fold": fold.fold + 1,
-                                "train_rows": len(fold.train), "valid_rows": len(fold.valid)})
-                    fold_curves = result.curves[result.curves["fold"] == fold.label] if len(result.curves) else result.curves
-                    if len(fold_curves):
-                        log_curves(fold_curves)
 
         start = time.perf_counter()
         final = fit_estimator(name, cfg, params, X, y, "refit on all training rows")
         refit_pred = predict_finite(final, X_test, name, "refit, test rows")
         refit_seconds = time.perf_counter() - start
+        write_outputs(name, result, final, refit_pred, X, y, X_test)
 
-        # Timings go to MLflow only: DVC metrics stay byte-identical for the same params.
-        metrics = result.metrics()
-        out = MEMBERS / name
-        dump_model(out / "model.joblib", final)
-        oof = pd.DataFrame({ID: X[ID].to_numpy(), "log_price": y.to_numpy()})
-        for r in range(result.oof.shape[0]):
-            oof[f"oof_r{r + 1}"] = result.oof[r]
-        write_parquet(out / "oof.parquet", oof)
-        write_parquet(out / "test.parquet", pd.DataFrame({
-            ID: X_test[ID].to_numpy(), "refit": refit_pred,
-            "fold_average": result.test_fold_predictions.mean(axis=0),
-        }))
-        write_json(METRICS / f"{name}.json", metrics)
-        write_csv(PLOTS / "curves" / f"{name}.csv", long_curves(result.curves))
-
-        if tracker.enabled:
-            mlflow.log_metrics({"cv_log_rmse_mean": result.mean, "cv_log_rmse_std": result.std,
-                                "cv_seconds": cv_seconds, "refit_seconds": refit_seconds})
-            mlflow.log_artifact(str(out / "oof.parquet"), "predictions")
-            mlflow.log_artifact(str(out / "test.parquet"), "predictions")
-            if params.tracking.log_models:
-                log_price_model(PriceModel({name: final}, {name: 1.0}), X_test)
-    logger.info("%s: CV log-RMSE %.5f ± %.5f over %d folds (%.1fs CV, %.1fs refit)", name,
-                result.mean, result.std, len(result.folds), cv_seconds, refit_seconds)
-    return metrics
+        run_log.log_metrics({"cv_log_rmse": result.mean, "cv_log_rmse_std": result.std,
+                             "cv_seconds": cv_seconds, "refit_seconds": refit_seconds})
+        run_log.log_artifacts([MEMBERS / name / "oof.parquet", MEMBERS / name / "test.parquet"], "predictions")
+        run_log.log_model(PriceModel({name: final}, {name: 1.0}), X_test)
+    logger.info("%s: CV log-RMSE %.4f ± %.4f over %d folds (%s CV, %s refit)", name, result.mean, result.std,
+                len(result.folds), duration(cv_seconds), duration(refit_seconds))
+    return result.metrics()

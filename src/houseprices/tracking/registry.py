@@ -1,0 +1,99 @@
+"""The model registry: each pipeline's ensemble is a version, tagged with its lineage;
+aliases say which one is behind the workspace's ``submission.csv`` and which was uploaded.
+
+``@champion`` moves only when the submission stage runs in the workspace (``dvc repro``,
+or ``dvc exp run`` without ``--queue``/``--temp``): experiments in DVC's temporary copies
+under ``.dvc/tmp/exps`` register versions but leave it alone. After ``dvc exp apply`` of
+such an experiment, ``dvc repro -f submission`` moves it to that experiment's version
+(found by the SHA-256 of the predictions it was registered with).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from pathlib import Path
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from .lineage import file_sha256
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+SUBMITTED = "submitted"
+PREDICTIONS_TAG = "predictions.sha256"
+SUBMISSION_TAG = "submission.sha256"
+VERSION_LINEAGE = ("git.commit", "git.dirty", "dvc.experiment")
+
+
+def describe_version(client: MlflowClient, name: str, version: str, description: str,
+                     tags: dict[str, str]) -> None:
+    if description:
+        client.update_model_version(name, version, description)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def find_version(client: MlflowClient, name: str, tag: str, value: str,
+                 prefer=lambda version: False) -> ModelVersion | None:
+    """The newest version of ``name`` tagged ``tag=value``, one for which ``prefer`` holds first."""
+    found = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
+    found.sort(key=lambda v: (bool(prefer(v)), int(v.version)), reverse=True)
+    return found[0] if found else None
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version number behind ``name@alias``, or None when the alias is not set."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def crown(client: MlflowClient, name: str, predictions: Path, submission: Path, *,
+          pipeline_tag: tuple[str, str], workspace: bool) -> ModelVersion | None:
+    """Tag the version behind ``predictions`` with the submission's digest and, in the
+    workspace, point ``@champion`` at it."""
+    key, value = pipeline_tag
+    version = find_version(client, name, PREDICTIONS_TAG, file_sha256(predictions),
+                           prefer=lambda v: v.tags.get(key) == value)
+    if version is None:
+        logger.warning("no %s version was registered with %s; @%s unchanged", name, predictions, CHAMPION)
+        return None
+    client.set_model_version_tag(name, version.version, SUBMISSION_TAG, file_sha256(submission))
+    if workspace:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+        logger.info("%s version %s is @%s", name, version.version, CHAMPION)
+    return version
+
+
+def mark_submitted(params, submission: Path, message: str) -> str | None:
+    """After ``houseprices submit``: point ``@submitted`` at the version whose submission
+    was uploaded and tag it with the message and time. Returns the version, or None (with a
+    warning: the upload already happened) when the store or version cannot be found."""
+    from .tracker import connect
+
+    name = params.tracking.registered_model
+    if not name:
+        return None
+    try:
+        client, _ = connect(params)
+        # Identical files may come from several versions: the workspace's (@champion) first.
+        champion = alias_version(client, name, CHAMPION)
+        version = find_version(client, name, SUBMISSION_TAG, file_sha256(Path(submission)),
+                               prefer=lambda v: str(v.version) == champion)
+        if version is None:
+            warnings.warn(f"{submission}: no {name} version produced it; @{SUBMITTED} unchanged", stacklevel=2)
+            return None
+        client.set_registered_model_alias(name, SUBMITTED, version.version)
+        describe_version(client, name, version.version, "", {
+            "kaggle.message": message[:5000],
+            "kaggle.submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        return str(version.version)
+    except Exception as err:  # the upload is done; the registry is bookkeeping
+        warnings.warn(f"could not mark the submission in the registry: {err}", stacklevel=2)
+        return None

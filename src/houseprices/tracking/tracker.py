@@ -1,0 +1,172 @@
+"""The run tree of one pipeline execution: a pipeline run (the unit of comparison, with
+the params that trained it and the headline metrics), a child per stage or model, a
+grandchild per fold or trial.
+
+Every stage of one ``dvc repro`` / ``dvc exp run`` logs under one pipeline run, found
+again through a shared pipeline-run id. :meth:`Tracker.open` is the one place where a
+stage connects to the store; with tracking off it returns a :class:`NullTracker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from ..errors import TrackingError
+from .lineage import lineage_tags, pipeline_run_id, pipeline_run_name
+from .packaging import log_price_model
+from .registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
+from .runlog import NullRun, RunLog, flatten
+from .store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
+
+PIPELINE_RUN_TAG = "houseprices.pipeline_run_id"
+KIND_TAG = "houseprices.kind"
+
+
+def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
+    """A client for ``params.tracking`` and the experiment's id; raises TrackingError
+    (naming the URI) when the store cannot be used."""
+    cfg = params.tracking
+    root = root or repo_root()
+    uri = tracking_uri(cfg.uri, root)
+    try:
+        check_reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient(uri)
+        experiment_id = ensure_experiment(client, uri, cfg.experiment, root)
+        mlflow.set_experiment(experiment_id=experiment_id)
+    except TrackingError:
+        raise
+    except Exception as err:
+        raise TrackingError(f"MLflow store {uri}: {err}") from None
+    return client, experiment_id
+
+
+def pipeline_params(params) -> dict[str, object]:
+    """What trained the pipeline, with readable flat names: ``seed``, ``cv.*``,
+    ``features.*``, ``ensemble.*`` and each member's params as ``<member>.<param>``
+    (with ``search/best_params.yaml`` applied, as the train stage does)."""
+    from ..config import params_for_model
+
+    members = {m: params_for_model(params, m).model(m).model_dump(mode="json") for m in params.ensemble_members}
+    return flatten({"seed": params.seed, "cv": params.cv.model_dump(mode="json"),
+                    "features": params.features.model_dump(mode="json"),
+                    "ensemble": params.ensemble.model_dump(mode="json"), **members})
+
+
+class Tracker:
+    """One stage's view of MLflow."""
+
+    enabled = True
+
+    def __init__(self, client: MlflowClient, experiment_id: str, tracking_cfg, lineage: dict[str, str],
+                 run_params: Mapping[str, object]):
+        self.client = client
+        self.experiment_id = experiment_id
+        self.cfg = tracking_cfg
+        self.lineage = lineage
+        self.run_params = run_params
+        # Walking the process tree and searching the store happen once per stage.
+        self.pipeline_id = pipeline_run_id()
+        self._parent_id: str | None = None
+
+    @classmethod
+    def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker | NullTracker:
+        """Tracker for ``params.tracking``; fails fast (naming the URI) when the store is
+        unreachable, or warns and returns a :class:`NullTracker` if ``tracking.required`` is false."""
+        try:
+            client, experiment_id = connect(params, root)
+        except TrackingError as error:
+            if params.tracking.required:
+                raise
+            warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=2)
+            return NullTracker()
+        lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
+        return cls(client, experiment_id, params.tracking, lineage, pipeline_params(params))
+
+    def _pipeline_parent(self) -> str:
+        """The pipeline run's id, looked up (or created with lineage and params) once."""
+        if self._parent_id is None:
+            found = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.`{PIPELINE_RUN_TAG}` = '{self.pipeline_id}' and tags.`{KIND_TAG}` = 'pipeline'",
+                max_results=1)
+            if found:
+                self._parent_id = found[0].info.run_id
+            else:
+                run = self.client.create_run(self.experiment_id, run_name=pipeline_run_name(self.lineage), tags={
+                    **self.lineage, PIPELINE_RUN_TAG: self.pipeline_id, KIND_TAG: "pipeline"})
+                self._parent_id = run.info.run_id
+                self._run_log(self._parent_id).log_params(self.run_params)
+        return self._parent_id
+
+    def _run_log(self, run_id: str) -> RunLog:
+        return RunLog(self.client, run_id, self._log_model if self.cfg.log_models else None)
+
+    @contextlib.contextmanager
+    def stage_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
+        """A child of the pipeline run (created on first use) for one stage or model."""
+        parent_id = self._pipeline_parent()
+        tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage}
+        with mlflow.start_run(run_id=parent_id):
+            with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
+                log = self._run_log(run.info.run_id)
+                log.log_params(params or {})
+                yield log
+
+    @contextlib.contextmanager
+    def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
+        """A child of the current stage run (a fold, a trial), live while the block runs."""
+        with mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind}) as run:
+            log = self._run_log(run.info.run_id)
+            log.log_params(params or {})
+            yield log
+
+    def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Headline metrics on the pipeline run, for side-by-side comparison."""
+        self._run_log(self._pipeline_parent()).log_metrics(metrics)
+
+    def _log_model(self, model, rows, *, register: bool, description: str, version_tags: dict[str, str]):
+        name = self.cfg.registered_model if register else ""
+        info = log_price_model(model, rows, registered_name=name or None)
+        version = getattr(info, "registered_model_version", None)
+        if version is not None:
+            describe_version(self.client, name, str(version), description, {
+                **{k: self.lineage.get(k, "") for k in VERSION_LINEAGE},
+                PIPELINE_RUN_TAG: self.pipeline_id, **version_tags})
+        return version
+
+    def crown(self, predictions: Path, submission: Path) -> None:
+        """Mark the registered version behind ``submission`` (see :mod:`.registry`)."""
+        if self.cfg.registered_model and self.cfg.log_models:
+            crown(self.client, self.cfg.registered_model, Path(predictions), Path(submission),
+                  pipeline_tag=(PIPELINE_RUN_TAG, self.pipeline_id), workspace=in_workspace())
+
+
+class NullTracker:
+    """Tracking off: the same interface, nothing logged."""
+
+    enabled = False
+    pipeline_id = ""
+
+    @contextlib.contextmanager
+    def stage_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[NullRun]:
+        yield NullRun()
+
+    @contextlib.contextmanager
+    def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[NullRun]:
+        yield NullRun()
+
+    def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def crown(self, predictions: Path, submission: Path) -> None:
+        pass
+
+
+__all__ = ["KIND_TAG", "PIPELINE_RUN_TAG", "PREDICTIONS_TAG", "NullTracker", "Tracker", "connect", "pipeline_params"]
