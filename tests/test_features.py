@@ -196,8 +196,8 @@ def test_outliers_leave_training_folds_only(xy, monkeypatch, enabled):
     y.loc[outliers] = np.log(150_000)
     outliers = np.flatnonzero(~outlier_mask(X, y, parse_params({}).features.outliers))
     assert len(outliers) >= 3
-    params = parse_params({"models": {"m": {"kind": "ridge"}}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3, "repeats": 1},
-                           "features": {"outliers": {"enabled": enabled}}})
+    params = parse_params({"models": {"m": {"kind": "ridge"}}, "ensemble": {"members": ["m"]},
+                           "cv": {"folds": 3, "repeats": 1}, "features": {"outliers": {"enabled": enabled}}})
     fit_rows = []
     real_build = training.build_estimator
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from houseprices.config import MLPConfig, parse_params
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.estimators import build_mlp, resolve_device
+from houseprices.estimators import CLASSICAL, build_mlp, build_regressor, resolve_device
 from houseprices.mlp import BinnedMLPRegressor, MLPRegressor, TensorBatches
 from houseprices.nets import GaussianNoise
 from houseprices.training import cross_validate, fit_estimator
@@ -416,3 +416,15 @@ def test_device_auto_resolves_to_cpu_here():
 def test_warmup_with_its_own_scheduler_is_refused():
     with pytest.raises(ConfigError, match="warmup_epochs"):
         parse_params({"models": {"m": {"kind": "mlp", "warmup_epochs": 2, "lr_schedule": "onecycle"}}})
+
+
+# ------------------------------------------------------------------- classical models
+@pytest.mark.parametrize("kind", sorted(CLASSICAL))
+def test_classical_estimators_take_the_config_fields_as_params(kind):
+    cfg = parse_params({"models": {"m": {"kind": kind}}}).model("m")
+    estimator = build_regressor(cfg, seed=3)
+    assert type(estimator) is CLASSICAL[kind]
+    params = estimator.get_params()
+    for field, value in cfg.model_dump(exclude={"kind"}).items():
+        assert params[field] == value, field
+    assert params.get("random_state", 3) == 3

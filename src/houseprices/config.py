@@ -7,7 +7,7 @@ Every section forbids unknown keys, so a typo in ``params.yaml`` or in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -323,7 +323,8 @@ class Params(Strict):
 
 # Sections keyed by a name the user chose (which may hold "-", like "mlp-wide").
 NAMED_SECTIONS = ("models", "search")
-KINDS = "one of: mlp, ridge, lasso, elastic_net, kernel_ridge, hist_gradient_boosting"
+KINDS = "one of: " + ", ".join(get_args(m.model_fields["kind"].annotation)[0]
+                               for m in get_args(get_args(ModelConfig)[0]))
 
 
 def _is_branch(part: str) -> bool:

@@ -39,9 +39,9 @@ def _columns(dataset):
 
 class TensorBatches:
     """Batches sliced from float32 tensors already in memory: no per-row Dataset indexing
-    and no collate step, which dominate skorch's time on small tabular data (its
-    ``DataLoader`` costs about twice the whole fit). skorch builds one per fit through
-    its ``iterator_train``/``iterator_valid`` params.
+    and no collate step, which dominate skorch's time on small tabular data (with its
+    default ``DataLoader`` a fit takes about twice as long). skorch builds one per fit
+    through its ``iterator_train``/``iterator_valid`` params.
 
     Training batches are reshuffled every epoch; a last batch of a single row is dropped
     (it would break BatchNorm; those rows are seen in other epochs)."""
