@@ -29,6 +29,7 @@ from houseprices.tracking import (
     RunLog,
     Tracker,
     check_reachable,
+    file_sha256,
     flatten,
     in_workspace,
     mark_submitted,
@@ -258,6 +259,11 @@ def test_two_queued_experiments_both_land_in_the_main_store(tmp_path):
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     for name in names - {""}:
         assert name in shown
+    # Three versions registered; @champion still the workspace's, and it prices as submission.csv does.
+    assert len(client.search_model_versions(f"name = '{REGISTERED}'")) == 3
+    champion = client.get_model_version_by_alias(REGISTERED, CHAMPION)
+    assert champion.tags["dvc.experiment"] == ""
+    assert champion.tags["submission.sha256"] == file_sha256(repo / "submission.csv")
 
 
 # ------------------------------------------------- the pipeline run, in process
