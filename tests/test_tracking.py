@@ -29,6 +29,7 @@ from houseprices.tracking import (
     RunLog,
     Tracker,
     check_reachable,
+    file_sha256,
     flatten,
     in_workspace,
     mark_submitted,
@@ -37,7 +38,7 @@ from houseprices.tracking import (
     repo_root,
     tracking_uri,
 )
-from conftest import make_repo, run, tiny_params
+from conftest import make_repo, run, stage_env, tiny_params
 
 
 def free_port() -> int:
@@ -242,13 +243,19 @@ def test_two_queued_experiments_both_land_in_the_main_store(tmp_path):
     run(["dvc", "repro"], repo)
     for alpha in ("1", "100"):
         run(["dvc", "exp", "run", "--queue", "-S", f"models.ridge.alpha={alpha}"], repo)
-    run(["dvc", "queue", "start", "-j", "2"], repo)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Running" not in status and "Queued" not in status:
-            break
-        time.sleep(3)
+    # The workers are daemons that inherit stdout: a captured pipe would stay open while they
+    # idle (under load dvc-task's idle monitor can die and leave them), so no capture, and stop them.
+    subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=stage_env(), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            status = run(["dvc", "queue", "status"], repo).stdout
+            if "Running" not in status and "Queued" not in status:
+                break
+            time.sleep(3)
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
     assert status.count("Success") == 2, status
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("houseprices")
@@ -258,6 +265,11 @@ def test_two_queued_experiments_both_land_in_the_main_store(tmp_path):
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     for name in names - {""}:
         assert name in shown
+    # Three versions registered; @champion still the workspace's, and it prices as submission.csv does.
+    assert len(client.search_model_versions(f"name = '{REGISTERED}'")) == 3
+    champion = client.get_model_version_by_alias(REGISTERED, CHAMPION)
+    assert champion.tags["dvc.experiment"] == ""
+    assert champion.tags["submission.sha256"] == file_sha256(repo / "submission.csv")
 
 
 # ------------------------------------------------- the pipeline run, in process

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from .training import FoldOutcome
+if TYPE_CHECKING:
+    from .training import FoldOutcome
 
 logger = logging.getLogger(__name__)
 

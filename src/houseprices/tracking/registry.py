@@ -4,7 +4,7 @@ aliases say which one is behind the workspace's ``submission.csv`` and which was
 ``@champion`` moves only when the submission stage runs in the workspace (``dvc repro``,
 or ``dvc exp run`` without ``--queue``/``--temp``): experiments in DVC's temporary copies
 under ``.dvc/tmp/exps`` register versions but leave it alone. After ``dvc exp apply`` of
-such an experiment, ``dvc repro -f submission`` moves it to that experiment's version
+such an experiment, ``dvc repro -s -f submission`` moves it to that experiment's version
 (found by the SHA-256 of the predictions it was registered with).
 """
 
