@@ -110,6 +110,7 @@ def refused(ws: Path, capsys, command: list[str], *fragments: str) -> str:
     ("seed", 2**40, "seed: Input should be less than 4294967296"),
     ("ensemble.members", ["lasso", "lasso"], "ensemble.members: ['lasso'] listed more than once"),
     ("models|../../pwned", {"kind": "ridge"}, "model name(s) ['../../pwned'] must be letters, digits"),
+    ("models|-rf", {"kind": "ridge"}, "model name(s) ['-rf'] must be letters, digits"),
     ("data.price_range", [500000, 1000], "data.price_range: low (500000) must be below high (1000)"),
     ("submission.path", "data/raw/train.csv", "submission.path"),
     ("submission.path", "data/raw/new.csv", "submission.path"),
@@ -131,6 +132,11 @@ def test_a_key_written_twice_is_refused(ws, capsys):
     (ws / "params.yaml").write_text(text + "seed: 7\n")
     line = text.count("\n") + 1
     refused(ws, capsys, ["prepare"], f"params.yaml, line {line}: key 'seed' is already set at line 1")
+
+
+def test_params_that_are_not_utf8_are_refused(ws, capsys):
+    (ws / "params.yaml").write_bytes((ws / "params.yaml").read_bytes() + b"# caf\xe9\n")
+    refused(ws, capsys, ["prepare"], "params.yaml: not UTF-8 text (invalid continuation byte at byte offset")
 
 
 def test_nested_duplicate_key_is_refused(ws, capsys):

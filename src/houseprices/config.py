@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
-MODEL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Model names become folder names and `--model` values: no "/", "..", or leading "-".
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class Strict(BaseModel):
@@ -346,8 +347,8 @@ class Params(Strict):
         """Names become folder and file names (models/members/<name>/, metrics/<name>.json)."""
         bad = [n for n in models if not MODEL_NAME.fullmatch(n)]
         if bad:
-            raise ValueError(f"model name(s) {bad} must be letters, digits, '_' or '-' "
-                             "(they become folder and file names)")
+            raise ValueError(f"model name(s) {bad} must be letters, digits, '_' or '-' (not first): "
+                             "they become folder and file names")
         return models
 
     @model_validator(mode="after")
@@ -460,6 +461,8 @@ def load_yaml(path: Path) -> object:
         return yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except DuplicateKeyError as err:
         raise ConfigError(f"{path}, {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte offset {err.start})") from None
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
