@@ -156,7 +156,8 @@ def test_checksum_mismatch_and_missing_file_are_named(ws):
     write_checksums(ws)
     edit_cell(ws / "raw" / "train.csv", 4, "LotArea", "12345")
     (ws / "raw" / "sample_submission.csv").unlink()
-    assert_refused(ws, "input files failed verification",
+    assert_refused(ws, "input files failed verification against raw/SHA256SUMS",
+                   "set data.verify_checksums: false",
                    "raw/train.csv: checksum mismatch: expected",
                    "raw/sample_submission.csv: file is missing")
 
@@ -195,19 +196,29 @@ def test_line_numbers_count_skipped_blank_lines(tmp_path):
         read_csv(path, is_train=True)
 
 
-def test_not_utf8_is_a_data_error(tmp_path):
+def test_not_utf8_is_reported_at_its_byte_offset(tmp_path):
     path = tmp_path / "train.csv"
-    path.write_bytes((RAW / "train.csv").read_bytes().replace(b"CollgCr", b"Coll\xffCr", 1))
-    with pytest.raises(DataError, match="not UTF-8"):
+    original = (RAW / "train.csv").read_bytes()
+    data = original[:5000] + original[5000:].replace(b"CollgCr", b"Coll\xe9Cr", 1)  # a Latin-1 byte
+    path.write_bytes(data)
+    offset = data.index(b"\xe9")
+    line = data.count(b"\n", 0, offset) + 1
+    assert offset > 5000  # where pandas used to report "byte 1"
+    with pytest.raises(DataError, match=rf"not UTF-8 text \(invalid continuation byte at byte offset {offset}, "
+                                        rf"line {line}: "):
         read_csv(path, is_train=True)
 
 
-def test_ragged_row_is_a_data_error(tmp_path):
+def test_long_and_short_rows_are_named_with_their_lines(tmp_path):
+    """pandas refuses a long row but fills a short one with NaN: both are refused here."""
     path = tmp_path / "test.csv"
     lines = (RAW / "test.csv").read_text().split("\n")
     lines[4] += ",1,2,3"
+    last = max(i for i, line in enumerate(lines) if line)
+    lines[last] = ",".join(lines[last].split(",")[:64])  # the last row cut short
     path.write_text("\n".join(lines))
-    with pytest.raises(DataError, match=r"test\.csv: not a readable CSV: .*line 5"):
+    with pytest.raises(DataError, match=rf"test\.csv: 2 row\(s\) with the wrong number of fields \(the header "
+                                        rf"has 80\): line 5 has 83, line {last + 1} has 64$"):
         read_csv(path, is_train=False)
 
 

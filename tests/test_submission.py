@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from houseprices.errors import SubmissionError
-from houseprices.submission import build_submission, upload, write_submission
+from houseprices.submission import build_submission, check_destination, checked_submission, upload, write_submission
 from conftest import RAW
 
 
@@ -50,3 +52,23 @@ def test_upload_without_credentials_changes_nothing(tmp_path, monkeypatch):
     with pytest.raises(SubmissionError, match="credentials not found"):
         upload(sub, "msg")
     assert sub.read_text() == "Id,SalePrice\n1461,1.0\n"
+
+
+def test_checked_submission_orders_rows_and_writes_nothing(tmp_path, sample, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frame = build_submission(sample["Id"][::-1], np.full(len(sample), 150000.0))
+    checked = checked_submission(Path("submission.csv"), frame, RAW / "sample_submission.csv")
+    assert checked["Id"].tolist() == sample["Id"].tolist()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_destination_behind_a_symlink_out_of_the_repo_is_refused(tmp_path, monkeypatch):
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    repo.mkdir()
+    outside.mkdir()
+    (repo / "sub.csv").symlink_to(outside / "stolen.csv")
+    (repo / "inside.csv").symlink_to(repo / "real.csv")
+    monkeypatch.chdir(repo)
+    check_destination(Path("inside.csv"))  # a link that stays inside is fine
+    with pytest.raises(SubmissionError, match=r"submission.path: sub.csv resolves to .*stolen.csv, outside"):
+        check_destination(Path("sub.csv"))

@@ -79,7 +79,8 @@ def _default_message(params) -> str:
 def cmd_download(args) -> None:
     from .download import download
 
-    for path in download(Path(args.dest), source=args.source, base_url=args.base_url):
+    for path in download(Path(args.dest), source=args.source, base_url=args.base_url,
+                         checksums=Path(args.checksums), max_bytes=args.max_bytes):
         print(path)
 
 
@@ -151,12 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "runs":
             p.add_argument("-n", "--last", type=int, default=10, help="how many pipeline runs (default: 10)")
         if name == "download":
-            from .download import D2L_BASE_URL
+            from .download import CHECKSUMS, D2L_BASE_URL, MAX_BYTES
 
             p.add_argument("--dest", default="data/raw", help="target folder (default: %(default)s)")
             p.add_argument("--source", choices=["auto", "kaggle", "mirror"], default="auto",
                            help="auto: Kaggle CLI when credentials exist, else the d2l.ai mirror")
             p.add_argument("--base-url", default=D2L_BASE_URL, help="mirror URL (default: %(default)s)")
+            p.add_argument("--checksums", default=str(CHECKSUMS),
+                           help="SHA-256 list every file is verified against (default: %(default)s)")
+            p.add_argument("--max-bytes", type=int, default=MAX_BYTES, help="size cap per file (default: %(default)s)")
     return parser
 
 

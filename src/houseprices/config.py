@@ -6,6 +6,8 @@ Every section forbids unknown keys, so a typo in ``params.yaml`` or in
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -15,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 PARAMS_FILE = "params.yaml"
+# Model names become folder names and `--model` values: no "/", "..", or leading "-".
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Infinities and NaN break every fit they reach (`alpha: .inf`): refused at load.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -33,6 +38,16 @@ class DataConfig(Strict):
     checksums: Path = Path("data/raw/SHA256SUMS")
     # Off for your own variant of the CSVs; validation still runs.
     verify_checksums: bool = True
+    # Sale prices (dollars) any Ames sale could have; training rows outside are refused.
+    # The data spans $34,900 to $755,000, so a row outside [10k, 2M] is a typo or a unit slip.
+    price_range: tuple[Positive, Positive] = (10000.0, 2000000.0)
+
+    @field_validator("price_range")
+    @classmethod
+    def _low_below_high(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        if not bounds[0] < bounds[1]:
+            raise ValueError(f"low ({bounds[0]:g}) must be below high ({bounds[1]:g})")
+        return bounds
 
 
 class CVConfig(Strict):
@@ -256,10 +271,42 @@ class EnsembleConfig(Strict):
     method: Literal["auto", "mean", "nnls", "stacking"] = "auto"
     test_predictions: Literal["refit", "fold_average"] = "refit"
 
+    @field_validator("members")
+    @classmethod
+    def _once_each(cls, members: list[str]) -> list[str]:
+        twice = sorted({m for m in members if members.count(m) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed more than once; each member is trained and weighted once")
+        return members
+
 
 class SubmissionConfig(Strict):
     path: Path = Path("submission.csv")
     message: str = "houseprices"
+
+    @field_validator("path")
+    @classmethod
+    def _plain_csv_path(cls, path: Path) -> Path:
+        """A relative ``.csv`` path inside the repo, outside the pipeline's own folders."""
+        text = str(path)
+        if text in ("", "."):
+            raise ValueError("empty; give a file name such as submission.csv")
+        if path.is_absolute() or ".." in path.parts or text.startswith("~"):
+            raise ValueError(f"{text!r} is not a plain relative path inside the repository")
+        if path.suffix.lower() != ".csv":
+            raise ValueError(f"{text!r} must end in .csv")
+        if path.parts[0] in _reserved_folders():
+            raise ValueError(f"{text!r} is inside {path.parts[0]}/, which the pipeline owns; "
+                             "write it at the top level or in a folder of its own")
+        return path
+
+
+def _reserved_folders() -> set[str]:
+    """Top-level folders whose files the pipeline reads or writes itself."""
+    from .stages import METRICS, MODELS, PLOTS, PREPARED
+
+    owned = (PREPARED, MODELS, METRICS, PLOTS, BEST_PARAMS_FILE)
+    return {p.parts[0] for p in owned} | {".git", ".dvc", "src", "tests", "mlruns"}
 
 
 class TrackingConfig(Strict):
@@ -273,7 +320,7 @@ class TrackingConfig(Strict):
 
 
 class Params(Strict):
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, lt=2**32)  # numpy's seed range
     data: DataConfig = DataConfig()
     cv: CVConfig = CVConfig()
     features: FeaturesConfig = FeaturesConfig()
@@ -293,6 +340,31 @@ class Params(Strict):
             if isinstance(ensemble, dict) and "members" not in ensemble:
                 raw = {**raw, "ensemble": {**ensemble, "members": list(raw["models"])}}
         return raw
+
+    @field_validator("models")
+    @classmethod
+    def _plain_names(cls, models: dict) -> dict:
+        """Names become folder and file names (models/members/<name>/, metrics/<name>.json)."""
+        bad = [n for n in models if not MODEL_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"model name(s) {bad} must be letters, digits, '_' or '-' (not first): "
+                             "they become folder and file names")
+        return models
+
+    @model_validator(mode="after")
+    def _submission_is_no_input(self) -> Params:
+        from .submission import INTERVALS_FILE
+
+        path = Path(os.path.normpath(self.submission.path))
+        inputs = [self.data.train, self.data.test, self.data.sample_submission, self.data.checksums]
+        if any(path == Path(os.path.normpath(p)) for p in inputs) or path == INTERVALS_FILE:
+            raise ValueError(f"submission.path {str(self.submission.path)!r} would overwrite an input or "
+                             "another output of the pipeline; choose another file name")
+        raw_dirs = {Path(os.path.normpath(p)).parent for p in inputs}
+        if path.parent in raw_dirs and path.parent != Path("."):
+            raise ValueError(f"submission.path {str(self.submission.path)!r} is inside the input folder "
+                             f"{path.parent}/; choose another folder")
+        return self
 
     @model_validator(mode="after")
     def _members_exist(self) -> Params:
@@ -397,10 +469,43 @@ def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
         raise ConfigError(_describe(err, source)) from None
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping key written twice: plain YAML loaders silently keep the last one."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool | None):
+                continue  # unhashable keys: SafeLoader reports them
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(f"line {line}: key {key!r} is already set at line {seen[key]} "
+                                        "(a later copy would silently win); keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path) -> object:
+    """The YAML document at ``path``; a duplicate key is a ConfigError naming key and line."""
+    try:
+        return yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}, {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte offset {err.start})") from None
+
+
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
     except yaml.YAMLError as err:
@@ -417,7 +522,7 @@ def load_best_params(path: Path | str = BEST_PARAMS_FILE) -> dict[str, dict]:
     if not path.is_file():
         return {}
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):

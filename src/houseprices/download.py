@@ -2,12 +2,15 @@
 
 The CSVs are committed under ``data/raw/``; this module exists for users who
 prefer to fetch fresh copies, either through the official Kaggle CLI (needs an
-account and accepted competition rules) or from the public d2l.ai mirror
-(no account, integrity checked against the SHA-1s published by the d2l book).
+account and accepted competition rules) or from the public d2l.ai mirror (no
+account). Either way every file is checked against the SHA-256 listed in
+``data/raw/SHA256SUMS`` and capped in size before anything is replaced; the mirror
+is fetched over https and may redirect only to the same host and path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import logging
@@ -16,26 +19,35 @@ import shutil
 import subprocess
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
+from .config import DataConfig
+from .data import read_checksums
 from .errors import HousePricesError
+from .io import atomic_path
 
 logger = logging.getLogger(__name__)
 
-D2L_BASE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
+# S3 Transfer Acceleration serves https (bucket names without dots match its certificate).
+D2L_BASE_URL = "https://d2l-data.s3-accelerate.amazonaws.com/"
 KAGGLE_COMPETITION = "house-prices-advanced-regression-techniques"
+#: The list every download is verified against (the one ``prepare`` checks too).
+CHECKSUMS: Path = DataConfig.model_fields["checksums"].default
+#: Per file; the largest (train.csv) is 0.46 MB, so this only stops a runaway or hostile server.
+MAX_BYTES = 50 * 2**20
 
-#: local file name -> (remote file name on the d2l mirror, SHA-1 published by d2l)
-D2L_FILES: dict[str, tuple[str, str]] = {
-    "train.csv": ("kaggle_house_pred_train.csv", "585e9cc93e70b39160e7921475f9bcd7d31219ce"),
-    "test.csv": ("kaggle_house_pred_test.csv", "fa19780a7b011d9b009e8bff8e99922a8ee2eb90"),
+#: local file name -> remote file name on the d2l mirror
+D2L_FILES: dict[str, str] = {
+    "train.csv": "kaggle_house_pred_train.csv",
+    "test.csv": "kaggle_house_pred_test.csv",
 }
 
-#: Files from the Kaggle archive that are worth keeping.
+#: Files from the Kaggle archive that are worth keeping (the first two are required).
 KAGGLE_FILES: tuple[str, ...] = (
     "train.csv",
     "test.csv",
@@ -83,138 +95,163 @@ def kaggle_credentials_available(
     return shutil.which("kaggle", path=env.get("PATH")) is not None
 
 
-def _remove_quietly(path: Path) -> None:
-    """Delete a temp file, ignoring it already being gone."""
+def _expected(checksums: Path, names: Iterable[str]) -> dict[str, str]:
+    """{file name: SHA-256} for ``names``, every one of them listed in ``checksums``."""
+    listed = read_checksums(Path(checksums))
+    unlisted = [n for n in names if n not in listed]
+    if unlisted:
+        raise DownloadError(f"{checksums}: no SHA-256 listed for {unlisted}; nothing was downloaded")
+    return {n: listed[n] for n in names}
+
+
+def _copy_verified(src: BinaryIO, tmp: Path, what: str, expected: str, checksums: Path, max_bytes: int) -> None:
+    """Stream ``src`` into ``tmp``, stopping past ``max_bytes``; fail unless the SHA-256 matches."""
+    digest, size = hashlib.sha256(), 0
+    with open(tmp, "wb") as out:
+        while chunk := src.read(_CHUNK_SIZE):
+            size += len(chunk)
+            if size > max_bytes:
+                raise DownloadError(f"{what}: larger than the {max_bytes}-byte cap; refused")
+            digest.update(chunk)
+            out.write(chunk)
+    actual = digest.hexdigest()
+    if actual != expected:
+        raise DownloadError(f"Checksum mismatch for {what}: expected SHA-256 {expected} (listed in "
+                            f"{checksums}), got {actual}; nothing was replaced")
+
+
+class _SamePlaceRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same host and path (an http -> https upgrade, say):
+    a mirror that sends us elsewhere is not the mirror we checked."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        same = old.hostname == new.hostname and old.path == new.path
+        scheme_ok = new.scheme == old.scheme or (old.scheme, new.scheme) == ("http", "https")
+        if not (same and scheme_ok and (new.port == old.port or new.scheme != old.scheme)):
+            raise DownloadError(f"{req.full_url} redirects to {newurl}: refused (only the same host and "
+                                "path are followed); check --base-url")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _fetch_verified(url: str, tmp: Path, expected: str, checksums: Path, timeout: float, max_bytes: int) -> None:
+    """Stream ``url`` into ``tmp`` (same-place redirects only, size-capped, SHA-256 checked)."""
+    opener = urllib.request.build_opener(_SamePlaceRedirects)
     try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+        with opener.open(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise DownloadError(f"{url}: {length} bytes announced, above the {max_bytes}-byte cap; refused")
+            _copy_verified(response, tmp, url, expected, checksums, max_bytes)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"HTTP error {exc.code} fetching {url}: {exc.reason}") from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"Could not fetch {url}: {reason}") from exc
 
 
-def _fetch_verified(url: str, dest: Path, expected_sha1: str, timeout: float) -> None:
-    """Stream ``url`` to a temp file beside ``dest``; rename only if SHA-1 matches.
-
-    The temp file lives in the destination directory so ``os.replace`` is an
-    atomic same-filesystem rename: readers never see a partial or corrupt file.
-    """
-    tmp = tempfile.NamedTemporaryFile(
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
-    )
-    tmp_path = Path(tmp.name)
-    try:
-        sha1 = hashlib.sha1()
-        with tmp:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    while chunk := response.read(_CHUNK_SIZE):
-                        sha1.update(chunk)
-                        tmp.write(chunk)
-            except urllib.error.HTTPError as exc:
-                raise DownloadError(f"HTTP error {exc.code} fetching {url}: {exc.reason}") from exc
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DownloadError(f"Could not fetch {url}: {reason}") from exc
-        actual = sha1.hexdigest()
-        if actual != expected_sha1:
-            raise DownloadError(
-                f"Checksum mismatch for {url}: expected SHA-1 {expected_sha1}, got {actual}"
-            )
-        os.replace(tmp_path, dest)
-    except BaseException:
-        _remove_quietly(tmp_path)
-        raise
-
-
-def download_from_mirror(
-    dest_dir: Path, base_url: str = D2L_BASE_URL, timeout: float = 60.0
-) -> list[Path]:
-    """Fetch train/test CSVs from the d2l mirror, verifying each SHA-1.
-
-    No Kaggle account is needed; integrity rests on the published checksums.
-    """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for local_name, (remote_name, sha1) in D2L_FILES.items():
-        url = base_url + remote_name
-        dest = dest_dir / local_name
-        logger.info("Downloading %s -> %s", url, dest)
-        _fetch_verified(url, dest, sha1, timeout)
-        written.append(dest)
+def _write_all(dest_dir: Path, names: Iterable[str], fill: Callable[[str, Path], None]) -> list[Path]:
+    """Fill a temp file per name with ``fill(name, tmp)``; replace the destinations only
+    once every file is fetched and verified, so a failure leaves all of them as they were."""
+    written = [Path(dest_dir) / name for name in names]
+    with contextlib.ExitStack() as stack:
+        for dest in written:
+            fill(dest.name, stack.enter_context(atomic_path(dest)))
+    for dest in written:
+        logger.info("Wrote %s", dest)
     return written
 
 
-def download_from_kaggle(dest_dir: Path) -> list[Path]:
-    """Download the competition archive with the Kaggle CLI and unpack it.
+def download_from_mirror(dest_dir: Path, base_url: str = D2L_BASE_URL, timeout: float = 60.0,
+                         checksums: Path = CHECKSUMS, max_bytes: int = MAX_BYTES) -> list[Path]:
+    """Fetch train/test CSVs from the d2l mirror (no Kaggle account needed)."""
+    if urllib.parse.urlsplit(base_url).scheme != "https":
+        logger.warning("%s is not https: integrity rests on the SHA-256 check alone", base_url)
+    expected = _expected(checksums, D2L_FILES)
+
+    def fill(name: str, tmp: Path) -> None:
+        url = base_url + D2L_FILES[name]
+        logger.info("Downloading %s", url)
+        _fetch_verified(url, tmp, expected[name], checksums, timeout, max_bytes)
+
+    return _write_all(dest_dir, D2L_FILES, fill)
+
+
+def _run_kaggle_cli(out_dir: Path) -> None:
+    cmd = ["kaggle", "competitions", "download", "-c", KAGGLE_COMPETITION, "-p", str(out_dir)]
+    logger.info("Running %s", " ".join(cmd))
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise DownloadError("The `kaggle` command was not found; install it with `pip install kaggle`.") from exc
+    except subprocess.CalledProcessError as exc:
+        stderr = (exc.stderr or "").strip() or (exc.stdout or "").strip()
+        raise DownloadError(f"`kaggle competitions download` failed (exit {exc.returncode}): {stderr}") from exc
+
+
+def _kaggle_members(tmp_dir: Path, max_bytes: int, stack: contextlib.ExitStack) -> dict[str, Callable[[], BinaryIO]]:
+    """{file name: opener} for the wanted files in the downloaded archive(s), or loose
+    files (older CLI versions leave them unzipped). Nothing is extracted to disk."""
+    found: dict[str, Callable[[], BinaryIO]] = {}
+    for archive in sorted(tmp_dir.glob("*.zip")):
+        if archive.stat().st_size > max_bytes:
+            raise DownloadError(f"Kaggle archive {archive.name} is above the {max_bytes}-byte cap; refused")
+        try:
+            zf = stack.enter_context(zipfile.ZipFile(archive))
+        except zipfile.BadZipFile as exc:
+            raise DownloadError(f"Kaggle archive {archive.name} is corrupt") from exc
+        for info in zf.infolist():
+            if info.filename in KAGGLE_FILES:
+                found.setdefault(info.filename, lambda zf=zf, info=info: zf.open(info))
+    for name in KAGGLE_FILES:
+        if (tmp_dir / name).is_file():
+            found.setdefault(name, lambda path=tmp_dir / name: open(path, "rb"))
+    missing = [n for n in KAGGLE_FILES[:2] if n not in found]
+    if missing:
+        raise DownloadError(f"Kaggle download lacks {missing}; nothing was replaced")
+    return found
+
+
+def download_from_kaggle(dest_dir: Path, checksums: Path = CHECKSUMS, max_bytes: int = MAX_BYTES) -> list[Path]:
+    """Download the competition archive with the Kaggle CLI and keep the verified files.
 
     Uses the CLI rather than its Python API so the optional ``kaggle`` package
     is never imported by this project.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".kaggle-") as tmp:
-        tmp_dir = Path(tmp)
-        cmd = ["kaggle", "competitions", "download", "-c", KAGGLE_COMPETITION, "-p", str(tmp_dir)]
-        logger.info("Running %s", " ".join(cmd))
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-        except FileNotFoundError as exc:
-            raise DownloadError(
-                "The `kaggle` command was not found; install it with `pip install kaggle`."
-            ) from exc
-        except subprocess.CalledProcessError as exc:
-            stderr = (exc.stderr or "").strip() or (exc.stdout or "").strip()
-            raise DownloadError(
-                f"`kaggle competitions download` failed (exit {exc.returncode}): {stderr}"
-            ) from exc
+    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".kaggle-") as tmp, contextlib.ExitStack() as stack:
+        _run_kaggle_cli(Path(tmp))
+        members = _kaggle_members(Path(tmp), max_bytes, stack)
+        names = [n for n in KAGGLE_FILES if n in members]
+        expected = _expected(checksums, names)
 
-        extract_dir = tmp_dir / "extracted"
-        extract_dir.mkdir()
-        archives = sorted(tmp_dir.glob("*.zip"))
-        for archive in archives:
-            try:
-                with zipfile.ZipFile(archive) as zf:
-                    zf.extractall(extract_dir)
-            except zipfile.BadZipFile as exc:
-                raise DownloadError(f"Kaggle archive {archive.name} is corrupt") from exc
-        # Older CLI versions may leave files unzipped; accept those too.
-        search_dirs = [extract_dir, tmp_dir]
+        def fill(name: str, tmp_path: Path) -> None:
+            with members[name]() as src:
+                _copy_verified(src, tmp_path, f"{name} from the Kaggle archive", expected[name], checksums,
+                               max_bytes)
 
-        written: list[Path] = []
-        for name in KAGGLE_FILES:
-            src = next((d / name for d in search_dirs if (d / name).is_file()), None)
-            if src is None:
-                continue
-            dest = dest_dir / name
-            # tmp_dir is inside dest_dir, so this is an atomic same-filesystem rename.
-            os.replace(src, dest)
-            logger.info("Wrote %s", dest)
-            written.append(dest)
-    if not written:
-        raise DownloadError("Kaggle download produced none of the expected files")
-    return written
+        return _write_all(dest_dir, names, fill)
 
 
 def download(
     dest_dir: Path,
     source: Literal["auto", "kaggle", "mirror"] = "auto",
     base_url: str = D2L_BASE_URL,
+    checksums: Path = CHECKSUMS,
+    max_bytes: int = MAX_BYTES,
 ) -> list[Path]:
     """Download the competition data into ``dest_dir`` and return written paths.
 
     ``auto`` prefers Kaggle (the canonical source, includes the data
-    description) when credentials exist, else the checksum-verified mirror.
+    description) when credentials exist, else the mirror.
     """
-    if source == "mirror":
-        return download_from_mirror(dest_dir, base_url=base_url)
-    if source == "kaggle":
-        if not kaggle_credentials_available():
-            raise DownloadError(_CREDENTIALS_HELP)
-        return download_from_kaggle(dest_dir)
-    if source == "auto":
-        if kaggle_credentials_available():
-            logger.info("Kaggle credentials found; downloading from Kaggle")
-            return download_from_kaggle(dest_dir)
-        logger.info("No Kaggle credentials; downloading from the d2l mirror")
-        return download_from_mirror(dest_dir, base_url=base_url)
-    raise ValueError(f"source must be 'auto', 'kaggle' or 'mirror', not {source!r}")
+    if source == "kaggle" and not kaggle_credentials_available():
+        raise DownloadError(_CREDENTIALS_HELP)
+    if source not in ("auto", "kaggle", "mirror"):
+        raise ValueError(f"source must be 'auto', 'kaggle' or 'mirror', not {source!r}")
+    if source == "kaggle" or (source == "auto" and kaggle_credentials_available()):
+        logger.info("Downloading from Kaggle")
+        return download_from_kaggle(dest_dir, checksums, max_bytes)
+    logger.info("Downloading from the d2l mirror")
+    return download_from_mirror(dest_dir, base_url=base_url, checksums=checksums, max_bytes=max_bytes)

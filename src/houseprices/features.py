@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import FeaturesConfig, OutlierConfig
 from .data import CATEGORICAL_FEATURES, ID, NUMERIC_FEATURES
+from .errors import ConfigError
 
 # data_description.txt: for these, NA means the house has no such thing.
 NA_MEANS_NONE_CATEGORICAL = (
@@ -419,9 +420,29 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
                                                verbose_feature_names_out=True)))
     if cfg.pca.enabled:
         n = cfg.pca.n_components  # float < 1: share of variance; otherwise a count
-        steps.append(("pca", PCA(n_components=float(n) if n < 1 else int(n), whiten=cfg.pca.whiten,
-                                 svd_solver="full", random_state=seed)))
+        steps.append(("pca", CheckedPCA(n_components=float(n) if n < 1 else int(n), whiten=cfg.pca.whiten,
+                                        svd_solver="full", random_state=seed)))
     return Pipeline(steps)
+
+
+class CheckedPCA(PCA):
+    """PCA whose component count turns out larger than the preprocessed features (known
+    only once they are built) is a params error naming the key, not a traceback."""
+
+    def fit(self, X, y=None):
+        self._check_count(X)
+        return super().fit(X, y)
+
+    def fit_transform(self, X, y=None):
+        self._check_count(X)
+        return super().fit_transform(X, y)
+
+    def _check_count(self, X) -> None:
+        rows, features = np.shape(X)
+        if isinstance(self.n_components, int) and self.n_components > min(rows, features):
+            raise ConfigError(f"features.pca.n_components: {self.n_components} components, but the preprocessing "
+                              f"gives {features} features for {rows} rows; use at most {min(rows, features)} "
+                              "or a variance share below 1")
 
 
 def outlier_mask(X: pd.DataFrame, log_price: pd.Series | np.ndarray, cfg: OutlierConfig) -> np.ndarray:

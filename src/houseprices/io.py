@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,15 +13,30 @@ import joblib
 import pandas as pd
 
 
+def _new_temp(path: Path) -> Path:
+    """An empty file beside ``path``, created with mode 0666 so the umask decides its
+    permissions (``tempfile.mkstemp`` would force 0600 on every output)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{path}: could not create a temporary file beside it")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only on success."""
+    """Yield a temporary path beside ``path``; rename it into place only on success.
+
+    Beside, so the rename stays on one filesystem and readers never see half a file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _new_temp(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -35,10 +50,6 @@ def write_text(path: Path | str, text: str) -> None:
 
 def write_json(path: Path | str, data: object) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: Path | str) -> object:
-    return json.loads(Path(path).read_text())
 
 
 def write_parquet(path: Path | str, frame: pd.DataFrame) -> None:

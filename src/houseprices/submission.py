@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from .data import ID, TARGET
+from .download import KAGGLE_COMPETITION, kaggle_credentials_available
 from .errors import SubmissionError
 from .io import write_csv
 
 logger = logging.getLogger(__name__)
 
-KAGGLE_COMPETITION = "house-prices-advanced-regression-techniques"
+# Written beside the submission: prices with their prediction intervals.
+INTERVALS_FILE = Path("predictions_with_intervals.csv")
 
 
 def build_submission(ids, prices) -> pd.DataFrame:
@@ -43,17 +45,26 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, source: str =
         raise SubmissionError(f"{source}: {int(bad.sum())} price(s) not finite and positive, e.g. Id {rows}")
 
 
-def write_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> None:
+def checked_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> pd.DataFrame:
+    """``frame`` validated against the sample and put in its row order; writes nothing."""
     sample = pd.read_csv(sample_path)
     validate_submission(frame, sample, str(path))
-    frame = frame.set_index(ID).loc[sample[ID]].reset_index()  # the sample's row order
-    write_csv(path, frame, float_format="%.2f")
+    return frame.set_index(ID).loc[sample[ID]].reset_index()
+
+
+def check_destination(path: Path, key: str = "submission.path") -> None:
+    """Refuse a destination that leaves the working tree (through a symlink, say)."""
+    root = Path.cwd().resolve()
+    if not path.resolve().is_relative_to(root):
+        raise SubmissionError(f"{key}: {path} resolves to {path.resolve()}, outside {root}; nothing was written")
+
+
+def write_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> None:
+    write_csv(path, checked_submission(path, frame, sample_path), float_format="%.2f")
 
 
 def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> str:
     """Submit with the Kaggle CLI; refuses clearly (and changes nothing) without it."""
-    from .download import kaggle_credentials_available
-
     if not path.is_file():
         raise SubmissionError(f"{path}: no submission to upload; run `dvc repro` first")
     if not kaggle_credentials_available():

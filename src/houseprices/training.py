@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.model_selection import RepeatedKFold
 
 from .config import ModelConfig, Params
-from .errors import TrainingError
+from .errors import ConfigError, TrainingError
 from .estimators import build_estimator
 from .features import outlier_mask
 from .mlp import MLPRegressor
@@ -46,6 +46,9 @@ class Fold:
 
 def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
     """Shuffled, seeded (repeated) K-fold: every model in a run sees the same folds."""
+    if folds > n_rows:
+        raise ConfigError(f"cv.folds: {folds} folds need at least {folds} training rows; the prepared "
+                          f"data has {n_rows}")
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     return [Fold(i // folds, i % folds, tr, va)
             for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Params
-from ..data import ID, read_csv, split_target, verify_checksums, warn_unseen_categories
+from ..data import ID, read_inputs, split_target, verify_checksums, warn_unseen_categories
 from ..io import write_parquet
 from . import PREPARED
 
@@ -21,8 +21,7 @@ def run(params: Params, out_dir: Path = PREPARED) -> None:
         verify_checksums(data.checksums, [data.train, data.test, data.sample_submission])
     # Both files are validated before anything is written, so a bad test.csv never
     # leaves a fresh X_train beside a stale X_test.
-    train = read_csv(data.train, is_train=True)
-    test = read_csv(data.test, is_train=False)
+    train, test = read_inputs(data.train, data.test, data.sample_submission, data.price_range)
     warn_unseen_categories(train, test, str(data.test))
     X, y = split_target(train)
     write_parquet(out_dir / "X_train.parquet", X)

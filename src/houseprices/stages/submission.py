@@ -12,12 +12,11 @@ import pandas as pd
 from ..config import Params
 from ..data import ID, TARGET
 from ..io import write_csv
-from ..submission import build_submission, write_submission
+from ..submission import INTERVALS_FILE, build_submission, check_destination, checked_submission
 from ..tracking import Tracker
 from . import MODELS
 
 logger = logging.getLogger(__name__)
-INTERVALS_FILE = Path("predictions_with_intervals.csv")
 
 
 def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.parquet") -> Path:
@@ -26,10 +25,15 @@ def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.p
     intervals = submission.copy()
     for col in [c for c in pred.columns if c.startswith(("lower_", "upper_"))]:
         intervals[col] = np.exp(pred[col].to_numpy())
-    # Validate (inside write_submission) before either file is replaced.
-    write_submission(params.submission.path, submission, params.data.sample_submission)
-    write_csv(INTERVALS_FILE, intervals, float_format="%.2f")
+    # Every check that can fail (the submission, both destinations, the tracking store)
+    # runs before either file is replaced.
+    path = params.submission.path
+    submission = checked_submission(path, submission, params.data.sample_submission)
+    check_destination(path)
+    check_destination(INTERVALS_FILE, "the intervals file")
     tracker = Tracker.open(params)
+    write_csv(path, submission, float_format="%.2f")
+    write_csv(INTERVALS_FILE, intervals, float_format="%.2f")
     with tracker.stage_run("submission", "stage", {"submission.path": str(params.submission.path)}) as run:
         run.log_artifacts([params.submission.path, INTERVALS_FILE], "submission")
         tracker.crown(predictions, params.submission.path)
