@@ -216,12 +216,18 @@ def finished(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+def _represent_null(representer, _data):
+    """``null`` as written in params.yaml (ruamel's default writes nothing)."""
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
 def apply_to_params(params_file: Path, name: str, values: dict) -> list[tuple[str, object, object]]:
     """Write ``values`` into ``models.<name>`` of ``params_file`` the way ``dvc exp run -S``
     would (a round trip: comments, order and the other keys stay as they are), after
     checking that the result is still valid params. Returns (key, old, new) per change."""
     rt = YAML()  # round-trip mode
     rt.preserve_quotes = True
+    rt.representer.add_representer(type(None), _represent_null)
     doc = rt.load(params_file.read_text())
     model = doc["models"][name]
     changes = []

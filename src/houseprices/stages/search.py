@@ -136,6 +136,7 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE), search
     if n_trials:
         _optimize(params, name, cfg, study, params_file, n_trials,
                   cfg.timeout if timeout is None else timeout, url)
+    optuna.storages.fail_stale_trials(study)  # a killed worker's trial, if its grace period is over
     counts = finished(study)
     summary = (f"study {study.study_name}: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
                f"{counts.get('fail', 0)} failed")
