@@ -70,7 +70,9 @@ def test_committed_search_file_fits_the_committed_params():
 def test_study_changes_with_the_objective_not_with_applied_values(tmp_path):
     params = parse_params(small_params())
     _, cfg = load_search(write_search(tmp_path / "search.yaml"), params, "lasso")
-    applied = parse_params({**small_params(), "models": {"lasso": {"kind": "lasso", "alpha": 0.003}}})
+    raw = small_params()
+    raw["models"]["lasso"]["alpha"] = 0.003
+    applied = parse_params(raw)
     assert objective_hash(applied, "lasso", cfg) == objective_hash(params, "lasso", cfg)
     other_cv = parse_params({**small_params(), "cv": {"folds": 3}})
     assert objective_hash(other_cv, "lasso", cfg) != objective_hash(params, "lasso", cfg)

@@ -20,7 +20,7 @@ import optuna
 from tqdm import tqdm
 
 from ..config import PARAMS_FILE, SEARCH_FILE, Params, SearchConfig, load_search
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..search import (TrialMonitor, apply_to_params, best_params, finished, load_study, make_objective,
                       open_storage, safe_url, storage_url, study_name)
 from ..threads import limit_threads
@@ -125,6 +125,9 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE), search
         threads: int = 1, worker: int = 0, apply: bool = False) -> optuna.Study:
     """Run ``trials`` more trials (search.yaml's ``trials`` by default) of the model's study
     in this process, print the study's best, and with ``apply`` write it into params.yaml."""
+    for option, value in (("--trials", trials), ("--threads", threads), ("--worker", worker)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{option}: must be >= 0, got {value}")
     search, cfg = load_search(search_file, params, name)
     limit_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
