@@ -228,11 +228,13 @@ def apply_to_params(params_file: Path, name: str, values: dict) -> list[tuple[st
     rt = YAML()  # round-trip mode
     rt.preserve_quotes = True
     rt.representer.add_representer(type(None), _represent_null)
-    doc = rt.load(params_file.read_text())
+    text = params_file.read_text()
+    doc = rt.load(text)
+    current = parse_params(yaml.safe_load(text), str(params_file)).model(name).model_dump(mode="json")
     model = doc["models"][name]
     changes = []
     for key, value in sorted(values.items()):
-        old = model.get(key)
+        old = current[key]  # the value in effect, a default when the key is absent
         if old == value:
             continue
         if isinstance(value, list):
