@@ -84,7 +84,8 @@ def pruning_arm(args, base: Path, pruner: str) -> dict:
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     states = [t.state.name.lower() for t in trials]
     return {"pruner": pruner, "trials": len(trials), "pruned": states.count("pruned"), "seconds": span,
-            "per_hour": len(trials) / span * 3600, "best": study_of(storage).best_value}
+            "per_hour": len(trials) / span * 3600, "best": study_of(storage).best_value,
+            "folds": sum(len(t.intermediate_values) for t in trials)}
 
 
 def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
@@ -124,9 +125,10 @@ def main() -> None:
                   f"{args.startup_trials} trials vs none")
             arms = [pruning_arm(args, base, "median"), pruning_arm(args, base, "none")]
             for a in arms:
-                print(f"  pruner {a['pruner']:6s}: {a['trials']} trials ({a['pruned']} pruned) in {a['seconds']:.0f} s"
-                      f" = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}")
-            print(f"  trials per hour, median / none: {arms[0]['per_hour'] / arms[1]['per_hour']:.2f}x (target >= 2)")
+                print(f"  pruner {a['pruner']:6s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
+                      f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}")
+            print(f"  trials per hour, median / none: {arms[0]['per_hour'] / arms[1]['per_hour']:.2f}x (target >= 2); "
+                  f"folds fit per trial, none / median: {arms[1]['folds'] / arms[0]['folds']:.2f}x")
         if "workers" not in args.skip:
             if missing_binaries():
                 sys.exit(f"(b) needs PostgreSQL binaries: missing {missing_binaries()}")
