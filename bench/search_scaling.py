@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from postgres import PostgresServer, missing_binaries  # noqa: E402
+from postgres import PostgresServer, unavailable  # noqa: E402
 
 
 def write_files(work: Path, args, model: str, pruner: str, trials: int) -> tuple[Path, Path]:
@@ -130,8 +130,8 @@ def main() -> None:
             print(f"  trials per hour, median / none: {arms[0]['per_hour'] / arms[1]['per_hour']:.2f}x (target >= 2); "
                   f"folds fit per trial, none / median: {arms[1]['folds'] / arms[0]['folds']:.2f}x")
         if "workers" not in args.skip:
-            if missing_binaries():
-                sys.exit(f"(b) needs PostgreSQL binaries: missing {missing_binaries()}")
+            if unavailable():
+                sys.exit(f"(b) needs a PostgreSQL server: {unavailable()}")
             server = PostgresServer().start()
             try:
                 print(f"(b) lasso, {args.lasso_trials} trials on PostgreSQL, 1 worker vs 2 workers")

@@ -15,6 +15,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
+
 
 def _binary(name: str) -> str | None:
     found = shutil.which(name)
@@ -24,8 +26,19 @@ def _binary(name: str) -> str | None:
     return versions[-1] if versions else None
 
 
-def missing_binaries() -> list[str]:
-    return [b for b in ("initdb", "pg_ctl", "postgres") if _binary(b) is None]
+def unavailable() -> str:
+    """Why no server can be started here ("" when one can)."""
+    missing = [b for b in ("initdb", "pg_ctl", "postgres") if _binary(b) is None]
+    if missing:
+        return f"PostgreSQL binaries not found: {missing}"
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no 'postgres' user to run the server as"
+    return ""
 
 
 def _free_port() -> int:
@@ -72,3 +85,13 @@ class PostgresServer:
             self._run(_binary("pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A running server for the session; skipped (with the reason) where none can start."""
+    if unavailable():
+        pytest.skip(unavailable())
+    server = PostgresServer().start()
+    yield server
+    server.stop()

@@ -23,7 +23,7 @@ from houseprices.errors import ConfigError
 from houseprices.search import (apply_to_params, load_study, make_objective, objective_hash, suggest,
                                 worker_seed)
 from houseprices.training import cross_validate
-from postgres import PostgresServer, missing_binaries
+from postgres import postgres  # noqa: F401  (fixture)
 
 LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
@@ -237,15 +237,6 @@ def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, pre
     history = client.get_metric_history(one.info.run_id, "fold_log_rmse")
     assert [m.step for m in history] == [0, 1]
     assert one.data.metrics["cv_log_rmse_mean"] == pytest.approx(np.mean([m.value for m in history]))
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if missing_binaries():
-        pytest.skip(f"PostgreSQL binaries not found: {missing_binaries()} (initdb, pg_ctl, postgres)")
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):

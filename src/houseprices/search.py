@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
@@ -63,12 +64,19 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker stops beating for
     ``grace_period`` seconds is marked FAIL by the next worker that looks."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=search.heartbeat_interval,
-                                          grace_period=search.grace_period)
-    except Exception as err:  # bad URL, missing driver, server down: one line, not a traceback
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise StorageError(f"Optuna storage {safe_url(url)}: {first}") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=search.heartbeat_interval,
+                                              grace_period=search.grace_period)
+        except Exception as err:  # bad URL, missing driver, server down: one line, not a traceback
+            # Workers starting together on an empty database race to create Optuna's tables:
+            # the loser's retry finds them.
+            if attempt < 2 and "sqlalchemy" in type(err).__module__:
+                time.sleep(1 + attempt)
+                continue
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StorageError(f"Optuna storage {safe_url(url)}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def objective_hash(params: Params, name: str, cfg: SearchConfig) -> str:
