@@ -105,10 +105,10 @@ def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mlp-trials", type=int, default=12)
+    parser.add_argument("--mlp-trials", type=int, default=16)
     parser.add_argument("--mlp-epochs", type=int, default=20)
-    parser.add_argument("--startup-trials", type=int, default=3, help="median pruner's full trials first")
-    parser.add_argument("--lasso-trials", type=int, default=12, help="total, split over the workers")
+    parser.add_argument("--startup-trials", type=int, default=4, help="median pruner's full trials first")
+    parser.add_argument("--lasso-trials", type=int, default=24, help="total, split over the workers")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
