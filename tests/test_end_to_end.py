@@ -10,7 +10,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import make_repo, run
@@ -106,18 +105,3 @@ def test_mlflow_models_predict_reproduces_the_submission(repo, tmp_path):
     np.testing.assert_allclose(predicted, sub["SalePrice"], atol=0.01)
 
 
-def test_search_writes_best_params_that_the_next_repro_uses(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["search"] = {"ridge": {"trials": 2, "rounds": 2, "top_k": 1, "n_jobs": 1,
-                                  "space": {"alpha": {"low": 0.5, "high": 50.0, "log": True}}}}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["houseprices", "search", "--model", "ridge"], repo)
-    best = yaml.safe_load((repo / "search/best_params.yaml").read_text())
-    assert set(best) == {"ridge"} and 0.5 <= best["ridge"]["alpha"] <= 50.0
-    out = run(["dvc", "repro"], repo).stdout
-    assert "Running stage 'train@ridge'" in out
-    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("houseprices")
-    latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train ridge'",
-                                order_by=["attributes.start_time DESC"], max_results=1)[0]
-    assert float(latest.data.params["models.ridge.alpha"]) == best["ridge"]["alpha"]

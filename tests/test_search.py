@@ -1,50 +1,304 @@
+"""Optuna search: config checks, sampling, pruning, resume, workers sharing a PostgreSQL
+study, a killed worker, and --apply writing params.yaml that DVC and MLflow then agree on."""
+
+from __future__ import annotations
+
 import math
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
+import yaml
+from mlflow.tracking import MlflowClient
 
-from houseprices.config import Choice, FloatRange, parse_params
+from conftest import RAW, ROOT, make_repo, run, stage_env
+from houseprices.config import SearchConfig, load_search, parse_params
 from houseprices.errors import ConfigError
-from houseprices.search import best_trial, narrow, random_search, sample
+from houseprices.search import (apply_to_params, load_study, make_objective, objective_hash, suggest,
+                                worker_seed)
+from houseprices.training import cross_validate
+from postgres import postgres  # noqa: F401  (fixture)
+
+LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
 
-def test_log_ranges_are_sampled_log_uniformly():
-    rng = np.random.default_rng(0)
-    space = {"lr": FloatRange(low=1e-5, high=1e-1, log=True)}
-    values = np.array([sample(space, rng)["lr"] for _ in range(2000)])
-    assert values.min() >= 1e-5 and values.max() <= 1e-1
-    # Each decade gets about a quarter of the draws (uniform sampling would put ~90% in the top one).
-    share_low = np.mean(values < 1e-4)
-    assert 0.18 < share_low < 0.32
+def write_search(path: Path, **lasso) -> Path:
+    search = {"heartbeat_interval": 1, "grace_period": 2,
+              "models": {"lasso": {"trials": 3, "sampler": "random", "pruner": {"kind": "none"},
+                                   "space": LASSO_SPACE, **lasso}}}
+    path.write_text(yaml.safe_dump(search, sort_keys=False))
+    return path
 
 
-def test_narrowing_stays_inside_the_original_range_and_around_the_best():
-    space = {"lr": FloatRange(low=1e-5, high=1e-1, log=True), "h": Choice(choices=[1, 2, 3])}
-    fine = narrow(space, [{"lr": 1e-3, "h": 2}, {"lr": 2e-3, "h": 2}])
-    assert 1e-5 <= fine["lr"].low < 1e-3 and 2e-3 < fine["lr"].high <= 1e-1
-    assert fine["lr"].high / fine["lr"].low < 1e4 / 10  # narrower than the 4 decades
-    assert fine["h"].choices == [2]
+def small_params() -> dict:
+    return {"cv": {"folds": 2, "repeats": 1}, "models": {"lasso": {"kind": "lasso"}, "ridge": {"kind": "ridge"}},
+            "ensemble": {"members": ["lasso", "ridge"]}}
 
 
-def test_search_space_keys_must_be_model_params():
-    with pytest.raises(ConfigError, match=r"search.ridge.space: \['alhpa'\]"):
-        parse_params({"models": {"ridge": {"kind": "ridge"}},
-                      "search": {"ridge": {"space": {"alhpa": {"low": 1, "high": 2}}}}})
+# ------------------------------------------------------------------ search.yaml
+@pytest.mark.parametrize("space, message", [
+    ({"alhpa": {"low": 1, "high": 2}}, r"search.yaml: models.lasso.space: \['alhpa'\] are not params of models.lasso"),
+    ({"alpha": {"low": 0.0, "high": 2}}, r"search.yaml: models.lasso.space.alpha: 0.0 does not fit models.lasso.alpha"),
+    ({"alpha": {"low": 1, "hgh": 2}}, r"search.yaml: invalid search settings\n(.*\n)*  models.lasso.space.alpha.hgh: unknown"),
+])
+def test_search_file_errors_name_the_file_and_key(tmp_path, space, message):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"models": {"lasso": {"space": space}}}))
+    with pytest.raises(ConfigError, match=message):
+        load_search(path, parse_params(small_params()), "lasso")
 
 
-def search_params(n_jobs: int):
-    return parse_params({
-        "models": {"ridge": {"kind": "ridge"}}, "cv": {"folds": 2, "repeats": 1},
-        "search": {"ridge": {"trials": 3, "rounds": 2, "top_k": 2, "n_jobs": n_jobs,
-                             "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}}}},
-    })
+def test_a_model_without_a_space_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"no search space for 'ridge'.*searchable: \['lasso'\]"):
+        load_search(write_search(tmp_path / "search.yaml"), parse_params(small_params()), "ridge")
 
 
-def test_result_does_not_depend_on_n_jobs(small_xy):
+def test_committed_search_file_fits_the_committed_params():
+    from houseprices.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    for name in yaml.safe_load((ROOT / "search.yaml").read_text())["models"]:
+        load_search(ROOT / "search.yaml", params, name)
+
+
+def test_study_changes_with_the_objective_not_with_applied_values(tmp_path):
+    params = parse_params(small_params())
+    _, cfg = load_search(write_search(tmp_path / "search.yaml"), params, "lasso")
+    raw = small_params()
+    raw["models"]["lasso"]["alpha"] = 0.003
+    applied = parse_params(raw)
+    assert objective_hash(applied, "lasso", cfg) == objective_hash(params, "lasso", cfg)
+    other_cv = parse_params({**small_params(), "cv": {"folds": 3}})
+    assert objective_hash(other_cv, "lasso", cfg) != objective_hash(params, "lasso", cfg)
+    _, wider = load_search(write_search(tmp_path / "wide.yaml", space={"alpha": {"low": 1e-5, "high": 0.01}}),
+                           params, "lasso")
+    assert objective_hash(params, "lasso", wider) != objective_hash(params, "lasso", cfg)
+
+
+# --------------------------------------------------------------------- sampling
+def sampled(cfg, seed: int, n: int, worker: int = 0, storage=None) -> list[dict]:
+    study = load_study(storage or optuna.storages.InMemoryStorage(), "s", cfg, seed, worker)
+    study.optimize(lambda t: float(suggest(t, cfg.space)["alpha"]), n_trials=n)
+    return [t.params for t in study.trials[-n:]]
+
+
+def test_random_sampler_draws_scale_params_log_uniformly(tmp_path):
+    _, cfg = load_search(write_search(tmp_path / "s.yaml", space={"alpha": {"low": 1e-5, "high": 0.1, "log": True}}),
+                         parse_params(small_params()), "lasso")
+    values = np.array([p["alpha"] for p in sampled(cfg, 0, 400)])
+    assert values.min() >= 1e-5 and values.max() <= 0.1
+    # Each decade gets about a quarter of the draws (uniform sampling would put 90% in the top one).
+    assert 0.15 < np.mean(values < 1e-4) < 0.35
+
+
+def test_seeded_worker_is_reproducible_and_workers_differ(tmp_path):
+    _, cfg = load_search(write_search(tmp_path / "s.yaml"), parse_params(small_params()), "lasso")
+    assert sampled(cfg, 7, 5) == sampled(cfg, 7, 5)
+    assert sampled(cfg, 7, 5, worker=1) != sampled(cfg, 7, 5)
+    storage = optuna.storages.InMemoryStorage()
+    first = sampled(cfg, 7, 5, storage=storage)
+    resumed = sampled(cfg, 7, 5, storage=storage)  # the same command again: new points, not a replay
+    assert first != resumed and worker_seed(7, 0, 5) != worker_seed(7, 0, 0)
+
+
+def test_choices_of_lists_round_trip():
+    cfg = SearchConfig.model_validate({"sampler": "random", "space": {"hidden": {"choices": [[64], [256, 128]]}}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {tuple(suggest(study.ask(), cfg.space)["hidden"]) for _ in range(20)}
+    assert seen == {(64,), (256, 128)}
+
+
+# ---------------------------------------------------------------------- objective
+def test_objective_scores_the_pipelines_folds(small_xy):
     X, y = small_xy
-    serial = random_search(search_params(1), "ridge", X, y)
-    parallel = random_search(search_params(2), "ridge", X, y)
-    assert [(t.params, t.cv_mean) for t in serial] == [(t.params, t.cv_mean) for t in parallel]
-    assert len(serial) == 6 and {t.round for t in serial} == {1, 2}
-    best = best_trial(serial)
-    assert best.cv_mean == min(t.cv_mean for t in serial) and math.isfinite(best.cv_mean)
+    params = parse_params({**small_params(), "cv": {"folds": 3, "repeats": 1}})
+    cfg = SearchConfig.model_validate({"space": {"alpha": {"low": 1.0, "high": 100.0}}, "pruner": {"kind": "none"}})
+    study = load_study(optuna.storages.InMemoryStorage(), "s", cfg, params.seed)
+    study.enqueue_trial({"alpha": 10.0})
+    study.optimize(make_objective(params, "ridge", cfg.space, X, y), n_trials=1)
+    trial = study.trials[0]
+    expected = cross_validate("ridge", params, X, y)
+    assert trial.value == pytest.approx(expected.mean, rel=1e-12)
+    assert trial.intermediate_values[0] == pytest.approx(expected.fold_scores[0], rel=1e-12)
+    assert sorted(trial.intermediate_values) == [0, 1, 2]
+
+
+def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(small_xy):
+    X, y = small_xy
+    params = parse_params({**small_params(), "cv": {"folds": 3, "repeats": 1}})
+    cfg = SearchConfig.model_validate({"space": {"alpha": {"low": 0.1, "high": 1e6, "log": True}},
+                                       "pruner": {"kind": "median", "startup_trials": 1}})
+    study = load_study(optuna.storages.InMemoryStorage(), "s", cfg, params.seed)
+    study.enqueue_trial({"alpha": 10.0})
+    study.enqueue_trial({"alpha": 1e6})  # predicts the mean price: far worse on every fold
+    study.optimize(make_objective(params, "ridge", cfg.space, X, y), n_trials=2)
+    good, bad = study.trials
+    assert good.state == optuna.trial.TrialState.COMPLETE
+    assert bad.state == optuna.trial.TrialState.PRUNED
+    assert list(bad.intermediate_values) == [0]
+    # Optuna keeps the last running mean on a pruned trial, but never makes it the result.
+    assert study.best_trial.number == good.number and study.best_value == good.value
+
+
+# -------------------------------------------------------------------------- apply
+def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    before = path.read_text().splitlines()
+    changes = apply_to_params(path, "mlp", {"lr": 0.0042, "hidden": [256, 128], "dropout": 0.0})
+    assert changes == [("models.mlp.hidden", [128], [256, 128]), ("models.mlp.lr", 0.001, 0.0042)]
+    after = path.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(before) == len(after) and len(changed) == 2
+    assert changed[0][1] == "    hidden: [256, 128]"
+    assert changed[1][1].startswith("    lr: 0.0042")
+    assert "# CV 0.1238 vs relu 0.1273" in path.read_text()
+    assert yaml.safe_load(path.read_text())["models"]["mlp_wide"]["hidden"] == [512]
+
+
+def test_apply_refuses_invalid_params_and_leaves_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"params.yaml with the search result: invalid params\n  models.lasso.alpha"):
+        apply_to_params(path, "lasso", {"alpha": -1.0})
+    assert path.read_bytes() == before
+
+
+# ------------------------------------------------------------- CLI and storages
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """data/prepared from the committed CSVs, shared by the CLI tests."""
+    work = tmp_path_factory.mktemp("prepared")
+    data = {k: str(RAW / f) for k, f in [("train", "train.csv"), ("test", "test.csv"),
+                                           ("sample_submission", "sample_submission.csv"), ("checksums", "SHA256SUMS")]}
+    (work / "params.yaml").write_text(yaml.safe_dump({"data": data}))
+    run(["houseprices", "prepare"], work)
+    return work / "data/prepared"
+
+
+def project(tmp_path: Path, prepared: Path, **lasso) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/prepared").symlink_to(prepared)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
+    write_search(tmp_path / "search.yaml", **lasso)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
+    return tmp_path
+
+
+def search_cmd(*args: str) -> list[str]:
+    return ["houseprices", "search", "--model", "lasso", *args]
+
+
+def start(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    env = stage_env(MLFLOW_TRACKING_URI=f"sqlite:///{cwd / 'mlflow.db'}")
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def the_study(url: str) -> optuna.Study:
+    (summary,) = optuna.get_all_study_summaries(url)
+    return optuna.load_study(study_name=summary.study_name, storage=url)
+
+
+def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
+    work = project(tmp_path, prepared)
+    url = f"sqlite:///{work / 'optuna.db'}"
+    finish(start(search_cmd("--trials", "2", "--storage", url), work))
+    first = the_study(url)
+    best = first.best_value
+    out = finish(start(search_cmd("--trials", "2", "--storage", url), work))
+    again = the_study(url)
+    assert again.study_name == first.study_name and len(again.trials) == 4
+    assert [t.number for t in again.trials] == [0, 1, 2, 3]
+    assert again.best_value <= best and f"{again.best_value:.5f}" in out
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("houseprices")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    searches = [r for r in runs if r.data.tags.get("houseprices.kind") == "search"]
+    trials = [r for r in runs if r.data.tags.get("houseprices.kind") == "trial"]
+    assert len(searches) == 2 and len(trials) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in searches}
+    one = trials[0]
+    assert one.data.tags["optuna.state"] == "complete" and "alpha" in one.data.params
+    history = client.get_metric_history(one.info.run_id, "fold_log_rmse")
+    assert [m.step for m in history] == [0, 1]
+    assert one.data.metrics["cv_log_rmse_mean"] == pytest.approx(np.mean([m.value for m in history]))
+
+
+def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
+    work = project(tmp_path, prepared)
+    url = postgres.new_database()
+    workers = [start(search_cmd("--trials", "3", "--storage", url, "--worker", str(i)), work) for i in (0, 1)]
+    for proc in workers:
+        finish(proc)
+    study = the_study(url)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(6))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    by_worker = {t.user_attrs["worker"] for t in study.trials}
+    assert by_worker == {f"{socket.gethostname()}:{p.pid}" for p in workers}
+    assert len({t.params["alpha"] for t in study.trials}) == 6
+
+
+def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, prepared, postgres):
+    work = project(tmp_path, prepared)
+    url = postgres.new_database()
+    doomed = start(search_cmd("--trials", "50", "--storage", url), work)
+    mine = f"{socket.gethostname()}:{doomed.pid}"
+    deadline = time.monotonic() + 300
+    running = None
+    while running is None and time.monotonic() < deadline and doomed.poll() is None:
+        time.sleep(0.2)
+        if optuna.get_all_study_summaries(url):
+            running = next((t for t in the_study(url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                            if t.user_attrs.get("worker") == mine), None)
+    assert running is not None, "the first worker never started a trial"
+    time.sleep(0.5)  # in the middle of its folds, heartbeats recorded
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    # The second worker starts more than grace_period (2 s) after the last heartbeat.
+    finish(start(search_cmd("--trials", "3", "--storage", url, "--worker", "1"), work))
+    study = the_study(url)
+    states = {t.number: t.state for t in study.trials}
+    assert states[running.number] == optuna.trial.TrialState.FAIL
+    assert optuna.trial.TrialState.RUNNING not in states.values()
+    others = [t for t in study.trials if t.user_attrs.get("worker") != mine]
+    assert len(others) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in others)
+
+
+@pytest.mark.slow
+def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(tmp_path):
+    params = {**yaml.safe_load((ROOT / "params.yaml").read_text()), **small_params()}
+    repo = make_repo(tmp_path, params)
+    write_search(repo / "search.yaml")
+    run(["git", "commit", "-qam", "search settings"], repo)
+    run(["dvc", "repro", "prepare"], repo)
+    out = run(search_cmd("--trials", "2", "--apply"), repo).stdout
+    study = the_study(f"sqlite:///{repo / 'search/optuna.db'}")
+    alpha = yaml.safe_load((repo / "params.yaml").read_text())["models"]["lasso"]["alpha"]
+    assert alpha == study.best_params["alpha"] and "params.yaml: models.lasso.alpha: 0.0005 -> " in out
+    assert "models.lasso.alpha" in run(["dvc", "params", "diff"], repo).stdout
+    assert run(["git", "status", "--porcelain"], repo).stdout.split() == ["M", "params.yaml"]
+
+    run(["dvc", "exp", "run", "-S", "models.lasso.alpha=0.002"], repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["lasso"]["alpha"] == 0.002
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("houseprices")
+    latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train lasso'",
+                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert float(latest.data.params["models.lasso.alpha"]) == 0.002
+    assert not math.isnan(latest.data.metrics["cv_log_rmse_mean"])

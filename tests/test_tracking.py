@@ -18,7 +18,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from houseprices.config import load_params, params_for_model, parse_params
+from houseprices.config import load_params, parse_params
 from houseprices.errors import TrackingError
 from houseprices.tracking import (
     CHAMPION,
@@ -285,7 +285,7 @@ def run_stages(params_file: Path, stages: list[str]) -> None:
             prepare.run(params)
         elif stage == "train":
             for name in params.ensemble_members:
-                train.run(params_for_model(params, name), name, params_file)
+                train.run(params, name, params_file)
         elif stage == "ensemble":
             ensemble.run(params, params_file)
         else:

@@ -35,10 +35,9 @@ def cmd_featurize(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .config import params_for_model
     from .stages import train
 
-    train.run(params_for_model(_params(args), args.model), args.model, Path(args.params))
+    train.run(_params(args), args.model, Path(args.params))
 
 
 def cmd_ensemble(args) -> None:
@@ -87,7 +86,9 @@ def cmd_download(args) -> None:
 def cmd_search(args) -> None:
     from .stages import search
 
-    search.run(_params(args), args.model, Path(args.params), n_jobs=args.n_jobs)
+    search.run(_params(args), args.model, Path(args.params), Path(args.search_file), trials=args.trials,
+               timeout=args.timeout, storage=args.storage, threads=args.threads, worker=args.worker,
+               apply=args.apply)
 
 
 def cmd_runs(args) -> None:
@@ -106,8 +107,7 @@ STAGES = {
     "train": (cmd_train, "cross-validate one named model, refit it, predict the test rows",
               "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
               "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json and "
-              "plots/curves/<name>.csv; logs an MLflow run with a child per fold and the model; applies "
-              "search/best_params.yaml on top of models.<name>"),
+              "plots/curves/<name>.csv; logs an MLflow run with a child per fold and the model"),
     "ensemble": (cmd_ensemble, "weight the members on out-of-fold predictions, add intervals",
                  "reads models/members/<member>/{oof,test}.parquet and data/prepared/ (params: ensemble, "
                  "cv, seed, features.outliers); writes "
@@ -122,13 +122,27 @@ STAGES = {
     "download": (cmd_download, "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)",
                  "writes DEST/train.csv and DEST/test.csv (checksum-verified, atomically); the Kaggle "
                  "route also writes sample_submission.csv and data_description.txt"),
-    "search": (cmd_search, "random hyperparameter search for one model, coarse to fine",
-               "reads data/prepared/ (params: search.<model>, cv, features, models.<model>); writes "
-               "search/best_params.yaml (best params, applied by the next `dvc repro`) and "
-               "search/<model>_trials.csv; logs each trial as an MLflow child run"),
+    "search": (cmd_search, "Optuna hyperparameter search for one model (run more workers to go faster)",
+               "reads data/prepared/ and search.yaml (models.<model>: trials, sampler, pruner, space; params: "
+               "cv, features, models.<model>); adds trials to the model's study in the Optuna storage "
+               "(--storage, else $HOUSEPRICES_OPTUNA_STORAGE, else search.yaml's storage, else "
+               "search/optuna.db); logs each trial as an MLflow child run; --apply writes the best "
+               "params into params.yaml"),
     "runs": (cmd_runs, "list the last pipeline runs from MLflow",
              "reads the MLflow store (params: tracking); prints a table"),
 }
+
+
+def _search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--search-file", default="search.yaml", help="search settings (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=None,
+                   help="trials this worker adds (default: search.yaml's trials; 0 with --apply: apply only)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
+    p.add_argument("--storage", default=None, help="SQLAlchemy URL of the Optuna storage shared by workers")
+    p.add_argument("--threads", type=int, default=1, help="threads per trial (default: %(default)s; 0: all cores)")
+    p.add_argument("--worker", type=int, default=0,
+                   help="distinct id per concurrent worker, so their samplers draw different points")
+    p.add_argument("--apply", action="store_true", help="write the study's best params into params.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("train", "search"):
             p.add_argument("--model", required=True, help="a model name under `models:` in params.yaml")
         if name == "search":
-            p.add_argument("--n-jobs", type=int, default=None, help="parallel trials (default: search.n_jobs)")
+            _search_options(p)
         if name == "submit":
             p.add_argument("-m", "--message", default="", help="submission message (default: commit and CV score)")
         if name == "runs":

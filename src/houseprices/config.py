@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import ConfigError
 
@@ -233,37 +234,6 @@ ModelConfig = Annotated[
 ]
 
 
-# ------------------------------------------------------------------- search
-class FloatRange(Strict):
-    """Sampled uniformly, or log-uniformly (for learning rates and penalties)."""
-
-    low: float
-    high: float
-    log: bool = False
-    integer: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> FloatRange:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
-        return self
-
-
-class Choice(Strict):
-    choices: list[object] = Field(min_length=1)
-
-
-class SearchConfig(Strict):
-    trials: int = Field(20, ge=1)
-    # Round 1 samples the given ranges; each later round narrows them around the best.
-    rounds: int = Field(2, ge=1, le=5)
-    top_k: int = Field(3, ge=1)
-    n_jobs: int = Field(1, ge=1)
-    space: dict[str, FloatRange | Choice] = Field(min_length=1)
-
-
 # ------------------------------------------------------------------- the rest
 class EnsembleConfig(Strict):
     # The models trained by `dvc repro` (one train@<name> stage each) and combined.
@@ -305,7 +275,7 @@ def _reserved_folders() -> set[str]:
     """Top-level folders whose files the pipeline reads or writes itself."""
     from .stages import METRICS, MODELS, PLOTS, PREPARED
 
-    owned = (PREPARED, MODELS, METRICS, PLOTS, BEST_PARAMS_FILE)
+    owned = (PREPARED, MODELS, METRICS, PLOTS, Path("search"))
     return {p.parts[0] for p in owned} | {".git", ".dvc", "src", "tests", "mlruns"}
 
 
@@ -328,8 +298,6 @@ class Params(Strict):
     ensemble: EnsembleConfig = EnsembleConfig()
     submission: SubmissionConfig = SubmissionConfig()
     tracking: TrackingConfig = TrackingConfig()
-    # Random-search spaces, per model name (see `houseprices search`).
-    search: dict[str, SearchConfig] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -373,13 +341,6 @@ class Params(Strict):
         unknown = [m for m in self.ensemble.members if m not in self.models]
         if unknown:
             raise ValueError(f"ensemble.members names unknown models {unknown}; known: {sorted(self.models)}")
-        for name, search in self.search.items():
-            if name not in self.models:
-                raise ValueError(f"search.{name}: no model named {name!r} in models")
-            fields = type(self.models[name]).model_fields
-            bad = [k for k in search.space if k not in fields or k == "kind"]
-            if bad:
-                raise ValueError(f"search.{name}.space: {bad} are not params of models.{name}")
         return self
 
     def model(self, name: str) -> ModelConfig:
@@ -513,26 +474,9 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
     return parse_params(raw, str(path))
 
 
-BEST_PARAMS_FILE = Path("search/best_params.yaml")
-
-
-def load_best_params(path: Path | str = BEST_PARAMS_FILE) -> dict[str, dict]:
-    """Overrides written by ``houseprices search``: {model name: {param: value}}."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        raw = load_yaml(path) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError(f"{path}: expected {{model name: {{param: value}}}}")
-    return raw
-
-
-def with_model_overrides(params: Params, name: str, overrides: dict, source: str = str(BEST_PARAMS_FILE)) -> Params:
-    """``params`` with ``models.<name>`` updated and re-validated (a stale override that
-    no longer fits the model's schema is reported, not ignored)."""
+def with_model_overrides(params: Params, name: str, overrides: dict, source: str) -> Params:
+    """``params`` with ``models.<name>`` updated and re-validated (an override that does
+    not fit the model's schema is reported, naming ``source``)."""
     if not overrides:
         return params
     raw = params.model_dump(mode="json")
@@ -540,6 +484,116 @@ def with_model_overrides(params: Params, name: str, overrides: dict, source: str
     return parse_params(raw, f"{source} applied to params")
 
 
-def params_for_model(params: Params, name: str, best_file: Path | str = BEST_PARAMS_FILE) -> Params:
-    params.model(name)  # unknown names fail here, with the known ones listed
-    return with_model_overrides(params, name, load_best_params(best_file).get(name, {}))
+# ------------------------------------------------------------------- search.yaml
+SEARCH_FILE = "search.yaml"
+
+
+class FloatRange(Strict):
+    """Sampled uniformly, or log-uniformly (learning rates, penalties); ``integer`` for counts."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.integer and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError("an integer range needs whole-number low and high")
+        return self
+
+
+class Choice(Strict):
+    choices: list[object] = Field(min_length=1)
+
+
+def _dist_kind(raw: object) -> str:
+    return "choices" if isinstance(raw, dict) and "choices" in raw else "range"
+
+
+Distribution = Annotated[Annotated[FloatRange, Tag("range")] | Annotated[Choice, Tag("choices")],
+                         Discriminator(_dist_kind)]
+
+
+class PrunerConfig(Strict):
+    """Stops a trial whose running CV mean after a fold is worse than the median (or the
+    given percentile) of earlier trials at that fold."""
+
+    kind: Literal["median", "percentile", "none"] = "median"
+    startup_trials: int = Field(5, ge=0)  # trials that always run to the end first
+    warmup_folds: int = Field(0, ge=0)  # folds a trial always runs
+    percentile: float = Field(50.0, gt=0.0, lt=100.0)
+
+
+class SearchConfig(Strict):
+    trials: int = Field(20, ge=0)  # per worker and command (Optuna's n_trials)
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: PrunerConfig = PrunerConfig()
+    timeout: Positive | None = None  # seconds per worker; None: no limit
+    space: dict[str, Distribution] = Field(min_length=1)
+
+
+class SearchFile(Strict):
+    # Empty: $HOUSEPRICES_OPTUNA_STORAGE, else sqlite:///<folder of search.yaml>/search/optuna.db.
+    storage: str = ""
+    heartbeat_interval: int = Field(60, ge=1)  # seconds between a running trial's heartbeats
+    grace_period: int = Field(120, ge=1)  # a trial silent this long is marked FAIL
+    models: dict[str, SearchConfig] = {}
+
+
+def _check_space(search: SearchFile, params: Params, name: str, source: str) -> SearchConfig:
+    """Every space key is a param of ``models.<name>`` and every bound or choice fits it."""
+    if name not in search.models:
+        raise ConfigError(f"{source}: no search space for {name!r}; add models.{name}.space "
+                          f"(searchable: {sorted(search.models) or 'none'})")
+    model = params.model(name)
+    cfg = search.models[name]
+    fields = type(model).model_fields
+    bad = [k for k in cfg.space if k not in fields or k == "kind"]
+    if bad:
+        raise ConfigError(f"{source}: models.{name}.space: {bad} are not params of models.{name} "
+                          f"in {PARAMS_FILE}")
+    for key, dist in cfg.space.items():
+        values = dist.choices if isinstance(dist, Choice) else [dist.low, dist.high]
+        for value in values:
+            try:
+                type(model).model_validate({**model.model_dump(), key: value})
+            except ValidationError as err:
+                msg = err.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ConfigError(f"{source}: models.{name}.space.{key}: {value!r} does not fit "
+                                  f"models.{name}.{key}: {msg}") from None
+    return cfg
+
+
+def load_search(path: Path | str, params: Params, name: str) -> tuple[SearchFile, SearchConfig]:
+    """``search.yaml`` validated, and the settings of model ``name`` checked against ``params``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: search file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        search = SearchFile.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe_search(err, str(path))) from None
+    return search, _check_space(search, params, name, str(path))
+
+
+def _describe_search(err: ValidationError, source: str) -> str:
+    lines: dict[str, str] = {}
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if len(loc) >= 5 and loc[2] == "space":
+            del loc[4]  # the range-or-choices tag
+        key = ".".join(loc)
+        msg = "unknown key (misspelled?)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.setdefault(key or "<root>", msg.removeprefix("Value error, "))
+    return "\n".join([f"{source}: invalid search settings"] + [f"  {k}: {m}" for k, m in lines.items()])

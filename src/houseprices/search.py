@@ -1,114 +1,259 @@
-"""Random hyperparameter search, coarse to fine (the training lecture's recipe).
+"""Hyperparameter search on Optuna: one study per model and objective, in an RDB storage.
 
-Scale parameters are sampled log-uniformly; later rounds narrow every range around the
-best trials so far. All trials are sampled up front from the seed and each trial runs
-single-threaded, so the result does not depend on ``n_jobs``.
+Every worker (any number, on any machine) runs the same command against the same storage
+and shares the study; Optuna's heartbeat marks the trial of a killed worker FAIL. Each
+trial runs the model's cross-validation fold by fold on the pipeline's folds and reports
+the running mean log-RMSE, so a pruner can stop a hopeless trial after any fold.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from io import StringIO
+from pathlib import Path
+from statistics import fmean
 
-import numpy as np
+import optuna
 import pandas as pd
-from joblib import Parallel, delayed
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 
-from .config import Choice, FloatRange, Params, SearchConfig, with_model_overrides
-from .errors import TrainingError
-from .training import cross_validate
+from .config import Choice, Params, PrunerConfig, SearchConfig, SearchFile, parse_params, with_model_overrides
+from .errors import ConfigError, HousePricesError
+from .io import write_text
+from .training import fit_estimator, log_rmse, make_folds, predict_finite
 
-
-@dataclass(frozen=True)
-class Trial:
-    round: int
-    index: int
-    params: dict
-    cv_mean: float = math.nan
-    cv_std: float = math.nan
-    seconds: float = math.nan
+STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
+DEFAULT_STORAGE = Path("search/optuna.db")
+WORKER_ATTR = "worker"  # trial user attribute: host:pid of the worker that ran it
 
 
-def _to_python(value):
-    return value.item() if isinstance(value, np.generic) else value
+class StorageError(HousePricesError, RuntimeError):
+    """The Optuna storage cannot be opened; the message names its URL (password hidden)."""
 
 
-def sample(space: dict[str, FloatRange | Choice], rng: np.random.Generator) -> dict:
-    point = {}
-    for name, dist in sorted(space.items()):
-        if isinstance(dist, Choice):
-            point[name] = dist.choices[int(rng.integers(len(dist.choices)))]
-            continue
-        if dist.log:
-            value = float(math.exp(rng.uniform(math.log(dist.low), math.log(dist.high))))
-        else:
-            value = float(rng.uniform(dist.low, dist.high))
-        if dist.integer:
-            value = int(round(value))
-        else:
-            value = float(f"{value:.4g}")  # readable params, same bytes every run
-        point[name] = _to_python(value)
-    return point
+def storage_url(option: str | None, search: SearchFile, root: Path) -> str:
+    """``--storage``, else ``$HOUSEPRICES_OPTUNA_STORAGE``, else ``storage:`` in search.yaml,
+    else the SQLite file ``search/optuna.db`` beside search.yaml."""
+    url = option or os.environ.get(STORAGE_ENV) or search.storage
+    if url:
+        return url
+    path = (root / DEFAULT_STORAGE).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
-def narrow(space: dict[str, FloatRange | Choice], best: list[dict]) -> dict[str, FloatRange | Choice]:
-    """Shrink each range to the span of the best trials, widened by half a span (in
-    log space for log ranges), never beyond the original range; keep the chosen choices."""
-    narrowed: dict[str, FloatRange | Choice] = {}
-    for name, dist in space.items():
-        values = [t[name] for t in best]
-        if isinstance(dist, Choice):
-            kept = [c for c in dist.choices if c in values]
-            narrowed[name] = Choice(choices=kept or dist.choices)
-            continue
-        fwd = math.log if dist.log else (lambda v: v)
-        inv = math.exp if dist.log else (lambda v: v)
-        lo, hi = fwd(min(values)), fwd(max(values))
-        pad = max((hi - lo) / 2, (fwd(dist.high) - fwd(dist.low)) / 10)
-        new_lo, new_hi = max(fwd(dist.low), lo - pad), min(fwd(dist.high), hi + pad)
-        narrowed[name] = FloatRange(low=inv(new_lo), high=inv(new_hi), log=dist.log, integer=dist.integer)
-    return narrowed
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for logs and MLflow."""
+    from sqlalchemy.engine import make_url
 
-
-def _run_trial(params: Params, name: str, trial: Trial, X, y) -> Trial:
-    import time
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
     try:
-        with threadpool_limits(1):
-            result = cross_validate(name, with_model_overrides(params, name, trial.params, "search"), X, y)
-    except TrainingError:  # a diverging corner of the space scores as the worst trial
-        return Trial(trial.round, trial.index, trial.params, math.inf, math.inf, time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return Trial(trial.round, trial.index, trial.params, result.mean, result.std, time.perf_counter() - start)
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
 
 
-def random_search(params: Params, name: str, X: pd.DataFrame, y: pd.Series,
-                  n_jobs: int | None = None, on_trial=None) -> list[Trial]:
-    """Every trial, in order; the best is ``min(trials, key=cv_mean)``."""
-    cfg: SearchConfig = params.search[name]
-    rng = np.random.default_rng(params.seed)
-    space = cfg.space
-    trials: list[Trial] = []
-    for round_ in range(1, cfg.rounds + 1):
-        if trials:
-            best = sorted(trials, key=lambda t: (t.cv_mean, t.index))[:cfg.top_k]
-            space = narrow(space, [t.params for t in best])
-        pending = [Trial(round_, len(trials) + i, sample(space, rng)) for i in range(cfg.trials)]
-        done = Parallel(n_jobs=n_jobs or cfg.n_jobs)(
-            delayed(_run_trial)(params, name, t, X, y) for t in pending)
-        for trial in done:
-            if on_trial:
-                on_trial(trial)
-        trials.extend(done)
-    return trials
+def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats: a trial whose worker stops beating for
+    ``grace_period`` seconds is marked FAIL by the next worker that looks."""
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=search.heartbeat_interval,
+                                              grace_period=search.grace_period)
+        except Exception as err:  # bad URL, missing driver, server down: one line, not a traceback
+            # Workers starting together on an empty database race to create Optuna's tables:
+            # the loser's retry finds them.
+            if attempt < 2 and "sqlalchemy" in type(err).__module__:
+                time.sleep(1 + attempt)
+                continue
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StorageError(f"Optuna storage {safe_url(url)}: {first}") from None
+    raise AssertionError("unreachable")
 
 
-def best_trial(trials: list[Trial]) -> Trial:
-    return min(trials, key=lambda t: (t.cv_mean, t.index))
+def objective_hash(params: Params, name: str, cfg: SearchConfig) -> str:
+    """Short hash of what a trial's score depends on besides the sampled values: the space,
+    the model's other params, features, folds and seed. A change starts a new study;
+    applying a result (which only changes searched keys) keeps the study."""
+    fixed = {k: v for k, v in params.model(name).model_dump(mode="json").items() if k not in cfg.space}
+    spec = {"space": {k: v.model_dump(mode="json") for k, v in sorted(cfg.space.items())}, "model": fixed,
+            "features": params.features.model_dump(mode="json"), "cv": params.cv.model_dump(mode="json"),
+            "seed": params.seed}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def study_name(params: Params, name: str, cfg: SearchConfig) -> str:
+    return f"{name}-{objective_hash(params, name, cfg)}"
+
+
+def make_sampler(cfg: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    """Random search (log ranges sampled log-uniformly) or TPE, seeded."""
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def make_pruner(cfg: PrunerConfig) -> optuna.pruners.BasePruner:
+    if cfg.kind == "none":
+        return optuna.pruners.NopPruner()
+    if cfg.kind == "percentile":
+        return optuna.pruners.PercentilePruner(cfg.percentile, n_startup_trials=cfg.startup_trials,
+                                               n_warmup_steps=cfg.warmup_folds)
+    return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_folds)
+
+
+def worker_seed(seed: int, worker: int, trials_so_far: int) -> int:
+    """One worker on a fresh study is reproducible from ``seed``; a resumed study does not
+    replay its first trials (offset by the trials it holds); workers with distinct
+    ``--worker`` ids draw different sequences."""
+    return seed + trials_so_far + 100_003 * worker
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str, cfg: SearchConfig, seed: int,
+               worker: int = 0) -> optuna.Study:
+    """Create the study or join it (other workers may be creating it at the same time)."""
+    sampler = make_sampler(cfg, seed)
+    study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
+                                load_if_exists=True, sampler=sampler, pruner=make_pruner(cfg.pruner))
+    held = len(study.get_trials(deepcopy=False))
+    if held or worker:
+        study.sampler = make_sampler(cfg, worker_seed(seed, worker, held))
+    return study
+
+
+def _encode(value: object) -> object:
+    """Optuna categorical choices are scalars; lists (hidden sizes) travel as JSON text."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value)
+
+
+def decode_params(space: dict, values: dict) -> dict:
+    """A trial's params (as Optuna stores them) back as model params."""
+    out = {}
+    for key, value in values.items():
+        dist = space.get(key)
+        if isinstance(dist, Choice) and isinstance(value, str) and value not in dist.choices:
+            value = json.loads(value)
+        out[key] = value
+    return out
+
+
+def suggest(trial: optuna.Trial, space: dict) -> dict:
+    values = {}
+    for key, dist in sorted(space.items()):
+        if isinstance(dist, Choice):
+            values[key] = trial.suggest_categorical(key, [_encode(c) for c in dist.choices])
+        elif dist.integer:
+            values[key] = trial.suggest_int(key, int(dist.low), int(dist.high), log=dist.log)
+        else:
+            values[key] = trial.suggest_float(key, dist.low, dist.high, log=dist.log)
+    return decode_params(space, values)
+
+
+def fold_scores(params: Params, name: str, X: pd.DataFrame, y: pd.Series) -> Iterator[float]:
+    """The log-RMSE of each fold of the pipeline's CV (same folds, same estimator), one at a time."""
+    cfg = params.model(name)
+    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+    for fold in make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed):
+        where = f"search fold {fold.label}"
+        est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where)
+        yield log_rmse(y.iloc[fold.valid], predict_finite(est, X.iloc[fold.valid], name, where))
+
+
+class TrialMonitor:
+    """Hooks around one trial (MLflow, progress); the default does nothing."""
+
+    @contextlib.contextmanager
+    def trial(self, number: int, values: dict) -> Iterator[TrialMonitor]:
+        yield self
+
+    def fold(self, step: int, score: float) -> None:
+        pass
+
+    def end(self, state: str, value: float | None) -> None:
+        pass
+
+
+def make_objective(params: Params, name: str, space: dict, X: pd.DataFrame, y: pd.Series,
+                   monitor: TrialMonitor | None = None) -> Callable[[optuna.Trial], float]:
+    """The trial's CV mean log-RMSE; reports the running mean after every fold and raises
+    ``optuna.TrialPruned`` when the pruner says so (a pruned trial has no result)."""
+    monitor = monitor or TrialMonitor()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial: optuna.Trial) -> float:
+        values = suggest(trial, space)
+        trial.set_user_attr(WORKER_ATTR, worker)
+        trial_params = with_model_overrides(params, name, values, "search.yaml")
+        with monitor.trial(trial.number, values) as record:
+            scores: list[float] = []
+            for step, score in enumerate(fold_scores(trial_params, name, X, y)):
+                scores.append(score)
+                record.fold(step, score)
+                trial.report(fmean(scores), step)
+                if trial.should_prune():
+                    record.end("pruned", fmean(scores))
+                    raise optuna.TrialPruned(f"pruned after fold {step + 1}: running CV {fmean(scores):.5f}")
+            record.end("complete", fmean(scores))
+        return fmean(scores)
+
+    return objective
+
+
+def best_params(study: optuna.Study, space: dict) -> tuple[optuna.trial.FrozenTrial, dict]:
+    """The best complete trial and its params as model params."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise ConfigError(f"study {study.study_name!r} has no complete trial yet; run some first") from None
+    return best, decode_params(space, best.params)
+
+
+def finished(study: optuna.Study) -> dict[str, int]:
+    """Trial counts by state, for the progress line and the final summary."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return counts
+
+
+def _represent_null(representer, _data):
+    """``null`` as written in params.yaml (ruamel's default writes nothing)."""
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
+def apply_to_params(params_file: Path, name: str, values: dict) -> list[tuple[str, object, object]]:
+    """Write ``values`` into ``models.<name>`` of ``params_file`` the way ``dvc exp run -S``
+    would (a round trip: comments, order and the other keys stay as they are), after
+    checking that the result is still valid params. Returns (key, old, new) per change."""
+    rt = YAML()  # round-trip mode
+    rt.preserve_quotes = True
+    rt.representer.add_representer(type(None), _represent_null)
+    text = params_file.read_text()
+    doc = rt.load(text)
+    current = parse_params(yaml.safe_load(text), str(params_file)).model(name).model_dump(mode="json")
+    model = doc["models"][name]
+    changes = []
+    for key, value in sorted(values.items()):
+        old = current[key]  # the value in effect, a default when the key is absent
+        if old == value:
+            continue
+        if isinstance(value, list):
+            seq = CommentedSeq(value)
+            seq.fa.set_flow_style()
+            value = seq
+        model[key] = value
+        changes.append((f"models.{name}.{key}", old, values[key]))
+    if changes:
+        out = StringIO()
+        rt.dump(doc, out)
+        parse_params(yaml.safe_load(out.getvalue()), f"{params_file} with the search result")
+        write_text(params_file, out.getvalue())
+    return changes

@@ -1,72 +1,157 @@
-"""``houseprices search --model NAME``: random search, coarse to fine, for one model.
+"""``houseprices search --model NAME``: an Optuna study for one model, run by this worker.
 
-Not a ``dvc repro`` stage (it is slow and meant to be run on purpose): it writes the
-best params to ``search/best_params.yaml``, which the train stages depend on, so the
-next ``dvc repro`` retrains with them. Every trial is an MLflow child run.
+Not a ``dvc repro`` stage (it is slow and meant to be run on purpose) and it writes no
+output DVC tracks: the study lives in its storage. ``--apply`` writes the best trial's
+params into ``params.yaml`` (the only source of truth), so ``dvc params diff`` shows it and
+the next ``dvc repro`` retrains just that model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
-import pandas as pd
-import yaml
+import optuna
+from tqdm import tqdm
 
-from ..config import BEST_PARAMS_FILE, PARAMS_FILE, ConfigError, Params, load_best_params
-from ..io import write_csv, write_text
-from ..search import Trial, best_trial, random_search
+from ..config import PARAMS_FILE, SEARCH_FILE, Params, SearchConfig, load_search
+from ..errors import ConfigError, TrainingError
+from ..search import (TrialMonitor, apply_to_params, best_params, finished, load_study, make_objective,
+                      open_storage, safe_url, storage_url, study_name)
+from ..threads import limit_threads
 from ..tracking import Tracker, flatten, log_params
 from . import load_prepared
 
 logger = logging.getLogger(__name__)
+STATE_TAG = "optuna.state"
 
 
-def write_best_params(name: str, best: dict, path: Path = BEST_PARAMS_FILE) -> None:
-    overrides = load_best_params(path)
-    overrides[name] = best
-    header = ("# Written by `houseprices search --model NAME`: {model name: {param: value}}.\n"
-              "# The train stage applies these on top of params.yaml's models.<name>; delete an entry to undo.\n")
-    write_text(path, header + yaml.safe_dump(overrides, sort_keys=True, default_flow_style=None))
+class MlflowTrials(TrialMonitor):
+    """Every MLflow call of the search: a child run per trial (params, ``fold_log_rmse`` by
+    fold step, the state as a tag, the CV mean when complete) and a summary on the search run."""
+
+    def __init__(self, tracker: Tracker, name: str):
+        self.tracker, self.name = tracker, name
+
+    @contextlib.contextmanager
+    def trial(self, number: int, values: dict) -> Iterator[MlflowTrials]:
+        pruned = None
+        with self.tracker.child_run(f"{self.name} trial {number}", "trial"):
+            if self.tracker.enabled:
+                log_params({**values, "optuna.trial_number": number})
+            try:
+                yield self
+            except optuna.TrialPruned as err:  # an ordinary end: the MLflow run finishes
+                pruned = err
+            except BaseException:
+                self.end("failed", None)
+                raise
+        if pruned is not None:
+            raise pruned
+
+    def fold(self, step: int, score: float) -> None:
+        if self.tracker.enabled:
+            mlflow.log_metric("fold_log_rmse", score, step=step)
+
+    def end(self, state: str, value: float | None) -> None:
+        if self.tracker.enabled:
+            mlflow.set_tag(STATE_TAG, state)
+            if state == "complete":
+                mlflow.log_metric("cv_log_rmse_mean", value)
+
+    def summary(self, study: optuna.Study, counts: dict[str, int]) -> None:
+        if not self.tracker.enabled:
+            return
+        mlflow.log_metrics({f"trials_{state}": n for state, n in counts.items()})
+        if counts.get("complete"):
+            mlflow.log_metric("best_cv_log_rmse_mean", study.best_value)
+            mlflow.set_tag("optuna.best_trial", study.best_trial.number)
 
 
-def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE), n_jobs: int | None = None,
-        best_file: Path = BEST_PARAMS_FILE) -> Trial:
-    if name not in params.search:
-        raise ConfigError(f"{params_file}: no search space for {name!r}; add search.{name}.space "
-                          f"(searchable: {sorted(params.search) or 'none'})")
-    params.model(name)
-    tracker = Tracker.open(params, params_file)
+class Progress:
+    """A tqdm bar (trials done / asked, best so far, elapsed, ETA) when stdout is a
+    terminal; one log line per finished trial otherwise (CI, ``dvc repro``)."""
+
+    def __init__(self, name: str, n_trials: int):
+        self.name, self.n_trials, self.done = name, n_trials, 0
+        self.bar = tqdm(total=n_trials, desc=f"search {name}", unit="trial", file=sys.stderr,
+                        dynamic_ncols=True) if sys.stdout.isatty() else None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.done += 1
+        try:
+            best = f"best {study.best_value:.5f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = "no complete trial yet"
+        if self.bar is not None:
+            self.bar.set_postfix_str(best, refresh=False)
+            self.bar.update(1)
+            return
+        state = trial.state.name.lower()
+        value = f"CV {trial.value:.5f}" if trial.value is not None else state
+        logger.info("%s trial %d (%d/%d) %s: %s | %s | %s", self.name, trial.number, self.done, self.n_trials,
+                    state, value, best, trial.params)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _optimize(params: Params, name: str, cfg: SearchConfig, study: optuna.Study, params_file: Path,
+              n_trials: int, timeout: float | None, url: str) -> None:
     X, y, _ = load_prepared()
-    cfg = params.search[name]
-    run_params = flatten({"search": {name: cfg.model_dump(mode="json")},
-                          "models": {name: params.model(name).model_dump(mode="json")}})
-
+    tracker = Tracker.open(params, params_file)
+    run_params = {**flatten({"search": cfg.model_dump(mode="json"),
+                             "models": {name: params.model(name).model_dump(mode="json")}}),
+                  "study": study.study_name, "storage": safe_url(url)}
     with tracker.stage_run(f"search {name}", "search", run_params):
-        def log_trial(trial: Trial) -> None:
-            logger.info("trial %d (round %d): CV %.5f ± %.5f %s", trial.index, trial.round,
-                        trial.cv_mean, trial.cv_std, trial.params)
-            with tracker.child_run(f"{name} trial {trial.index}", "trial"):
-                if tracker.enabled:
-                    log_params({**trial.params, "round": trial.round})
-                    if trial.cv_mean != float("inf"):
-                        mlflow.log_metrics({"cv_log_rmse_mean": trial.cv_mean, "cv_log_rmse_std": trial.cv_std})
-
-        trials = random_search(params, name, X, y, n_jobs=n_jobs, on_trial=log_trial)
-        best = best_trial(trials)
-        if tracker.enabled:
-            mlflow.log_metrics({"best_cv_log_rmse_mean": best.cv_mean, "best_cv_log_rmse_std": best.cv_std})
-            mlflow.log_dict({name: best.params}, "best_params.yaml")
-
-    table = pd.DataFrame([{"round": t.round, "trial": t.index, "cv_log_rmse_mean": round(t.cv_mean, 6),
-                           "cv_log_rmse_std": round(t.cv_std, 6), **t.params} for t in trials])
-    write_csv(best_file.parent / f"{name}_trials.csv", table.astype({c: "str" for c in _list_columns(table, trials)}))
-    write_best_params(name, best.params, best_file)
-    logger.info("best %s: CV %.5f ± %.5f with %s -> %s", name, best.cv_mean, best.cv_std, best.params, best_file)
-    return best
+        monitor = MlflowTrials(tracker, name)
+        progress = Progress(name, n_trials)
+        try:
+            study.optimize(make_objective(params, name, cfg.space, X, y, monitor), n_trials=n_trials,
+                           timeout=timeout, catch=(TrainingError,), callbacks=[progress])
+        finally:
+            progress.close()
+        monitor.summary(study, finished(study))
 
 
-def _list_columns(table: pd.DataFrame, trials: list[Trial]) -> list[str]:
-    """Columns holding lists (hidden sizes) are written as text."""
-    return [k for k in trials[0].params if any(isinstance(t.params[k], (list, dict)) for t in trials)]
+def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE), search_file: Path = Path(SEARCH_FILE),
+        *, trials: int | None = None, timeout: float | None = None, storage: str | None = None,
+        threads: int = 1, worker: int = 0, apply: bool = False) -> optuna.Study:
+    """Run ``trials`` more trials (search.yaml's ``trials`` by default) of the model's study
+    in this process, print the study's best, and with ``apply`` write it into params.yaml."""
+    for option, value in (("--trials", trials), ("--threads", threads), ("--worker", worker)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{option}: must be >= 0, got {value}")
+    search, cfg = load_search(search_file, params, name)
+    limit_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    url = storage_url(storage, search, search_file.resolve().parent)
+    study = load_study(open_storage(url, search), study_name(params, name, cfg), cfg, params.seed, worker)
+    logger.info("study %s in %s: %d trials so far", study.study_name, safe_url(url), len(study.trials))
+    n_trials = cfg.trials if trials is None else trials
+    if n_trials:
+        _optimize(params, name, cfg, study, params_file, n_trials,
+                  cfg.timeout if timeout is None else timeout, url)
+    optuna.storages.fail_stale_trials(study)  # a killed worker's trial, if its grace period is over
+    counts = finished(study)
+    summary = (f"study {study.study_name}: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
+               f"{counts.get('fail', 0)} failed")
+    if not counts.get("complete") and not apply:
+        print(f"{summary}; no complete trial yet")
+        return study
+    best, values = best_params(study, cfg.space)
+    print(f"{summary}; best CV log-RMSE {best.value:.5f} (trial {best.number}): {values}")
+    if apply:
+        changes = apply_to_params(params_file, name, values)
+        for key, old, new in changes:
+            print(f"{params_file}: {key}: {old} -> {new}")
+        if not changes:
+            print(f"{params_file}: models.{name} already holds the best params")
+    return study

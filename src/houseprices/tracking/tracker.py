@@ -49,11 +49,8 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
 
 def pipeline_params(params) -> dict[str, object]:
     """What trained the pipeline, with readable flat names: ``seed``, ``cv.*``,
-    ``features.*``, ``ensemble.*`` and each member's params as ``<member>.<param>``
-    (with ``search/best_params.yaml`` applied, as the train stage does)."""
-    from ..config import params_for_model
-
-    members = {m: params_for_model(params, m).model(m).model_dump(mode="json") for m in params.ensemble_members}
+    ``features.*``, ``ensemble.*`` and each member's params as ``<member>.<param>``."""
+    members = {m: params.model(m).model_dump(mode="json") for m in params.ensemble_members}
     return flatten({"seed": params.seed, "cv": params.cv.model_dump(mode="json"),
                     "features": params.features.model_dump(mode="json"),
                     "ensemble": params.ensemble.model_dump(mode="json"), **members})
