@@ -15,7 +15,6 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import optuna
 from tqdm import tqdm
 
@@ -24,7 +23,7 @@ from ..errors import ConfigError, TrainingError
 from ..search import (TrialMonitor, apply_to_params, best_params, finished, load_study, make_objective,
                       open_storage, safe_url, storage_url, study_name)
 from ..threads import limit_threads
-from ..tracking import Tracker, flatten, log_params
+from ..tracking import Tracker, flatten
 from . import load_prepared
 
 logger = logging.getLogger(__name__)
@@ -35,15 +34,15 @@ class MlflowTrials(TrialMonitor):
     """Every MLflow call of the search: a child run per trial (params, ``fold_log_rmse`` by
     fold step, the state as a tag, the CV mean when complete) and a summary on the search run."""
 
-    def __init__(self, tracker: Tracker, name: str):
-        self.tracker, self.name = tracker, name
+    def __init__(self, tracker: Tracker, search_run, name: str):
+        self.tracker, self.search_run, self.name = tracker, search_run, name
+        self.trial_run = None
 
     @contextlib.contextmanager
     def trial(self, number: int, values: dict) -> Iterator[MlflowTrials]:
         pruned = None
-        with self.tracker.child_run(f"{self.name} trial {number}", "trial"):
-            if self.tracker.enabled:
-                log_params({**values, "optuna.trial_number": number})
+        with self.tracker.child_run(f"{self.name} trial {number}", "trial",
+                                    {**values, "optuna.trial_number": number}) as self.trial_run:
             try:
                 yield self
             except optuna.TrialPruned as err:  # an ordinary end: the MLflow run finishes
@@ -55,22 +54,18 @@ class MlflowTrials(TrialMonitor):
             raise pruned
 
     def fold(self, step: int, score: float) -> None:
-        if self.tracker.enabled:
-            mlflow.log_metric("fold_log_rmse", score, step=step)
+        self.trial_run.log_metrics({"fold_log_rmse": score}, step=step)
 
     def end(self, state: str, value: float | None) -> None:
-        if self.tracker.enabled:
-            mlflow.set_tag(STATE_TAG, state)
-            if state == "complete":
-                mlflow.log_metric("cv_log_rmse_mean", value)
+        self.trial_run.set_tags({STATE_TAG: state})
+        if state == "complete":
+            self.trial_run.log_metrics({"cv_log_rmse_mean": value})
 
     def summary(self, study: optuna.Study, counts: dict[str, int]) -> None:
-        if not self.tracker.enabled:
-            return
-        mlflow.log_metrics({f"trials_{state}": n for state, n in counts.items()})
+        self.search_run.log_metrics({f"trials_{state}": n for state, n in counts.items()})
         if counts.get("complete"):
-            mlflow.log_metric("best_cv_log_rmse_mean", study.best_value)
-            mlflow.set_tag("optuna.best_trial", study.best_trial.number)
+            self.search_run.log_metrics({"best_cv_log_rmse_mean": study.best_value})
+            self.search_run.set_tags({"optuna.best_trial": study.best_trial.number})
 
 
 class Progress:
@@ -109,8 +104,8 @@ def _optimize(params: Params, name: str, cfg: SearchConfig, study: optuna.Study,
     run_params = {**flatten({"search": cfg.model_dump(mode="json"),
                              "models": {name: params.model(name).model_dump(mode="json")}}),
                   "study": study.study_name, "storage": safe_url(url)}
-    with tracker.stage_run(f"search {name}", "search", run_params):
-        monitor = MlflowTrials(tracker, name)
+    with tracker.top_run(f"search {name}", "search", run_params) as search_run:
+        monitor = MlflowTrials(tracker, search_run, name)
         progress = Progress(name, n_trials)
         try:
             study.optimize(make_objective(params, name, cfg.space, X, y, monitor), n_trials=n_trials,

@@ -117,6 +117,14 @@ class Tracker:
                 yield log
 
     @contextlib.contextmanager
+    def top_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
+        """A run of its own, outside any pipeline run (a search: its trials are its children)."""
+        with mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage}) as run:
+            log = self._run_log(run.info.run_id)
+            log.log_params(params or {})
+            yield log
+
+    @contextlib.contextmanager
     def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A child of the current stage run (a fold, a trial), live while the block runs."""
         with mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind}) as run:
@@ -158,6 +166,8 @@ class NullTracker:
     @contextlib.contextmanager
     def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[NullRun]:
         yield NullRun()
+
+    top_run = child_run
 
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         pass
