@@ -159,14 +159,14 @@ def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
     assert changed[0][1] == "    hidden: [256, 128]"
     assert changed[1][1].startswith("    lr: 0.0042")
     assert "# CV 0.1238 vs relu 0.1273" in path.read_text()
-    assert yaml.safe_load(path.read_text())["models"]["mlp_wide"]["hidden"] == [512]
+    assert yaml.safe_load(path.read_text())["models"]["lasso"]["alpha"] == 0.0005
 
 
 def test_apply_refuses_invalid_params_and_leaves_the_file(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())
     before = path.read_bytes()
-    with pytest.raises(ConfigError, match=r"params.yaml with the search result: invalid params\n  models.lasso.alpha"):
+    with pytest.raises(ConfigError, match=r"params.yaml with the search result: models.lasso.alpha: Input should be greater than 0"):
         apply_to_params(path, "lasso", {"alpha": -1.0})
     assert path.read_bytes() == before
 
