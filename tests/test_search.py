@@ -236,7 +236,7 @@ def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, pre
     assert one.data.tags["optuna.state"] == "complete" and "alpha" in one.data.params
     history = client.get_metric_history(one.info.run_id, "fold_log_rmse")
     assert [m.step for m in history] == [0, 1]
-    assert one.data.metrics["cv_log_rmse_mean"] == pytest.approx(np.mean([m.value for m in history]))
+    assert one.data.metrics["cv_log_rmse"] == pytest.approx(np.mean([m.value for m in history]))
 
 
 def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
@@ -301,4 +301,4 @@ def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(tmp_path):
     latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train lasso'",
                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
     assert float(latest.data.params["models.lasso.alpha"]) == 0.002
-    assert not math.isnan(latest.data.metrics["cv_log_rmse_mean"])
+    assert not math.isnan(latest.data.metrics["cv_log_rmse"])

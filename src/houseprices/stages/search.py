@@ -59,12 +59,12 @@ class MlflowTrials(TrialMonitor):
     def end(self, state: str, value: float | None) -> None:
         self.trial_run.set_tags({STATE_TAG: state})
         if state == "complete":
-            self.trial_run.log_metrics({"cv_log_rmse_mean": value})
+            self.trial_run.log_metrics({"cv_log_rmse": value})
 
     def summary(self, study: optuna.Study, counts: dict[str, int]) -> None:
         self.search_run.log_metrics({f"trials_{state}": n for state, n in counts.items()})
         if counts.get("complete"):
-            self.search_run.log_metrics({"best_cv_log_rmse_mean": study.best_value})
+            self.search_run.log_metrics({"best_cv_log_rmse": study.best_value})
             self.search_run.set_tags({"optuna.best_trial": study.best_trial.number})
 
 
