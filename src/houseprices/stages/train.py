@@ -1,7 +1,8 @@
 """Stage ``train@<model>``: K-fold CV of one named model, refit on all rows, predictions.
 
 Writes ``models/<name>/`` (refit pipeline, out-of-fold and test predictions),
-``metrics/<name>.json`` and ``plots/curves/<name>.csv``; logs one MLflow run for the
+``metrics/<name>.json``, ``plots/folds/<name>.csv`` and, for models trained in epochs,
+``plots/curves/<name>.csv``; logs one MLflow run for the
 model with a child run per fold.
 """
 
@@ -17,23 +18,13 @@ import pandas as pd
 from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
-from ..io import dump_model, write_csv, write_json, write_parquet
+from ..io import dump_model, write_json, write_parquet
+from ..plots import write_member_plots
 from ..tracking import Tracker, flatten, log_curves, log_params, log_price_model
 from ..training import cross_validate, fit_estimator, predict_finite
 from . import MEMBERS, METRICS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
-
-
-def long_curves(curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per (epoch, fold, split): the learning-curve template draws a line per fold."""
-    columns = ["epoch", "fold", "split", "loss"]
-    if not len(curves):
-        return pd.DataFrame(columns=columns)
-    long = curves.melt(id_vars=["epoch", "fold"], value_vars=["train_loss", "valid_loss", "holdout_loss"],
-                       var_name="split", value_name="loss").dropna(subset=["loss"])
-    long["split"] = long["split"].str.removesuffix("_loss")
-    return long[columns].sort_values(["fold", "split", "epoch"], kind="stable")
 
 
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
@@ -76,7 +67,7 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
             "fold_average": result.test_fold_predictions.mean(axis=0),
         }))
         write_json(METRICS / f"{name}.json", metrics)
-        write_csv(PLOTS / "curves" / f"{name}.csv", long_curves(result.curves))
+        write_member_plots(PLOTS, name, result)
 
         if tracker.enabled:
             mlflow.log_metrics({"cv_log_rmse_mean": result.mean, "cv_log_rmse_std": result.std,
