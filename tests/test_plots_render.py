@@ -189,7 +189,8 @@ def test_plots_show_draws_every_chart_once(repo, tmp_path):
     # 2 features + 3 fold charts + 1 learning curve (mlp only) + 4 ensemble; no PNG duplicates
     assert len(plots) == 10, [p["title"] for p in plots]
     assert not list((repo / "page").rglob("*.png"))
-    assert len([p for p in plots if "learning curves" in str(p["title"]).lower()]) == 1
+    curves = _by_title(plots, "learning curves")
+    assert curves["domains"]["x"] == [1, 6] and {"train", "holdout"} <= set(curves["legend_labels"])
     for words in ("prediction vs actual", "residuals"):
         chart = _by_title(plots, words)
         assert min(chart["domains"]["x"]) > 5, chart["domains"]  # fitted to log prices, not from 0
@@ -217,3 +218,20 @@ def _screenshot_path(name: str) -> Path | None:
     """Screenshots for people, only when asked: PLOTS_SCREENSHOTS=<folder>."""
     folder = os.environ.get("PLOTS_SCREENSHOTS")
     return Path(folder) / f"{name}.png" if folder else None
+
+
+def test_member_plots_hold_fold_scores_and_curves_only_for_epoch_models(tmp_path):
+    folds = make_folds(20, 2, 1, 0)
+    curves = pd.DataFrame({"epoch": [1, 2, 1, 2], "fold": ["r1f1", "r1f1", "r1f2", "r1f2"],
+                           "train_loss": [0.5, 0.25, 0.6, 0.3], "valid_loss": np.nan,
+                           "holdout_loss": [0.55, 0.333333333, 0.65, 0.35]})
+    write_member_plots(tmp_path, "mlp", SimpleNamespace(folds=folds, fold_scores=[0.1234567, 0.2], curves=curves))
+    scores = pd.read_csv(tmp_path / "folds" / "mlp.csv")
+    assert scores.to_dict("list") == {"fold": ["r1f1", "r1f2"], "log_rmse": [0.123457, 0.2]}
+    long = pd.read_csv(tmp_path / "curves" / "mlp.csv")
+    assert list(long.columns) == ["epoch", "fold", "split", "loss"] and len(long) == 8
+    assert set(long["split"]) == {"train", "holdout"} and 0.333333 in set(long["loss"])
+    # The same name retrained as a model without epochs leaves no (stale or empty) curve file.
+    write_member_plots(tmp_path, "mlp", SimpleNamespace(folds=folds, fold_scores=[0.1, 0.2], curves=curves.iloc[:0]))
+    assert not (tmp_path / "curves" / "mlp.csv").exists()
+    assert (tmp_path / "folds" / "mlp.csv").is_file()
