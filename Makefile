@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast bench ui
+.PHONY: setup repro test test-fast bench ui exps
 
 setup: $(VENV)/.installed
 
@@ -29,3 +29,9 @@ bench: setup
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+# `dvc exp show` narrowed to what differs: the changed params and the ensemble CV (README).
+exps: setup
+	dvc exp show --no-pager --only-changed \
+	  --drop '^(?!Experiment|seed|cv\.|features\.|models\.|ensemble\.)' \
+	  --keep 'metrics/ensemble.json:cv_log_rmse_mean'

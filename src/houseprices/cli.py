@@ -106,8 +106,9 @@ STAGES = {
                   "plots/features/{missing_rate,pca_variance}.csv; logs an MLflow run"),
     "train": (cmd_train, "cross-validate one named model, refit it, predict the test rows",
               "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
-              "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json and "
-              "plots/curves/<name>.csv; logs an MLflow run with a child per fold and the model"),
+              "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json, "
+              "plots/folds/<name>.csv and, for models trained in epochs, plots/curves/<name>.csv; logs an "
+              "MLflow run with a child per fold and the model"),
     "ensemble": (cmd_ensemble, "weight the members on out-of-fold predictions, add intervals",
                  "reads models/members/<member>/{oof,test}.parquet and data/prepared/ (params: ensemble, "
                  "cv, seed, features.outliers); writes "

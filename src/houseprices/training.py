@@ -78,11 +78,9 @@ class CVResult(FoldScores):
     fold_seconds: list[float] = field(default_factory=list)
 
     def metrics(self) -> dict:
-        return {
-            "cv_log_rmse_mean": round(self.mean, 6),
-            "cv_log_rmse_std": round(self.std, 6),
-            "folds": {f.label: round(s, 6) for f, s in zip(self.folds, self.fold_scores)},
-        }
+        """The headline numbers DVC declares as metrics; per-fold scores are a plot
+        (``plots/folds/<model>.csv``) so ``dvc exp show`` stays one column per number."""
+        return {"cv_log_rmse_mean": round(self.mean, 6), "cv_log_rmse_std": round(self.std, 6)}
 
 
 CURVE_COLUMNS = ["epoch", "fold", "train_loss", "valid_loss", "holdout_loss"]

@@ -17,6 +17,11 @@ from ..tracking import Tracker, flatten
 from . import METRICS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
+# What `dvc exp show` and `dvc metrics diff` show: numbers a params change moves. The full
+# report (branch widths, PCA spectrum counts, the skewed columns' names) is the MLflow
+# artifact features/report.json.
+METRIC_KEYS = ("output_features", "skewed_columns", "columns_imputed", "outlier_rows_removed",
+               "pca_components_kept", "pca_explained_variance_kept")
 
 
 def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -78,7 +83,7 @@ def run(params: Params) -> dict:
     tracker = Tracker.open(params)
     X, y, _ = load_prepared()
     report, missing, variance = feature_report(params, X, y)
-    write_json(METRICS / "features.json", report)
+    write_json(METRICS / "features.json", {k: report[k] for k in METRIC_KEYS if k in report})
     write_csv(PLOTS / "features" / "missing_rate.csv", missing[missing["missing_rate"] > 0])
     write_csv(PLOTS / "features" / "pca_variance.csv", variance)
     stage_params = flatten({"features": params.features.model_dump(mode="json")})

@@ -1,8 +1,9 @@
 """Stage ``train@<model>``: K-fold CV of one named model, refit on all rows, predictions.
 
 Writes ``models/members/<name>/`` (refit pipeline, out-of-fold and test predictions),
-``metrics/<name>.json`` and ``plots/curves/<name>.csv``; logs one MLflow run for the
-model with a child run per fold, live while the fold trains.
+``metrics/<name>.json``, ``plots/folds/<name>.csv`` and, for models trained in epochs,
+``plots/curves/<name>.csv``; logs one MLflow run for the model with a child run per fold,
+live while the fold trains.
 """
 
 from __future__ import annotations
@@ -17,24 +18,14 @@ import pandas as pd
 from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
-from ..io import dump_model, write_csv, write_json, write_parquet
+from ..io import dump_model, write_json, write_parquet
+from ..plots import write_member_plots
 from ..progress import FoldProgress, duration
 from ..tracking import Tracker, flatten
 from ..training import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
 from . import MEMBERS, METRICS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
-
-
-def long_curves(curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per (epoch, fold, split): the learning-curve template draws a line per fold."""
-    columns = ["epoch", "fold", "split", "loss"]
-    if not len(curves):
-        return pd.DataFrame(columns=columns)
-    long = curves.melt(id_vars=["epoch", "fold"], value_vars=["train_loss", "valid_loss", "holdout_loss"],
-                       var_name="split", value_name="loss").dropna(subset=["loss"])
-    long["split"] = long["split"].str.removesuffix("_loss")
-    return long[columns].sort_values(["fold", "split", "epoch"], kind="stable")
 
 
 def fold_scope(tracker, name: str, progress: FoldProgress):
@@ -69,7 +60,7 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
     }))
     # Timings go to MLflow only: DVC metrics stay byte-identical for the same params.
     write_json(METRICS / f"{name}.json", result.metrics())
-    write_csv(PLOTS / "curves" / f"{name}.csv", long_curves(result.curves))
+    write_member_plots(PLOTS, name, result)
 
 
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
