@@ -29,6 +29,8 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from .errors import TrackingError
+from .run_lifecycle import owner_tags, prepare_store
+from .store_errors import as_tracking_error
 
 logger = logging.getLogger(__name__)
 
@@ -200,13 +202,15 @@ class Tracker:
                     location = (root / "mlruns").resolve().as_uri()
                 client.create_experiment(cfg.experiment, artifact_location=location)
             mlflow.set_experiment(cfg.experiment)
+            prepare_store(uri, root, cfg.experiment)  # moved repo, stale RUNNING runs
         except Exception as err:
-            error = err if isinstance(err, TrackingError) else TrackingError(f"MLflow store {uri}: {err}")
+            error = as_tracking_error(err, uri)
             if cfg.required:
                 raise error from None
             warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=2)
             return cls(None, cfg.experiment, root)
         lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
+        lineage.update(owner_tags())  # host and pid: a run left RUNNING by a killed process is closed later
         return cls(uri, cfg.experiment, root, lineage)
 
     def _pipeline_parent(self) -> str:
