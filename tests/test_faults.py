@@ -26,7 +26,6 @@ from mlflow.tracking import MlflowClient
 
 from conftest import make_repo, run, stage_env, tiny_params
 
-pytestmark = pytest.mark.slow
 KILL_AFTER_S = 240  # generous: the machine running CI may be loaded
 
 
@@ -141,6 +140,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 # ---------------------------------------------------- tracking server dies
+@pytest.mark.slow
 @pytest.mark.parametrize("required", [True, False])
 def test_server_killed_mid_stage(repo, server, required):
     """Exit 2 within 60 s naming the URI; with tracking.required false the stage finishes."""
@@ -169,6 +169,7 @@ def test_server_killed_mid_stage(repo, server, required):
 
 
 # -------------------------------------------------------- signals, rerun
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_signal_mid_stage_then_rerun(repo, sig):
     """No run left RUNNING after the rerun, the interrupted ones KILLED, `dvc status` clean."""
@@ -207,6 +208,7 @@ def test_signal_mid_stage_then_rerun(repo, sig):
 
 
 # -------------------------------------------------------------- the store
+@pytest.mark.slow
 def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo, built):
     """The store copied along names the original's mlruns/: new artifacts go to the copy's."""
     store = sqlite3.connect(repo / "mlflow.db")
@@ -235,6 +237,7 @@ def _read_only(store: Path, cmd: list[str]) -> list[str]:
     return ["unshare", "-m", "sh", "-c", script, str(store), *cmd]
 
 
+@pytest.mark.slow
 def test_read_only_store(repo):
     store = repo / "mlflow.db"
     before = digests(repo, "metrics", "plots", "mlflow.db")
@@ -246,6 +249,7 @@ def test_read_only_store(repo):
     assert digests(repo, "metrics", "plots", "mlflow.db") == before
 
 
+@pytest.mark.slow
 def test_corrupt_store(repo):
     store = repo / "mlflow.db"
     store.write_bytes(b"not a database, just bytes\n" * 100)
@@ -276,6 +280,7 @@ pd.DataFrame.to_parquet = to_parquet
 """
 
 
+@pytest.mark.slow
 def test_full_disk_at_a_write(repo, tmp_path):
     """ENOSPC while writing an output (injected at the write): exit 2, the output named,
     the previous file intact, no temporary file left behind."""
@@ -292,3 +297,26 @@ def test_full_disk_at_a_write(repo, tmp_path):
     assert str(target.relative_to(repo)) in line and "no space left on device" in line
     assert digests(repo, "models", "metrics") == before
     assert not list((repo / "models").rglob("*.tmp"))
+
+
+# ------------------------------------------------------- stale-run rules
+def test_only_runs_of_gone_processes_on_this_host_are_closed(tmp_path):
+    from houseprices.run_lifecycle import OWNER_HOST, OWNER_PID, OWNER_STARTED, close_stale_runs, owner_tags
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(gone.pid), OWNER_STARTED: "1"}
+    killed = client.create_run(exp, tags=dead).info.run_id
+    fold = client.create_run(exp, tags={"mlflow.parentRunId": killed}).info.run_id
+    alive = client.create_run(exp, tags=owner_tags()).info.run_id
+    remote = client.create_run(exp, tags={**dead, OWNER_HOST: "another-host"}).info.run_id
+    untagged = client.create_run(exp).info.run_id
+    done = client.create_run(exp, tags=dead).info.run_id
+    client.set_terminated(done, "FINISHED")
+
+    assert close_stale_runs(client, exp) == sorted([killed, fold])
+    status = {rid: client.get_run(rid).info.status for rid in (killed, fold, alive, remote, untagged, done)}
+    assert status == {killed: "KILLED", fold: "KILLED", alive: "RUNNING", remote: "RUNNING",
+                      untagged: "RUNNING", done: "FINISHED"}
