@@ -43,6 +43,8 @@ def bound_http() -> None:
     for key, value in HTTP_BOUNDS.items():
         os.environ.setdefault(key, value)
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # retries are not errors
+    # MLflow logs each SQLAlchemy error with its traceback before raising it; the CLI's one line says it.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def fail_fast_from_now() -> None:
@@ -113,6 +115,9 @@ def _disk_error(chain: list[BaseException]) -> DiskError | None:
 def _store_error(chain: list[BaseException], uri: str) -> StoreError | None:
     text = " ".join(str(e) for e in chain).lower()
     db = _sqlite_path(uri)
+    if db is not None and not db.exists() and ("readonly" in text or "no such table" in text):
+        return StoreError(f"MLflow store {db} was deleted while in use: rerun to start a new store, "
+                          "or restore it from a backup")
     if db is not None:
         for needle, advice in SQLITE_FAULTS:
             if needle in text:
