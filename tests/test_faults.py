@@ -290,8 +290,9 @@ def test_full_disk_at_a_write(repo, tmp_path):
     (hook / "sitecustomize.py").write_text(textwrap.dedent(ENOSPC_HOOK))
     target = repo / "models/members/ridge/test.parquet"
     before = digests(repo, "models", "metrics")
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
     failed = run(["houseprices", "train", "--model", "ridge"], repo, check=False,
-                 FAULT_ENOSPC="test.parquet", PYTHONPATH=os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
+                 FAULT_ENOSPC="test.parquet", PYTHONPATH=path)
     assert failed.returncode == 2, failed.stderr
     assert "Traceback" not in failed.stderr
     (line,) = error_lines(failed.stderr)
