@@ -186,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.simplefilter("default", UserWarning)
     try:
-        args.func(args)
+        from .run_lifecycle import run_command
+
+        run_command(args)  # bounded threads and HTTP, runs KILLED on signals, store errors as one line
     except (HousePricesError, FileNotFoundError) as err:
         print(f"houseprices {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -289,6 +289,12 @@ class TrackingConfig(Strict):
     registered_model: str = "houseprices-ensemble"
 
 
+class ResourcesConfig(Strict):
+    # torch/BLAS/OpenMP threads per process; 0: the cores free when the command starts.
+    # $HOUSEPRICES_THREADS overrides it (e.g. 1 for each `dvc exp run -j N` worker).
+    threads: int = Field(0, ge=0, le=1024)
+
+
 class Params(Strict):
     seed: int = Field(42, ge=0, lt=2**32)  # numpy's seed range
     data: DataConfig = DataConfig()
@@ -298,6 +304,7 @@ class Params(Strict):
     ensemble: EnsembleConfig = EnsembleConfig()
     submission: SubmissionConfig = SubmissionConfig()
     tracking: TrackingConfig = TrackingConfig()
+    resources: ResourcesConfig = ResourcesConfig()
 
     @model_validator(mode="before")
     @classmethod

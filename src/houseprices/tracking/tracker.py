@@ -18,6 +18,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from ..errors import TrackingError
+from ..run_lifecycle import owner_tags, prepare_store
+from ..store_errors import as_tracking_error
 from .lineage import lineage_tags, pipeline_run_id, pipeline_run_name
 from .packaging import log_price_model
 from .registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
@@ -40,10 +42,9 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
         client = MlflowClient(uri)
         experiment_id = ensure_experiment(client, uri, cfg.experiment, root)
         mlflow.set_experiment(experiment_id=experiment_id)
-    except TrackingError:
-        raise
+        prepare_store(uri, root, cfg.experiment)  # moved repo, stale RUNNING runs
     except Exception as err:
-        raise TrackingError(f"MLflow store {uri}: {err}") from None
+        raise as_tracking_error(err, uri) from None
     return client, experiment_id
 
 
@@ -84,6 +85,7 @@ class Tracker:
             warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=2)
             return NullTracker()
         lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
+        lineage.update(owner_tags())  # host and pid: a run left RUNNING by a killed process is closed later
         return cls(client, experiment_id, params.tracking, lineage, pipeline_params(params))
 
     def _pipeline_parent(self) -> str:

@@ -1,0 +1,324 @@
+"""Fault injection through the real CLI: a tracking server killed mid-stage, SIGTERM and
+SIGKILL mid-stage then a rerun, a read-only or corrupt store, a full disk.
+
+Each case asserts exit code 2 (130/143 for signals), one error line naming the path or
+URI, and that no earlier output changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import make_repo, run, stage_env, tiny_params
+
+KILL_AFTER_S = 240  # generous: the machine running CI may be loaded
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def slow_params(epochs: int = 40) -> dict:
+    """The tiny pipeline with an MLP slow enough to be interrupted mid-stage."""
+    params = tiny_params()
+    params["models"]["mlp"]["epochs"] = epochs
+    return params
+
+
+def digests(repo: Path, *dirs: str) -> dict[str, str]:
+    out = {}
+    for name in dirs:
+        for path in sorted((repo / name).rglob("*")) if (repo / name).is_dir() else [repo / name]:
+            if path.is_file():
+                out[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def runs(uri: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("houseprices")
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def wait_for_running(uri: str, name: str, proc: subprocess.Popen, timeout: float = KILL_AFTER_S) -> None:
+    """Until the stage's own MLflow run exists and is RUNNING (i.e. mid-stage)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, f"stage ended before it could be interrupted:\n{proc.communicate()}"
+        try:
+            if any(r.info.run_name == name and r.info.status == "RUNNING" for r in runs(uri)):
+                time.sleep(1.0)  # into the folds
+                return
+        except Exception:  # noqa: BLE001 - the store may be busy or not yet created
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"no RUNNING run {name!r} within {timeout}s")
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ": error: " in line]
+
+
+def popen(cmd: list[str], cwd: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=cwd, env=stage_env(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+# -------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A tiny repo after one full `dvc repro` (copied by each test that changes it)."""
+    repo = make_repo(tmp_path_factory.mktemp("built"), slow_params(epochs=3))
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+@pytest.fixture
+def repo(built, tmp_path) -> Path:
+    """A copy of the built repo: a moved repo whose store still names the original's mlruns/."""
+    dest = tmp_path / "copy"
+    shutil.copytree(built, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 with a temporary SQLite backend."""
+    work = tmp_path / "server"
+    work.mkdir()
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{work}/backend.db", "--artifacts-destination", str(work / "artifacts"),
+         "--workers", "1"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"), start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while not _healthy(uri):
+        if proc.poll() is not None or time.time() > deadline:
+            _kill_group(proc)
+            pytest.fail(f"mlflow server did not start:\n{(work / 'server.log').read_text()[-3000:]}")
+        time.sleep(1)
+    yield uri, proc
+    _kill_group(proc)
+
+
+def _healthy(uri: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """The server and its gunicorn/uvicorn workers, all at once (a crash, not a shutdown)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+# ---------------------------------------------------- tracking server dies
+@pytest.mark.slow
+@pytest.mark.parametrize("required", [True, False])
+def test_server_killed_mid_stage(repo, server, required):
+    """Exit 2 within 60 s naming the URI; with tracking.required false the stage finishes."""
+    uri, proc = server
+    params = slow_params(epochs=60)
+    params["tracking"]["required"] = required
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = digests(repo, "models/members/mlp", "metrics/mlp.json")
+    stage = popen(["houseprices", "train", "--model", "mlp"], repo, MLFLOW_TRACKING_URI=uri)
+    wait_for_running(uri, "train mlp", stage)
+    _kill_group(proc)
+    killed_at = time.perf_counter()
+    out, err = stage.communicate(timeout=300)
+    seconds = time.perf_counter() - killed_at
+    print(f"required={required}: exit {stage.returncode} {seconds:.1f}s after the server was killed")
+    assert "Traceback" not in err, err
+    if required:
+        assert stage.returncode == 2, err
+        assert seconds < 60, f"took {seconds:.0f}s to fail"
+        lines = error_lines(err)
+        assert len(lines) == 1 and uri in lines[0] and "tracking.required" in lines[0], err
+        assert digests(repo, "models/members/mlp", "metrics/mlp.json") == before
+    else:
+        assert stage.returncode == 0, err
+        assert "without tracking" in err
+        assert digests(repo, "models/members/mlp", "metrics/mlp.json") != before  # new params, new outputs
+
+
+# -------------------------------------------------------- signals, rerun
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_signal_mid_stage_then_rerun(repo, sig):
+    """No run left RUNNING after the rerun, the interrupted ones KILLED, `dvc status` clean."""
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    (repo / "params.yaml").write_text(yaml.safe_dump(slow_params(), sort_keys=False))
+    run(["git", "commit", "-qam", "slower mlp"], repo)
+    # DVC deletes a stage's outputs before running it: the others must not change.
+    kept = ("models/ensemble", "models/members/ridge", "metrics/ensemble.json", "submission.csv")
+    before = digests(repo, *kept)
+    dvc = popen(["dvc", "repro"], repo)
+    wait_for_running(uri, "train mlp", dvc)
+    stage = next(p for p in psutil.Process(dvc.pid).children(recursive=True)
+                 if "train" in p.cmdline() and any(a.endswith("houseprices") for a in p.cmdline()))
+    stage.send_signal(sig)
+    _, err = dvc.communicate(timeout=120)
+    assert dvc.returncode != 0
+    assert "Traceback" not in err, err
+    assert digests(repo, *kept) == before  # nothing half-written
+    assert not list((repo / "models").rglob("*.tmp"))
+    interrupted = [r for r in runs(uri) if r.info.run_name == "train mlp" and r.info.status != "FINISHED"]
+    assert len(interrupted) == 1
+    if sig == signal.SIGTERM:
+        assert "interrupted by SIGTERM" in err and "KILLED" in err
+        assert interrupted[0].info.status == "KILLED"
+        assert not [r for r in runs(uri) if r.info.status == "RUNNING"]
+    else:
+        assert interrupted[0].info.status == "RUNNING"  # nobody could end it
+
+    rerun = run(["dvc", "repro"], repo)
+    statuses = {r.info.run_id: r.info.status for r in runs(uri)}
+    assert "RUNNING" not in statuses.values(), statuses
+    assert statuses[interrupted[0].info.run_id] == "KILLED"
+    assert "Running stage 'train@mlp'" in rerun.stdout
+    status = run(["dvc", "status", "--json"], repo).stdout.strip()
+    assert status == "{}", status
+
+
+# -------------------------------------------------------------- the store
+@pytest.mark.slow
+def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo, built):
+    """The store copied along names the original's mlruns/: new artifacts go to the copy's."""
+    store = sqlite3.connect(repo / "mlflow.db")
+    (location,) = store.execute("SELECT artifact_location FROM experiments WHERE name='houseprices'").fetchone()
+    store.close()
+    assert location.startswith(built.as_uri())
+    before = sorted(p for p in (built / "mlruns").rglob("*") if p.is_file())
+    done = run(["houseprices", "featurize"], repo)
+    assert "artifact root moved" in done.stderr
+    exp = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_experiment_by_name("houseprices")
+    assert exp.artifact_location == (repo / "mlruns").as_uri()
+    assert sorted(p for p in (built / "mlruns").rglob("*") if p.is_file()) == before
+    latest = max(runs(f"sqlite:///{repo / 'mlflow.db'}"), key=lambda r: r.info.start_time)
+    assert latest.info.artifact_uri.startswith((repo / "mlruns").as_uri())
+
+
+def _read_only(store: Path, cmd: list[str]) -> list[str]:
+    """``cmd`` seeing ``store`` read-only. Root writes through any file mode, so as root
+    the file is bind-mounted read-only in a private mount namespace."""
+    store.chmod(0o444)
+    if os.geteuid() != 0:
+        return cmd
+    if not shutil.which("unshare"):
+        pytest.skip("running as root without unshare: cannot make a file read-only")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", script, str(store), *cmd]
+
+
+@pytest.mark.slow
+def test_read_only_store(repo):
+    store = repo / "mlflow.db"
+    before = digests(repo, "metrics", "plots", "mlflow.db")
+    failed = run(_read_only(store, ["houseprices", "featurize"]), repo, check=False)
+    assert failed.returncode == 2, failed.stderr
+    assert "Traceback" not in failed.stderr
+    (line,) = error_lines(failed.stderr)
+    assert str(store) in line and "read-only" in line
+    assert digests(repo, "metrics", "plots", "mlflow.db") == before
+
+
+@pytest.mark.slow
+def test_corrupt_store(repo):
+    store = repo / "mlflow.db"
+    store.write_bytes(b"not a database, just bytes\n" * 100)
+    before = digests(repo, "metrics", "plots", "mlflow.db")
+    failed = run(["houseprices", "featurize"], repo, check=False)
+    assert failed.returncode == 2, failed.stderr
+    assert "Traceback" not in failed.stderr
+    (line,) = error_lines(failed.stderr)
+    assert str(store) in line and "corrupt" in line
+    assert digests(repo, "metrics", "plots", "mlflow.db") == before
+
+
+# --------------------------------------------------------------- the disk
+ENOSPC_HOOK = """
+import errno, os
+import pandas as pd
+
+_to_parquet = pd.DataFrame.to_parquet
+
+def to_parquet(self, path, *args, **kwargs):
+    if os.environ["FAULT_ENOSPC"] in str(path):
+        with open(path, "wb") as f:
+            f.write(b"PAR1 half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return _to_parquet(self, path, *args, **kwargs)
+
+pd.DataFrame.to_parquet = to_parquet
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_at_a_write(repo, tmp_path):
+    """ENOSPC while writing an output (injected at the write): exit 2, the output named,
+    the previous file intact, no temporary file left behind."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent(ENOSPC_HOOK))
+    target = repo / "models/members/ridge/test.parquet"
+    before = digests(repo, "models", "metrics")
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    failed = run(["houseprices", "train", "--model", "ridge"], repo, check=False,
+                 FAULT_ENOSPC="test.parquet", PYTHONPATH=path)
+    assert failed.returncode == 2, failed.stderr
+    assert "Traceback" not in failed.stderr
+    (line,) = error_lines(failed.stderr)
+    assert str(target.relative_to(repo)) in line and "no space left on device" in line
+    assert digests(repo, "models", "metrics") == before
+    assert not list((repo / "models").rglob("*.tmp"))
+
+
+# ------------------------------------------------------- stale-run rules
+def test_only_runs_of_gone_processes_on_this_host_are_closed(tmp_path):
+    from houseprices.run_lifecycle import OWNER_HOST, OWNER_PID, OWNER_STARTED, close_stale_runs, owner_tags
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(gone.pid), OWNER_STARTED: "1"}
+    killed = client.create_run(exp, tags=dead).info.run_id
+    fold = client.create_run(exp, tags={"mlflow.parentRunId": killed}).info.run_id
+    alive = client.create_run(exp, tags=owner_tags()).info.run_id
+    remote = client.create_run(exp, tags={**dead, OWNER_HOST: "another-host"}).info.run_id
+    untagged = client.create_run(exp).info.run_id
+    done = client.create_run(exp, tags=dead).info.run_id
+    client.set_terminated(done, "FINISHED")
+
+    assert close_stale_runs(client, exp) == sorted([killed, fold])
+    status = {rid: client.get_run(rid).info.status for rid in (killed, fold, alive, remote, untagged, done)}
+    assert status == {killed: "KILLED", fold: "KILLED", alive: "RUNNING", remote: "RUNNING",
+                      untagged: "RUNNING", done: "FINISHED"}
