@@ -3,7 +3,7 @@ import re
 import pytest
 import yaml
 
-from houseprices.config import Params, load_params, parse_params
+from houseprices.config import Params, load_params, load_search, parse_params
 from houseprices.errors import ConfigError
 from conftest import ROOT
 
@@ -94,15 +94,18 @@ def test_a_hyphenated_model_name_stays_in_the_error_path():
 
 
 @pytest.mark.parametrize("space, message", [
-    ({"low": 1.0, "high": 0.1}, r"search\.m\.space\.lr: low \(1\.0\) must be below high \(0\.1\)"),
-    ({"low": 1.0}, r"search\.m\.space\.lr\.high: Field required"),
-    ({"choices": []}, r"search\.m\.space\.lr\.choices: List should have at least 1 item"),
+    ({"low": 1.0, "high": 0.1}, r"models\.m\.space\.lr: low \(1\.0\) must be below high \(0\.1\)"),
+    ({"low": 1.0}, r"models\.m\.space\.lr\.high: Field required"),
+    ({"choices": []}, r"models\.m\.space\.lr\.choices: List should have at least 1 item"),
 ])
-def test_a_bad_search_range_is_one_line_about_the_closest_form(space, message):
+def test_a_bad_search_range_is_one_line_about_the_closest_form(space, message, tmp_path):
+    params = parse_params({"models": {"m": {"kind": "mlp"}}, "ensemble": {"members": ["m"]}})
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"models": {"m": {"space": {"lr": space}}}}))
     with pytest.raises(ConfigError) as err:
-        parse_params({"models": {"m": {"kind": "mlp"}}, "search": {"m": {"space": {"lr": space}}}})
+        load_search(path, params, "m")
     assert "\n" not in str(err.value) and ";" not in str(err.value)
-    assert re.fullmatch(rf"params\.yaml: {message}.*", str(err.value))
+    assert re.fullmatch(rf"{re.escape(str(path))}: {message}.*", str(err.value))
 
 
 def test_a_list_that_fails_inside_is_reported_as_a_list():

@@ -373,13 +373,14 @@ def _is_branch(part: str) -> bool:
     return any(ch in part for ch in "-[( ") or part[:1].isupper()
 
 
-def _split(loc: tuple) -> tuple[list[str], str | None]:
-    """The error's keys, and the union branch it belongs to (None outside unions)."""
+def _split(loc: tuple, kind_tagged: bool = True) -> tuple[list[str], str | None]:
+    """The error's keys, and the union branch it belongs to (None outside unions).
+    ``kind_tagged``: ``models.<name>`` entries are tagged by their kind (params.yaml)."""
     parts = [str(p) for p in loc]
     keys, branch = [], None
     if parts[:1] and parts[0] in NAMED_SECTIONS:
         keys, parts = parts[:2], parts[2:]
-        if keys[0] == "models":
+        if keys[0] == "models" and kind_tagged:
             parts = parts[1:]  # the discriminated union's tag (the model kind)
     for part in parts:
         if _is_branch(part):
@@ -389,22 +390,18 @@ def _split(loc: tuple) -> tuple[list[str], str | None]:
     return keys, branch
 
 
-def _key(loc: tuple) -> str:
-    return ".".join(_split(loc)[0]) or "<root>"
-
-
-def _closest_branches(errors: list[dict]) -> list[dict]:
+def _closest_branches(errors: list[dict], kind_tagged: bool = True) -> list[dict]:
     """Where a value matches no member of a union, keep the errors of the member it comes
     closest to (the fewest errors, then the deepest): a bad search range is reported as a
     range, not also as a malformed list of choices."""
     depths: dict[tuple, dict[str, list[int]]] = {}
     for e in errors:
-        branch = _split(e["loc"])[1]
+        branch = _split(e["loc"], kind_tagged)[1]
         if branch is not None:
             where = tuple(e["loc"][:e["loc"].index(branch)])
             depths.setdefault(where, {}).setdefault(branch, []).append(len(e["loc"]))
     best = {where: min(d, key=lambda b: (len(d[b]), -max(d[b]))) for where, d in depths.items()}
-    return [e for e in errors if (b := _split(e["loc"])[1]) is None
+    return [e for e in errors if (b := _split(e["loc"], kind_tagged)[1]) is None
             or best[tuple(e["loc"][:e["loc"].index(b)])] == b]
 
 
@@ -418,11 +415,11 @@ def _message(e: dict) -> str:
     return e["msg"].removeprefix("Value error, ")
 
 
-def _describe(err: ValidationError, source: str) -> str:
+def _describe(err: ValidationError, source: str, kind_tagged: bool = True) -> str:
     """One line: the file, then each offending key with what is wrong with it."""
     problems = {}
-    for e in _closest_branches(err.errors()):
-        problems.setdefault(_key(e["loc"]), _message(e))
+    for e in _closest_branches(err.errors(), kind_tagged):
+        problems.setdefault(".".join(_split(e["loc"], kind_tagged)[0]) or "<root>", _message(e))
     return f"{source}: " + "; ".join(f"{key}: {msg}" for key, msg in problems.items())
 
 
@@ -519,10 +516,10 @@ class Choice(Strict):
 
 
 def _dist_kind(raw: object) -> str:
-    return "choices" if isinstance(raw, dict) and "choices" in raw else "range"
+    return "Choices" if isinstance(raw, dict) and "choices" in raw else "Range"
 
 
-Distribution = Annotated[Annotated[FloatRange, Tag("range")] | Annotated[Choice, Tag("choices")],
+Distribution = Annotated[Annotated[FloatRange, Tag("Range")] | Annotated[Choice, Tag("Choices")],
                          Discriminator(_dist_kind)]
 
 
@@ -590,17 +587,6 @@ def load_search(path: Path | str, params: Params, name: str) -> tuple[SearchFile
     try:
         search = SearchFile.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_describe_search(err, str(path))) from None
+        raise ConfigError(_describe(err, str(path), kind_tagged=False)) from None
     return search, _check_space(search, params, name, str(path))
 
-
-def _describe_search(err: ValidationError, source: str) -> str:
-    lines: dict[str, str] = {}
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        if len(loc) >= 5 and loc[2] == "space":
-            del loc[4]  # the range-or-choices tag
-        key = ".".join(loc)
-        msg = "unknown key (misspelled?)" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.setdefault(key or "<root>", msg.removeprefix("Value error, "))
-    return "\n".join([f"{source}: invalid search settings"] + [f"  {k}: {m}" for k, m in lines.items()])
