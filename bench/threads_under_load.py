@@ -12,6 +12,7 @@ Target: loaded / idle <= 3 (11.8x before, issue 13); bounded idle no slower than
     python bench/threads_under_load.py --epochs 20     # quicker, same comparison
     python bench/threads_under_load.py --busy blas     # busy processes doing matrix products
     python bench/threads_under_load.py --old-loaded    # also the old default under load (slow)
+    python bench/threads_under_load.py --rounds 3      # medians of 3 interleaved rounds
 """
 
 from __future__ import annotations
@@ -80,17 +81,27 @@ def loaded(mode: str, epochs: int, busy: str) -> dict:
             hog.wait()
 
 
+def median(results: list[dict]) -> dict:
+    return sorted(results, key=lambda r: r["seconds"])[len(results) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=0, help="MLP epochs (0: as in params.yaml)")
     parser.add_argument("--busy", choices=["spin", "blas"], default="spin")
     parser.add_argument("--old-loaded", action="store_true", help="also time the old default under load")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved repetitions; medians are shown")
     args = parser.parse_args()
     if not (ROOT / "data/prepared/X_train.parquet").is_file():
         sys.exit("run `houseprices prepare` first")
-    rows = [("bounded", "idle", train("bounded", args.epochs)),
-            ("bounded", f"2 busy ({args.busy})", loaded("bounded", args.epochs, args.busy)),
-            ("old default", "idle", train("old", args.epochs))]
+    runs = {"idle": [], "busy": [], "old": []}
+    for _ in range(args.rounds):  # interleaved: a shared machine's background load drifts
+        runs["idle"].append(train("bounded", args.epochs))
+        runs["busy"].append(loaded("bounded", args.epochs, args.busy))
+        runs["old"].append(train("old", args.epochs))
+    rows = [("bounded", "idle", median(runs["idle"])),
+            ("bounded", f"2 busy ({args.busy})", median(runs["busy"])),
+            ("old default", "idle", median(runs["old"]))]
     if args.old_loaded:
         rows.append(("old default", f"2 busy ({args.busy})", loaded("old", args.epochs, args.busy)))
     print(f"cores available: {len(os.sched_getaffinity(0))}")

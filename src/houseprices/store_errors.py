@@ -179,17 +179,25 @@ def relocate_artifact_root(uri: str, root: Path) -> list[tuple[str, str]]:
         if not moves:
             return []
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        # Locations are file URIs or plain paths (MLflow's Default experiment): both are moved.
+        pairs = [pair for old in moves for pair in ((old, new), (_path(old), _path(new)))]
         with con:
-            for old in moves:
+            for old, to in pairs:
                 for table, column in ARTIFACT_COLUMNS:
                     if table in tables:
                         con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
-                                    f"WHERE substr({column}, 1, ?) = ?", (new, len(old) + 1, len(old), old))
+                                    f"WHERE substr({column}, 1, ?) = ?", (to, len(old) + 1, len(old), old))
     finally:
         con.close()
     for old in moves:
         logger.warning("%s: artifact root moved from %s to %s (this repo was copied or moved)", db, old, new)
     return [(old, new) for old in moves]
+
+
+def _path(file_uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(file_uri).path)
 
 
 def _foreign_root(location: str, new: str) -> str | None:
