@@ -2,7 +2,7 @@
 
 Three measurements in one run, each in a fresh process with a user's default
 environment (no *_NUM_THREADS set):
-  bounded idle    threads from `resources.threads` (0: the free cores at start)
+  bounded idle    threads from `resources.threads` (default 1)
   bounded loaded  the same beside two busy processes this script starts and stops
   old idle        the old default: torch/BLAS/OpenMP unbounded, nothing else running
 

@@ -290,9 +290,9 @@ class TrackingConfig(Strict):
 
 
 class ResourcesConfig(Strict):
-    # torch/BLAS/OpenMP threads per process; 0: the cores free when the command starts.
-    # $HOUSEPRICES_THREADS overrides it (e.g. 1 for each `dvc exp run -j N` worker).
-    threads: int = Field(0, ge=0, le=1024)
+    # torch/BLAS/OpenMP threads per process; 0: every available core. A stage param:
+    # BLAS results differ in the last bits between thread counts.
+    threads: int = Field(1, ge=0, le=1024)
 
 
 class Params(Strict):

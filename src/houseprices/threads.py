@@ -42,32 +42,19 @@ def limit_threads(n: int) -> int:
 THREADS_ENV = "HOUSEPRICES_THREADS"
 
 
-def free_cores(sample_seconds: float = 0.2) -> int:
-    """Cores not busy right now (at least 1), from a short CPU-utilisation sample."""
-    import psutil
-
-    try:
-        mine = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        mine = list(range(os.cpu_count() or 1))
-    load = psutil.cpu_percent(interval=sample_seconds, percpu=True)
-    busy = sum(load[i] for i in mine if i < len(load)) / 100
-    return max(1, int(len(mine) - busy + 0.5))
-
-
 def resolve_threads(configured: int) -> tuple[int, str]:
     """The thread count for this process and why: ``$HOUSEPRICES_THREADS`` wins over
-    ``resources.threads``; 0 means the cores free at start (all of them for a lone
-    ``dvc repro``, one when other jobs already fill the machine)."""
+    ``resources.threads``; 0 means every available core. A param, not a guess from the
+    load: BLAS results (ridge) differ in the last bits between thread counts."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
         from .errors import ConfigError
 
         if not raw.isdigit():
-            raise ConfigError(f"${THREADS_ENV}={raw!r}: expected a whole number of threads (0: automatic)")
+            raise ConfigError(f"${THREADS_ENV}={raw!r}: expected a whole number of threads (0: all cores)")
         configured, source = int(raw), f"${THREADS_ENV}"
     else:
         source = "resources.threads"
     if configured > 0:
         return configured, f"{source}={configured}"
-    return free_cores(), f"{source}=0: free cores of {available_cores()}"
+    return available_cores(), f"{source}=0: all {available_cores()} cores"
