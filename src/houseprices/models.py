@@ -34,7 +34,7 @@ from .config import (
     ModelConfig,
     RidgeConfig,
 )
-from .features import build_preprocessor
+from .member_features import build_member_preprocessor
 
 logger = logging.getLogger(__name__)
 
@@ -545,12 +545,17 @@ def build_regressor(cfg: ModelConfig, seed: int):
             learning_rate=cfg.learning_rate, max_iter=cfg.max_iter, max_leaf_nodes=cfg.max_leaf_nodes,
             min_samples_leaf=cfg.min_samples_leaf, l2_regularization=cfg.l2_regularization,
             random_state=seed)
+    from .members import build_member_regressor  # boosted/kernel kinds (score branch)
+
+    regressor = build_member_regressor(cfg, seed)
+    if regressor is not None:
+        return regressor
     raise TypeError(f"no regressor for {type(cfg).__name__}")
 
 
 def build_estimator(cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
     """Raw house rows in, log price out: preprocessing and regressor as one estimator."""
     return Pipeline([
-        ("preprocess", build_preprocessor(features, seed)),
+        ("preprocess", build_member_preprocessor(cfg, features, seed)),  # per kind (score branch)
         ("model", build_regressor(cfg, seed)),
     ])

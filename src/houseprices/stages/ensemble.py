@@ -1,13 +1,17 @@
 """Stage ``ensemble``: weight the members from their out-of-fold predictions.
 
-The method (mean, non-negative weights, ridge stacking) is chosen by a nested CV
-estimate; prediction intervals come from the nested out-of-fold residuals (split
-conformal). Writes ``models/ensemble/``, ``metrics/ensemble.json`` and ``plots/ensemble/``.
+Steps: load the members' predictions; choose the combination (mean, non-negative
+weights, ridge stacking with a cross-validated penalty, greedy forward selection) by
+nested CV; choose the test predictions (refit models or the average of the fold models)
+by the out-of-fold evidence; add split-conformal intervals; write the outputs and log
+them. ``metrics/ensemble.json`` holds headline numbers only; per-member scores, weights
+and per-method details go to ``models/ensemble/report.json``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -16,16 +20,18 @@ import pandas as pd
 
 from ..config import PARAMS_FILE, Params
 from ..data import ID
-from ..ensemble import PriceModel, choose_method, conformal_halfwidth, fit_combiner, nested_coverage
-from ..io import load_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, flatten, log_price_model
-from ..training import log_rmse, make_folds
+from ..ensemble import (PriceModel, choose_method, choose_test_predictions, conformal_halfwidth, fit_combiner,
+                        nested_coverage)
 from ..features import outlier_mask
+from ..io import load_model, write_csv, write_json, write_parquet
 from ..plots import ensemble_figures
+from ..tracking import Tracker, flatten, log_price_model
+from ..training import Fold, log_rmse, make_folds
 from . import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
+REPORT = MODELS / "ensemble" / "report.json"
 
 
 def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
@@ -62,95 +68,151 @@ def summary(scores: np.ndarray) -> dict:
     return {"cv_log_rmse_mean": round(float(scores.mean()), 6), "cv_log_rmse_std": round(float(scores.std()), 6)}
 
 
-def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
+@dataclass
+class Inputs:
+    members: list[str]
+    oof: np.ndarray  # (members, repeats, rows)
+    y: np.ndarray
+    ids: np.ndarray
+    test_ids: np.ndarray
+    tests: dict[str, pd.DataFrame]
+    folds: list[Fold]
+    typical: np.ndarray  # rows other than the documented outliers (scoring only)
+    X_test: pd.DataFrame
+
+
+def load_inputs(params: Params) -> Inputs:
     members = params.ensemble_members
-    tracker = Tracker.open(params, params_file)
     oof, y, ids, test_ids, tests = load_member_predictions(members)
     folds = make_folds(len(y), params.cv.folds, params.cv.repeats, params.seed)
     X, _, X_test = load_prepared()
     # Scored on every row (the honest figure); also without the documented Ames outliers,
     # the figure public notebooks report, for comparison only.
     typical = outlier_mask(X, y, params.features.outliers.model_copy(update={"enabled": True}))
+    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, X_test)
 
-    member_folds = {name: fold_scores(oof[i], y, folds) for i, name in enumerate(members)}
-    member_scores = {name: summary(s) for name, s in member_folds.items()}
-    method, nested = choose_method(params.ensemble.method, oof, y, folds)
+
+def combine(params: Params, data: Inputs) -> dict:
+    """Nested-CV choice of method, then the chosen combiner refit on every OOF row."""
+    method, nested = choose_method(params.ensemble.method, data.oof, data.y, data.folds)
     best = nested[method]
-    ensemble_folds = np.asarray(best.fold_scores)
-    best_member = min(members, key=lambda m: member_folds[m].mean())
-    gain = member_folds[best_member] - ensemble_folds  # paired: same folds
-    gain_sem = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
+    repeats = data.oof.shape[1]
+    P_all = np.concatenate([data.oof[:, r, :].T for r in range(repeats)])
+    combiner = fit_combiner(method, P_all, np.tile(data.y, repeats))
+    member_folds = {m: fold_scores(data.oof[i], data.y, data.folds) for i, m in enumerate(data.members)}
+    best_member = min(data.members, key=lambda m: member_folds[m].mean())
+    gain = member_folds[best_member] - np.asarray(best.fold_scores)  # paired: same folds
+    return {"method": method, "nested": nested, "best": best, "combiner": combiner,
+            "weights": {m: float(w) for m, w in zip(data.members, combiner.weights)},
+            "member_folds": member_folds, "best_member": best_member, "gain": gain}
 
-    repeats = oof.shape[1]
-    P_all = np.concatenate([oof[:, r, :].T for r in range(repeats)])
-    combiner = fit_combiner(method, P_all, np.tile(y, repeats))
-    weights = {name: float(w) for name, w in zip(members, combiner.weights)}
 
-    column = params.ensemble.test_predictions
-    P_test = np.column_stack([tests[name][column].to_numpy() for name in members])
-    test_log = combiner.predict(P_test)
-    residuals = (y[None, :] - best.oof).ravel()
-    predictions = pd.DataFrame({ID: test_ids, "log_price": test_log})
-    coverage = {}
+def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFrame, dict, str]:
+    """Test log prices with conformal intervals; the source (refit or fold average) is
+    chosen from the OOF evidence when ``ensemble.test_predictions`` is ``auto``."""
+    source, evidence = choose_test_predictions(params.ensemble.test_predictions, data.oof, data.y,
+                                               combo["combiner"])
+    P_test = np.column_stack([data.tests[m][source].to_numpy() for m in data.members])
+    test_log = combo["combiner"].predict(P_test)
+    best = combo["best"]
+    residuals = (data.y[None, :] - best.oof).ravel()
+    predictions = pd.DataFrame({ID: data.test_ids, "log_price": test_log})
+    intervals = {}
     for level in COVERAGES:
         width = conformal_halfwidth(residuals, level)
         pct = int(round(level * 100))
         predictions[f"lower_{pct}"] = test_log - width
         predictions[f"upper_{pct}"] = test_log + width
-        coverage[f"coverage_{pct}"] = round(nested_coverage(best.oof, y, folds, level), 4)
-        coverage[f"halfwidth_{pct}"] = round(width, 6)
+        intervals[f"coverage_{pct}"] = round(nested_coverage(best.oof, data.y, data.folds, level), 4)
+        intervals[f"halfwidth_{pct}"] = round(width, 6)
+    return predictions, {**intervals, "test_predictions": source, **evidence}, source
 
-    metrics = {
-        "method": method,
-        **summary(ensemble_folds),
-        "cv_log_rmse_sem": round(float(ensemble_folds.std(ddof=1) / np.sqrt(len(folds))), 6),
-        "cv_log_rmse_excl_outliers": round(float(fold_scores(best.oof, y, folds, typical).mean()), 6),
-        "best_member": best_member,
-        "gain_over_best_member": round(float(gain.mean()), 6),
-        "gain_over_best_member_sem": round(gain_sem, 6),
-        "methods": {m: summary(np.asarray(s.fold_scores)) for m, s in nested.items()},
-        "members": {m: {**member_scores[m], "cv_log_rmse_excl_outliers":
-                        round(float(fold_scores(oof[i], y, folds, typical).mean()), 6)}
-                    for i, m in enumerate(members)},
-        "weights": {k: round(v, 6) for k, v in weights.items()},
-        "intercept": round(combiner.intercept, 6),
-        "intervals": coverage,
-        "folds": len(folds),
+
+def headline(data: Inputs, combo: dict, intervals: dict) -> dict:
+    """The declared DVC metrics: the same params give the same bytes."""
+    scores = np.asarray(combo["best"].fold_scores)
+    return {"method": combo["method"], **summary(scores),
+            "cv_log_rmse_excl_outliers": round(float(fold_scores(combo["best"].oof, data.y, data.folds,
+                                                                 data.typical).mean()), 6),
+            "coverage_80": intervals["coverage_80"], "coverage_95": intervals["coverage_95"],
+            "gain_over_best_member": round(float(combo["gain"].mean()), 6)}
+
+
+def detailed_report(data: Inputs, combo: dict, intervals: dict) -> dict:
+    gain = combo["gain"]
+    return {
+        "best_member": combo["best_member"],
+        "gain_over_best_member_sem": round(float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0, 6),
+        "methods": {m: {**summary(np.asarray(s.fold_scores)), "cv_log_rmse_excl_outliers": round(float(
+            fold_scores(s.oof, data.y, data.folds, data.typical).mean()), 6)} for m, s in combo["nested"].items()},
+        "members": {m: {**summary(combo["member_folds"][m]), "cv_log_rmse_excl_outliers": round(float(
+            fold_scores(data.oof[i], data.y, data.folds, data.typical).mean()), 6)} for i, m in enumerate(data.members)},
+        "weights": {k: round(v, 6) for k, v in combo["weights"].items()},
+        "intercept": round(combo["combiner"].intercept, 6),
+        "intervals": intervals,
+        "folds": len(data.folds),
     }
+
+
+def write_outputs(data: Inputs, combo: dict, predictions: pd.DataFrame, metrics: dict, report: dict) -> list[Path]:
     write_parquet(MODELS / "ensemble" / "predictions.parquet", predictions)
+    write_json(REPORT, report)
     write_json(METRICS / "ensemble.json", metrics)
-    oof_mean = np.nanmean(best.oof, axis=0)
+    y, oof_mean = data.y, np.nanmean(combo["best"].oof, axis=0)
     write_csv(PLOTS / "ensemble" / "oof.csv", pd.DataFrame({
-        ID: ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
+        ID: data.ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
         "log_actual": y.round(6), "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
     write_csv(PLOTS / "ensemble" / "residuals.csv", pd.DataFrame({
         "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
-    write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({"member": members, "weight": combiner.weights.round(6)}))
-    all_scores = {**{m: member_scores[m]["cv_log_rmse_mean"] for m in members}, "ensemble": metrics["cv_log_rmse_mean"]}
+    write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({
+        "member": data.members, "weight": combo["combiner"].weights.round(6)}))
+    all_scores = {**{m: report["members"][m]["cv_log_rmse_mean"] for m in data.members},
+                  "ensemble": metrics["cv_log_rmse_mean"]}
     write_csv(PLOTS / "ensemble" / "scores.csv", pd.DataFrame({"model": list(all_scores),
                                                                "cv_log_rmse": list(all_scores.values())}))
-    figures = ensemble_figures(PLOTS / "ensemble", y, oof_mean, weights, all_scores)
+    return ensemble_figures(PLOTS / "ensemble", y, oof_mean, combo["weights"], all_scores)
 
+
+def log_to_mlflow(params: Params, tracker: Tracker, data: Inputs, combo: dict, metrics: dict, report: dict,
+                  figures: list[Path]) -> None:
+    """Every MLflow call of the stage: metrics, artifacts, the registered model, and the
+    headline numbers on the pipeline run."""
     with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})):
-        if tracker.enabled:
-            flat = {"cv_log_rmse_mean": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
-                    "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
-                    **{f"weight.{k}": v for k, v in weights.items()},
-                    **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"] for m, s in member_scores.items()},
-                    **coverage}
-            mlflow.log_metrics(flat)
-            mlflow.set_tag("ensemble.method", method)
-            for path in [*sorted((PLOTS / "ensemble").glob("*.csv")), *figures]:
-                mlflow.log_artifact(str(path), "plots")
-            mlflow.log_artifact(str(MODELS / "ensemble" / "predictions.parquet"), "predictions")
-            if params.tracking.log_models:
-                fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
-                model = PriceModel(fitted, weights, combiner.intercept)
-                log_price_model(model, X_test, registered_name=params.tracking.registered_model or None)
-            tracker.set_parent_metrics({"ensemble.cv_log_rmse_mean": metrics["cv_log_rmse_mean"],
-                                        **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"]
-                                           for m, s in member_scores.items()}})
-    logger.info("ensemble (%s): CV log-RMSE %.5f ± %.5f (best member %s %.5f); weights %s", method,
-                metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"], best_member,
-                member_scores[best_member]["cv_log_rmse_mean"], weights)
+        if not tracker.enabled:
+            return
+        members = report["members"]
+        mlflow.log_metrics({**{k: v for k, v in metrics.items() if k != "method"},
+                            **{f"weight.{k}": v for k, v in combo["weights"].items()},
+                            **{f"{m}.cv_log_rmse_mean": s["cv_log_rmse_mean"] for m, s in members.items()}})
+        mlflow.set_tag("ensemble.method", combo["method"])
+        mlflow.set_tag("ensemble.test_predictions", report["intervals"]["test_predictions"])
+        for path in [*sorted((PLOTS / "ensemble").glob("*.csv")), *figures]:
+            mlflow.log_artifact(str(path), "plots")
+        mlflow.log_artifact(str(REPORT))
+        mlflow.log_artifact(str(MODELS / "ensemble" / "predictions.parquet"), "predictions")
+        if params.tracking.log_models:
+            fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in data.members}
+            model = PriceModel(fitted, combo["weights"], combo["combiner"].intercept)
+            log_price_model(model, data.X_test, registered_name=params.tracking.registered_model or None)
+        tracker.set_parent_metrics({
+            "ensemble.cv_log_rmse": metrics["cv_log_rmse_mean"],
+            "ensemble.cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
+            "ensemble.coverage_80": metrics["coverage_80"], "ensemble.coverage_95": metrics["coverage_95"],
+            **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in members.items()}})
+
+
+def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
+    tracker = Tracker.open(params, params_file)
+    data = load_inputs(params)
+    combo = combine(params, data)
+    predictions, intervals, source = predict_test(params, data, combo)
+    metrics = headline(data, combo, intervals)
+    report = detailed_report(data, combo, intervals)
+    figures = write_outputs(data, combo, predictions, metrics, report)
+    log_to_mlflow(params, tracker, data, combo, metrics, report, figures)
+    best = combo["best_member"]
+    logger.info("ensemble (%s, test from %s): CV log-RMSE %.5f ± %.5f, %.5f without outliers (best member %s %.5f); "
+                "weights %s", combo["method"], source, metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"],
+                metrics["cv_log_rmse_excl_outliers"], best, report["members"][best]["cv_log_rmse_mean"],
+                {k: round(v, 3) for k, v in combo["weights"].items()})
     return metrics

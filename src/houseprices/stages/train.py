@@ -18,6 +18,7 @@ from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
 from ..io import dump_model, write_csv, write_json, write_parquet
+from ..leaderboard import write_timing
 from ..tracking import Tracker, flatten, log_curves, log_params, log_price_model
 from ..training import cross_validate, fit_estimator, predict_finite
 from . import MEMBERS, METRICS, PLOTS, load_prepared
@@ -60,6 +61,7 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
 
         start = time.perf_counter()
         final = fit_estimator(name, cfg, params, X, y, "refit on all training rows")
+        fit_seconds = time.perf_counter() - start
         refit_pred = predict_finite(final, X_test, name, "refit, test rows")
         refit_seconds = time.perf_counter() - start
 
@@ -77,6 +79,7 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
         }))
         write_json(METRICS / f"{name}.json", metrics)
         write_csv(PLOTS / "curves" / f"{name}.csv", long_curves(result.curves))
+        write_timing(out, cv_seconds, len(result.folds), fit_seconds, refit_seconds - fit_seconds, len(X_test))
 
         if tracker.enabled:
             mlflow.log_metrics({"cv_log_rmse_mean": result.mean, "cv_log_rmse_std": result.std,
