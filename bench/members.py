@@ -38,6 +38,10 @@ BOTH = {**TE, **INTER}
 CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp": ({"base": "mlp"}, {}),
     "mlp_fe": ({"base": "mlp"}, BOTH),
+    "mlp_rank": ({"base": "mlp", "input_transform": "gaussian_rank"}, {}),
+    "mlp_rank_fe": ({"base": "mlp", "input_transform": "gaussian_rank"}, BOTH),
+    "mlp_inter": ({"base": "mlp"}, INTER),
+    "mlp_seeds3": ({"base": "mlp", "n_seeds": 3}, {}),
     "lasso": ({"base": "lasso"}, {}),
     "lasso_inter": ({"base": "lasso"}, INTER),
     "lasso_te": ({"base": "lasso"}, TE),
@@ -61,6 +65,10 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                    "native_categorical": False}, BOTH),
     "gbr_huber": ({"kind": "gradient_boosting", "n_estimators": 1000, "learning_rate": 0.05}, {}),
     "gbr_huber_fe": ({"kind": "gradient_boosting", "n_estimators": 1000, "learning_rate": 0.05}, BOTH),
+    "gbr_fast_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.1, "max_depth": 3}, BOTH),
+    "xgb_fast_inter": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, INTER),
+    "xgb_fast_plain": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, {}),
+    "cat_fast_fe": ({"kind": "catboost", "iterations": 400, "learning_rate": 0.1, "depth": 4}, BOTH),
 }
 
 

@@ -170,3 +170,27 @@ def test_interactions_multiply_quality_by_area(xy):
     Z = Interactions().fit(X).transform(X)
     assert list(Z.columns[-len(INTERACTIONS):]) == list(INTERACTIONS)
     np.testing.assert_allclose(Z["QualGrLivArea"], X["OverallQual"] * X["GrLivArea"])
+
+
+# ------------------------------------------------------------------ MLP options
+def test_gaussian_rank_replaces_the_numeric_scaler(xy):
+    X, _ = xy
+    params = parse_params({"models": {"mlp": {"kind": "mlp", "input_transform": "gaussian_rank"}}})
+    pre = build_member_preprocessor(params.model("mlp"), params.features, 0).fit(X)
+    scale = pre.named_steps["columns"].named_transformers_["num"]["scale"]
+    assert type(scale).__name__ == "QuantileTransformer" and scale.output_distribution == "normal"
+    plain = parse_params({"models": {"mlp": {"kind": "mlp"}}})
+    assert type(build_member_preprocessor(plain.model("mlp"), plain.features, 0).fit(X)
+                .named_steps["columns"].named_transformers_["num"]["scale"]).__name__ == "StandardScaler"
+
+
+def test_seed_average_fits_distinct_nets_and_averages_them(xy):
+    X, y = xy
+    params = parse_params({"models": {"mlp": {"kind": "mlp", "hidden": [8], "epochs": 2, "n_seeds": 3}}})
+    est = build_estimator(params.model("mlp"), params.features, 0).fit(X, y)
+    bag = est[-1]
+    assert len(bag.estimators_) == 3 and len({e.random_state for e in bag.estimators_}) == 3
+    Z = est[0].transform(X.head(20))
+    each = np.stack([e.predict(Z) for e in bag.estimators_])
+    assert not np.allclose(each[0], each[1])
+    np.testing.assert_allclose(bag.predict(Z), each.mean(axis=0))

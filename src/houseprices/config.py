@@ -181,6 +181,10 @@ class MLPConfig(Strict):
     head: Literal["regression", "binned"] = "regression"
     n_bins: int = Field(32, ge=2)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    # Numeric inputs scaled as features.scaling says, or Gaussian-rank (quantile) transformed.
+    input_transform: Literal["features", "gaussian_rank"] = "features"
+    # Nets from this many seeds, predictions averaged (learning curves only with 1).
+    n_seeds: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> MLPConfig:

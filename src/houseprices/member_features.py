@@ -16,8 +16,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
-from .config import CatBoostConfig, FeaturesConfig, GBRConfig, LightGBMConfig, XGBoostConfig
+from .config import CatBoostConfig, FeaturesConfig, GBRConfig, LightGBMConfig, MLPConfig, XGBoostConfig
 from .extra_features import extra_steps
+from .mlp_extras import gaussian_rank
 from .features import (ORDINAL_SCALES, ColumnsOfKind, DomainFeatures, GroupMedianImputer, HouseFrame,
                        NoneFiller, build_preprocessor)
 
@@ -85,4 +86,7 @@ def build_member_preprocessor(model_cfg, features: FeaturesConfig, seed: int) ->
         native = isinstance(model_cfg, CatBoostConfig) and model_cfg.native_categorical
         return build_tree_preprocessor(features, seed, native_categorical=native,
                                        impute=isinstance(model_cfg, GBRConfig))
-    return with_extra_steps(build_preprocessor(features, seed), features, seed)
+    preprocessor = with_extra_steps(build_preprocessor(features, seed), features, seed)
+    if isinstance(model_cfg, MLPConfig) and model_cfg.input_transform == "gaussian_rank":
+        preprocessor = gaussian_rank(preprocessor, seed)
+    return preprocessor

@@ -530,7 +530,9 @@ def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
     )
 def build_regressor(cfg: ModelConfig, seed: int):
     if isinstance(cfg, MLPConfig):
-        return build_mlp(cfg, seed)
+        from .mlp_extras import seed_average  # score branch
+
+        return seed_average(build_mlp(cfg, seed), cfg.n_seeds, seed)
     if isinstance(cfg, RidgeConfig):
         return Ridge(alpha=cfg.alpha)
     if isinstance(cfg, LassoConfig):
