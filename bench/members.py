@@ -68,6 +68,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "gbr_fast_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.1, "max_depth": 3}, BOTH),
     "xgb_fast_inter": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, INTER),
     "xgb_fast_plain": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, {}),
+    "xgb_fast_keep": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05},
+                      {**BOTH, "outliers": {"enabled": False}}),
+    "svr_keep": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, {**BOTH, "outliers": {"enabled": False}}),
     "cat_fast_fe": ({"kind": "catboost", "iterations": 400, "learning_rate": 0.1, "depth": 4}, BOTH),
 }
 
@@ -82,6 +85,8 @@ def candidate_params(base, name: str):
         entry.setdefault("n_jobs", 1)
     if entry.get("kind") == "catboost":
         entry.setdefault("thread_count", 1)
+    for section in ("interactions", "target_encoding"):  # off unless the candidate names them
+        raw["features"][section] = {**raw["features"][section], "enabled": False}
     raw["models"] = {name: entry}
     raw["ensemble"] = {**raw["ensemble"], "members": [name]}
     for section, values in features.items():
@@ -106,6 +111,13 @@ def oof_for(base, name: str, X, y) -> tuple[np.ndarray, float]:
     return result.oof[0], seconds
 
 
+def cached(name: str) -> tuple[np.ndarray, float]:
+    """The newest cached OOF of a candidate, whatever its config hash."""
+    path = max(CACHE.glob(f"{name}-*.npz"), key=lambda p: p.stat().st_mtime)
+    saved = np.load(path)
+    return saved["oof"], float(saved["seconds"])
+
+
 def score_rows(pred, y, folds, rows):
     return float(np.mean([log_rmse(y[f.valid[rows[f.valid]]], pred[f.valid[rows[f.valid]]]) for f in folds]))
 
@@ -117,14 +129,14 @@ def report_members(names, oofs, seconds, y, folds, typical):
               f"{score_rows(oofs[n], y, folds, typical):>9.5f}{seconds[n]:>8.2f}", flush=True)
 
 
-def report_ensembles(names, oofs, y, folds, typical):
+def report_ensembles(names, oofs, y, folds, typical, fit_rows):
     stack = np.stack([oofs[n] for n in names])[:, None, :]
-    best, nested = choose_method("auto", stack, y, folds)
+    best, nested = choose_method("auto", stack, y, folds, fit_rows)
     for method, score in nested.items():
         mark = " <- nested choice" if method == best else ""
         print(f"  {method:<9}{score.mean:.5f}  excl {score_rows(score.oof[0], y, folds, typical):.5f}{mark}")
-    w = greedy_weights(stack[:, 0, :].T, y)
-    print("  greedy weights (all rows):", {n: round(float(v), 3) for n, v in zip(names, w) if v > 0})
+    w = greedy_weights(stack[:, 0, fit_rows].T, y[fit_rows])
+    print("  greedy weights (all fit rows):", {n: round(float(v), 3) for n, v in zip(names, w) if v > 0})
 
 
 def main() -> None:
@@ -132,6 +144,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="candidates to fit (default: all)")
     parser.add_argument("--members", nargs="*", help="ensemble these cached candidates")
     parser.add_argument("--only", action="store_true", help="fit, do not score ensembles")
+    parser.add_argument("--cached", action="store_true", help="use the newest cached OOF, fit nothing")
     args = parser.parse_args()
     limit_threads(1)
     base = load_params()
@@ -139,20 +152,21 @@ def main() -> None:
     y = y_series.to_numpy()
     folds = make_folds(len(y), 5, 1, base.seed)
     typical = outlier_mask(X, y, base.features.outliers.model_copy(update={"enabled": True}))
+    fit_rows = outlier_mask(X, y, base.features.outliers)
     names = args.names or list(CANDIDATES)
     oofs, seconds = {}, {}
     for name in names:
-        oofs[name], seconds[name] = oof_for(base, name, X, y_series)
+        oofs[name], seconds[name] = cached(name) if args.cached else oof_for(base, name, X, y_series)
         print(f"{name}: {score_rows(oofs[name], y, folds, np.ones(len(y), bool)):.5f} "
               f"({seconds[name]:.1f}s per fit)", flush=True)
     report_members(names, oofs, seconds, y, folds, typical)
     if args.only:
         return
     print("ensembles over", names)
-    report_ensembles(names, oofs, y, folds, typical)
+    report_ensembles(names, oofs, y, folds, typical, fit_rows)
     if args.members:
         print("ensembles over", args.members)
-        report_ensembles(args.members, oofs, y, folds, typical)
+        report_ensembles(args.members, oofs, y, folds, typical, fit_rows)
 
 
 if __name__ == "__main__":

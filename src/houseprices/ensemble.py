@@ -96,23 +96,29 @@ class NestedScore(FoldScores):
     oof: np.ndarray  # (repeats, rows): each row predicted by weights fit without its fold
 
 
-def nested_score(method: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold]) -> NestedScore:
+def nested_score(method: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold],
+                 keep: np.ndarray | None = None) -> NestedScore:
     """``oof``: (members, repeats, rows). Each fold is scored by weights fit on the
-    other folds of the same repeat."""
+    other folds of the same repeat; ``keep`` (rows allowed to fit weights) drops the
+    documented outliers from the fitting rows as the members' training does. Every
+    validation row is still scored."""
     repeats = oof.shape[1]
+    keep = np.ones(len(y), dtype=bool) if keep is None else keep
     pred = np.full((repeats, len(y)), np.nan)
     scores = []
     for fold in folds:
         P = oof[:, fold.repeat, :].T
-        combiner = fit_combiner(method, P[fold.train], y[fold.train])
+        fit_rows = fold.train[keep[fold.train]]
+        combiner = fit_combiner(method, P[fit_rows], y[fit_rows])
         pred[fold.repeat, fold.valid] = combiner.predict(P[fold.valid])
         scores.append(log_rmse(y[fold.valid], pred[fold.repeat, fold.valid]))
     return NestedScore(method, scores, pred)
 
 
-def choose_method(requested: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold]) -> tuple[str, dict[str, NestedScore]]:
+def choose_method(requested: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold],
+                  keep: np.ndarray | None = None) -> tuple[str, dict[str, NestedScore]]:
     candidates = METHODS if requested == "auto" else (requested,)
-    scores = {m: nested_score(m, oof, y, folds) for m in candidates}
+    scores = {m: nested_score(m, oof, y, folds, keep) for m in candidates}
     best = min(scores, key=lambda m: scores[m].mean)
     return best, scores
 

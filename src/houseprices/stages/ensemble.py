@@ -78,6 +78,7 @@ class Inputs:
     tests: dict[str, pd.DataFrame]
     folds: list[Fold]
     typical: np.ndarray  # rows other than the documented outliers (scoring only)
+    fit_rows: np.ndarray  # rows the combiner may fit on: outliers dropped as in the members' training
     X_test: pd.DataFrame
 
 
@@ -89,16 +90,17 @@ def load_inputs(params: Params) -> Inputs:
     # Scored on every row (the honest figure); also without the documented Ames outliers,
     # the figure public notebooks report, for comparison only.
     typical = outlier_mask(X, y, params.features.outliers.model_copy(update={"enabled": True}))
-    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, X_test)
+    fit_rows = outlier_mask(X, y, params.features.outliers)
+    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
 
 
 def combine(params: Params, data: Inputs) -> dict:
     """Nested-CV choice of method, then the chosen combiner refit on every OOF row."""
-    method, nested = choose_method(params.ensemble.method, data.oof, data.y, data.folds)
+    method, nested = choose_method(params.ensemble.method, data.oof, data.y, data.folds, data.fit_rows)
     best = nested[method]
     repeats = data.oof.shape[1]
-    P_all = np.concatenate([data.oof[:, r, :].T for r in range(repeats)])
-    combiner = fit_combiner(method, P_all, np.tile(data.y, repeats))
+    P_all = np.concatenate([data.oof[:, r, data.fit_rows].T for r in range(repeats)])
+    combiner = fit_combiner(method, P_all, np.tile(data.y[data.fit_rows], repeats))
     member_folds = {m: fold_scores(data.oof[i], data.y, data.folds) for i, m in enumerate(data.members)}
     best_member = min(data.members, key=lambda m: member_folds[m].mean())
     gain = member_folds[best_member] - np.asarray(best.fold_scores)  # paired: same folds
