@@ -288,8 +288,8 @@ class CatBoostConfig(Strict):
 
 class SVRConfig(Strict):
     kind: Literal["svr"]
-    C: Positive = 20.0
-    epsilon: float = Field(0.008, ge=0.0)
+    C: Positive = 3.0
+    epsilon: float = Field(0.01, ge=0.0)
     gamma: Positive | Literal["scale", "auto"] = 0.0003
     kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
 
