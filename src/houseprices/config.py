@@ -105,13 +105,13 @@ class OutlierConfig(Strict):
 class InteractionsConfig(Strict):
     """Products of overall quality with the areas it prices (see extra_features.py)."""
 
-    enabled: bool = False
+    enabled: bool = True
 
 
 class TargetEncodingConfig(Strict):
     """Smoothed mean log price per category, cross-fitted inside each training fold."""
 
-    enabled: bool = False
+    enabled: bool = True
     columns: list[str] = ["Neighborhood", "MSSubClass", "Exterior1st", "Exterior2nd", "Condition1"]
     # Inner folds: each training row's statistic comes from the other inner folds.
     inner_folds: int = Field(5, ge=2)
