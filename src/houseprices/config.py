@@ -119,12 +119,7 @@ class TargetEncodingConfig(Strict):
     @field_validator("columns")
     @classmethod
     def _known_columns(cls, columns: list[str]) -> list[str]:
-        from .data import FEATURES
-
-        unknown = [c for c in columns if c not in FEATURES]
-        if unknown:
-            raise ValueError(f"unknown column(s) {unknown}: not competition features")
-        return columns
+        return EncodingConfig._known_columns(columns)  # the same check as as_categorical's
 
 
 class FeaturesConfig(Strict):
@@ -248,30 +243,29 @@ Unit = Annotated[float, Field(gt=0.0, le=1.0)]
 Threads = Annotated[int, Field(ge=0)]
 
 
-class LightGBMConfig(Strict):
-    kind: Literal["lightgbm"]
+class BoostedTreesConfig(Strict):
+    """What LightGBM and XGBoost share: rounds, shrinkage, row/column sampling, penalties."""
+
     n_estimators: int = Field(1500, ge=1)
     learning_rate: Positive = 0.02
-    num_leaves: int = Field(6, ge=2)
-    min_child_samples: int = Field(10, ge=1)
-    subsample: Unit = 0.7
-    colsample_bytree: Unit = 0.25
-    reg_alpha: float = Field(0.0, ge=0.0)
-    reg_lambda: float = Field(1.0, ge=0.0)
-    n_jobs: Threads = 0
-
-
-class XGBoostConfig(Strict):
-    kind: Literal["xgboost"]
-    n_estimators: int = Field(1500, ge=1)
-    learning_rate: Positive = 0.02
-    max_depth: int = Field(3, ge=1)
-    min_child_weight: float = Field(1.0, ge=0.0)
     subsample: Unit = 0.7
     colsample_bytree: Unit = 0.3
     reg_alpha: float = Field(0.0, ge=0.0)
     reg_lambda: float = Field(1.0, ge=0.0)
     n_jobs: Threads = 0
+
+
+class LightGBMConfig(BoostedTreesConfig):
+    kind: Literal["lightgbm"]
+    num_leaves: int = Field(6, ge=2)
+    min_child_samples: int = Field(10, ge=1)
+    colsample_bytree: Unit = 0.25
+
+
+class XGBoostConfig(BoostedTreesConfig):
+    kind: Literal["xgboost"]
+    max_depth: int = Field(3, ge=1)
+    min_child_weight: float = Field(1.0, ge=0.0)
 
 
 class CatBoostConfig(Strict):
