@@ -26,7 +26,9 @@ def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
             "commit": tags.get("git.commit", "")[:8] + ("+" if tags.get("git.dirty") == "true" else ""),
             "experiment": tags.get("dvc.experiment") or "-",
             "run_id": run.info.run_id[:8],
-            **{k.removesuffix(".cv_log_rmse_mean"): v for k, v in metrics.items() if k.endswith(".cv_log_rmse_mean")},
+            # "<model>.cv_log_rmse" (older runs: "<model>.cv_log_rmse_mean")
+            **{k.rsplit(".", 1)[0]: v for k, v in metrics.items()
+               if k.endswith((".cv_log_rmse", ".cv_log_rmse_mean"))},
         })
     return rows
 
