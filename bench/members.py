@@ -41,7 +41,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_rank": ({"base": "mlp", "input_transform": "gaussian_rank"}, {}),
     "mlp_rank_fe": ({"base": "mlp", "input_transform": "gaussian_rank"}, BOTH),
     "mlp_inter": ({"base": "mlp"}, INTER),
-    "mlp_seeds3": ({"base": "mlp", "n_seeds": 3}, {}),
+    "mlp_seeds3_fe": ({"base": "mlp", "n_seeds": 3}, BOTH),
     "lasso": ({"base": "lasso"}, {}),
     "lasso_inter": ({"base": "lasso"}, INTER),
     "lasso_te": ({"base": "lasso"}, TE),

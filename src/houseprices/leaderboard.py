@@ -76,7 +76,8 @@ def to_markdown(board: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_leaderboard(out: Path = Path("metrics/leaderboard.md"), report_path: Path = Path("models/ensemble/report.json"),
+def print_leaderboard(out: Path = Path("metrics/leaderboard.md"),
+                      report_path: Path = Path("models/ensemble/report.json"),
                       members_dir: Path = Path("models/members"),
                       ensemble_metrics: Path = Path("metrics/ensemble.json")) -> pd.DataFrame:
     board = leaderboard(report_path, members_dir, ensemble_metrics)

@@ -51,7 +51,8 @@ def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
         tests[name] = test
     shapes = {o.shape for o in oofs}
     if len(shapes) != 1:
-        raise ValueError(f"members were cross-validated with different repeats {shapes}; rerun them with one cv setting")
+        raise ValueError(f"members were cross-validated with different repeats {shapes}; "
+                         "rerun them with one cv setting")
     return np.stack(oofs), y, ids, test_ids, tests
 
 
@@ -142,13 +143,16 @@ def headline(data: Inputs, combo: dict, intervals: dict) -> dict:
 
 def detailed_report(data: Inputs, combo: dict, intervals: dict) -> dict:
     gain = combo["gain"]
+
+    def scored(pred: np.ndarray, folds: np.ndarray) -> dict:
+        excl = fold_scores(pred, data.y, data.folds, data.typical).mean()
+        return {**summary(folds), "cv_log_rmse_excl_outliers": round(float(excl), 6)}
+
     return {
         "best_member": combo["best_member"],
         "gain_over_best_member_sem": round(float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0, 6),
-        "methods": {m: {**summary(np.asarray(s.fold_scores)), "cv_log_rmse_excl_outliers": round(float(
-            fold_scores(s.oof, data.y, data.folds, data.typical).mean()), 6)} for m, s in combo["nested"].items()},
-        "members": {m: {**summary(combo["member_folds"][m]), "cv_log_rmse_excl_outliers": round(float(
-            fold_scores(data.oof[i], data.y, data.folds, data.typical).mean()), 6)} for i, m in enumerate(data.members)},
+        "methods": {m: scored(s.oof, np.asarray(s.fold_scores)) for m, s in combo["nested"].items()},
+        "members": {m: scored(data.oof[i], combo["member_folds"][m]) for i, m in enumerate(data.members)},
         "weights": {k: round(v, 6) for k, v in combo["weights"].items()},
         "intercept": round(combo["combiner"].intercept, 6),
         "intervals": intervals,
