@@ -30,6 +30,7 @@ TINY = {
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
+PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,7 +47,7 @@ def xy(small_xy):
 
 def params_for(name: str, features: dict | None = None, folds: int = 3):
     return parse_params({"models": {name: TINY[name]}, "ensemble": {"members": [name]},
-                         "cv": {"folds": folds}, "features": features or {}})
+                         "cv": {"folds": folds}, "features": features or PLAIN})
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -64,14 +65,14 @@ def test_each_kind_fits_and_predicts_raw_rows(xy, test_frame, name, extra):
 
 
 def test_trees_see_codes_and_catboost_sees_text(xy):
-    X, _ = xy
+    X, y = xy
     lgb = build_member_preprocessor(params_for("lightgbm").model("lightgbm"), params_for("lightgbm").features, 0)
-    Z = lgb.fit_transform(X)
+    Z = lgb.fit_transform(X, y)
     assert all(pd.api.types.is_numeric_dtype(Z[c]) for c in Z.columns)
     assert Z.shape[1] < 120  # one column per feature, no one-hot
     assert Z["ExterQual"].max() <= 5 and Z["LotArea"].equals(X["LotArea"].astype(float))  # ordered codes, raw numbers
     cat = params_for("catboost")
-    Z = build_member_preprocessor(cat.model("catboost"), cat.features, 0).fit_transform(X)
+    Z = build_member_preprocessor(cat.model("catboost"), cat.features, 0).fit_transform(X, y)
     assert not pd.api.types.is_numeric_dtype(Z["Neighborhood"])
     model = CatBoostMember(iterations=5, thread_count=1).fit(Z, np.log(X["LotArea"]))
     assert "Neighborhood" in model.cat_features_ and "LotArea" not in model.cat_features_
@@ -174,13 +175,13 @@ def test_interactions_multiply_quality_by_area(xy):
 
 # ------------------------------------------------------------------ MLP options
 def test_gaussian_rank_replaces_the_numeric_scaler(xy):
-    X, _ = xy
+    X, y = xy
     params = parse_params({"models": {"mlp": {"kind": "mlp", "input_transform": "gaussian_rank"}}})
-    pre = build_member_preprocessor(params.model("mlp"), params.features, 0).fit(X)
+    pre = build_member_preprocessor(params.model("mlp"), params.features, 0).fit(X, y)
     scale = pre.named_steps["columns"].named_transformers_["num"]["scale"]
     assert type(scale).__name__ == "QuantileTransformer" and scale.output_distribution == "normal"
     plain = parse_params({"models": {"mlp": {"kind": "mlp"}}})
-    assert type(build_member_preprocessor(plain.model("mlp"), plain.features, 0).fit(X)
+    assert type(build_member_preprocessor(plain.model("mlp"), plain.features, 0).fit(X, y)
                 .named_steps["columns"].named_transformers_["num"]["scale"]).__name__ == "StandardScaler"
 
 
