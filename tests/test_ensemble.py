@@ -60,7 +60,7 @@ def test_nested_score_never_fits_weights_on_the_scored_fold(members, monkeypatch
 def test_auto_picks_the_best_nested_method(members):
     oof, y = members
     best, scores = choose_method("auto", oof, y, make_folds(len(y), 4, 1, seed=0))
-    assert set(scores) == {"mean", "nnls", "stacking"}
+    assert set(scores) == {"mean", "nnls", "stacking", "greedy"}
     assert scores[best].mean == min(s.mean for s in scores.values())
     assert best != "mean"  # one member is much worse: plain averaging should lose
 

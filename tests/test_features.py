@@ -25,6 +25,7 @@ from sklearn.utils.estimator_checks import (
 
 from houseprices import training
 from houseprices.config import parse_params
+from houseprices.member_features import build_member_preprocessor
 from houseprices.features import (
     ORDINAL_SCALES,
     DomainFeatures,
@@ -183,7 +184,8 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
         # Exactly the statistics of a preprocessor fit on the fold's (outlier-free) training rows.
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
-        reference = build_preprocessor(params.features, params.seed).fit(train_X[keep])
+        reference = build_member_preprocessor(params.model("m"), params.features, params.seed).fit(
+            train_X[keep], train_y[keep])
         np.testing.assert_equal(learned_state(pre), learned_state(reference))
     assert sorted(seen) == [False, True, True]  # the poisoned row was validation once
 

@@ -97,6 +97,12 @@ def cmd_runs(args) -> None:
     print_runs(_params(args), args.last)
 
 
+def cmd_leaderboard(args) -> None:
+    from .leaderboard import print_leaderboard
+
+    print_leaderboard(Path(args.out))
+
+
 STAGES = {
     "prepare": (cmd_prepare, "verify checksums and validate the raw CSVs",
                 "reads data/raw/{train,test,sample_submission}.csv and SHA256SUMS (params: data); "
@@ -131,6 +137,9 @@ STAGES = {
                "params into params.yaml"),
     "runs": (cmd_runs, "list the last pipeline runs from MLflow",
              "reads the MLflow store (params: tracking); prints a table"),
+    "leaderboard": (cmd_leaderboard, "members and ensemble, best first: CV scores, fit and predict times",
+                    "reads models/ensemble/report.json, metrics/ensemble.json and "
+                    "models/members/<member>/timing.json; prints a table and writes it to metrics/leaderboard.md"),
 }
 
 
@@ -164,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
             _search_options(p)
         if name == "submit":
             p.add_argument("-m", "--message", default="", help="submission message (default: commit and CV score)")
+        if name == "leaderboard":
+            p.add_argument("--out", default="metrics/leaderboard.md", help="table file (default: %(default)s)")
         if name == "runs":
             p.add_argument("-n", "--last", type=int, default=10, help="how many pipeline runs (default: 10)")
         if name == "download":

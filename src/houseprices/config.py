@@ -118,6 +118,26 @@ class OutlierConfig(Strict):
     max_price: float = Field(300000, gt=0)
 
 
+class InteractionsConfig(Strict):
+    """Products of overall quality with the areas it prices (see extra_features.py)."""
+
+    enabled: bool = True
+
+
+class TargetEncodingConfig(Strict):
+    """Smoothed mean log price per category, cross-fitted inside each training fold."""
+
+    enabled: bool = True
+    columns: list[str] = ["Neighborhood", "MSSubClass", "Exterior1st", "Exterior2nd", "Condition1"]
+    # Inner folds: each training row's statistic comes from the other inner folds.
+    inner_folds: int = Field(5, ge=2)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, columns: list[str]) -> list[str]:
+        return EncodingConfig._known_columns(columns)  # the same check as as_categorical's
+
+
 class FeaturesConfig(Strict):
     impute: ImputeConfig = ImputeConfig()
     scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
@@ -126,6 +146,8 @@ class FeaturesConfig(Strict):
     domain: DomainConfig = DomainConfig()
     pca: PCAConfig = PCAConfig()
     outliers: OutlierConfig = OutlierConfig()
+    interactions: InteractionsConfig = InteractionsConfig()
+    target_encoding: TargetEncodingConfig = TargetEncodingConfig()
 
 
 # ------------------------------------------------------------------------- models
@@ -170,6 +192,10 @@ class MLPConfig(Strict):
     head: Literal["regression", "binned"] = "regression"
     n_bins: int = Field(32, ge=2)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    # Numeric inputs scaled as features.scaling says, or Gaussian-rank (quantile) transformed.
+    input_transform: Literal["features", "gaussian_rank"] = "features"
+    # Nets from this many seeds, predictions averaged (learning curves only with 1).
+    n_seeds: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> MLPConfig:
@@ -228,8 +254,75 @@ class HGBConfig(Strict):
     l2_regularization: float = Field(0.0, ge=0.0)
 
 
+Unit = Annotated[float, Field(gt=0.0, le=1.0)]
+# 0: every core this process may use (threads.available_cores()); n: at most n threads.
+Threads = Annotated[int, Field(ge=0)]
+
+
+class BoostedTreesConfig(Strict):
+    """What LightGBM and XGBoost share: rounds, shrinkage, row/column sampling, penalties."""
+
+    n_estimators: int = Field(1500, ge=1)
+    learning_rate: Positive = 0.02
+    subsample: Unit = 0.7
+    colsample_bytree: Unit = 0.3
+    reg_alpha: float = Field(0.0, ge=0.0)
+    reg_lambda: float = Field(1.0, ge=0.0)
+    n_jobs: Threads = 0
+
+
+class LightGBMConfig(BoostedTreesConfig):
+    kind: Literal["lightgbm"]
+    num_leaves: int = Field(6, ge=2)
+    min_child_samples: int = Field(10, ge=1)
+    colsample_bytree: Unit = 0.25
+
+
+class XGBoostConfig(BoostedTreesConfig):
+    kind: Literal["xgboost"]
+    max_depth: int = Field(3, ge=1)
+    min_child_weight: float = Field(1.0, ge=0.0)
+
+
+class CatBoostConfig(Strict):
+    kind: Literal["catboost"]
+    iterations: int = Field(1000, ge=1)
+    learning_rate: Positive = 0.05
+    depth: int = Field(5, ge=1, le=16)
+    l2_leaf_reg: float = Field(3.0, ge=0.0)
+    rsm: Unit = 1.0
+    # Categorical columns as CatBoost's ordered target statistics instead of codes.
+    native_categorical: bool = True
+    thread_count: Threads = 0
+
+
+class SVRConfig(Strict):
+    kind: Literal["svr"]
+    C: Positive = 3.0
+    epsilon: float = Field(0.01, ge=0.0)
+    gamma: Positive | Literal["scale", "auto"] = 0.0003
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+
+
+class GBRConfig(Strict):
+    """scikit-learn's GradientBoostingRegressor; the Huber loss keeps the outliers'
+    residuals from dominating the fit."""
+
+    kind: Literal["gradient_boosting"]
+    loss: Literal["huber", "squared_error", "absolute_error"] = "huber"
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    n_estimators: int = Field(1000, ge=1)
+    learning_rate: Positive = 0.05
+    max_depth: int = Field(4, ge=1)
+    max_features: Literal["sqrt", "log2"] | Unit = "sqrt"
+    min_samples_leaf: int = Field(15, ge=1)
+    min_samples_split: int = Field(10, ge=2)
+    subsample: Unit = 1.0
+
+
 ModelConfig = Annotated[
-    MLPConfig | RidgeConfig | LassoConfig | ElasticNetConfig | KernelRidgeConfig | HGBConfig,
+    MLPConfig | RidgeConfig | LassoConfig | ElasticNetConfig | KernelRidgeConfig | HGBConfig
+    | LightGBMConfig | XGBoostConfig | CatBoostConfig | SVRConfig | GBRConfig,
     Field(discriminator="kind"),
 ]
 
@@ -238,8 +331,9 @@ ModelConfig = Annotated[
 class EnsembleConfig(Strict):
     # The models trained by `dvc repro` (one train@<name> stage each) and combined.
     members: list[str] = Field(default_factory=lambda: ["mlp"], min_length=1)
-    method: Literal["auto", "mean", "nnls", "stacking"] = "auto"
-    test_predictions: Literal["refit", "fold_average"] = "refit"
+    method: Literal["auto", "mean", "nnls", "stacking", "greedy"] = "auto"
+    # auto: the fold average when the out-of-fold evidence says averaging beats one refit.
+    test_predictions: Literal["refit", "fold_average", "auto"] = "auto"
 
     @field_validator("members")
     @classmethod

@@ -16,10 +16,12 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 
 from .config import FeaturesConfig, MLPConfig, ModelConfig
-from .features import build_preprocessor
+from .member_features import build_member_preprocessor
+from .members import build_member_regressor
 from .mlp import (
     EVAL_BATCH, BinnedMLPRegressor, HoldoutLoss, LRFactor, MaxNorm, MLPRegressor, OneCycle, StopOnNonFinite,
     TensorBatches)
+from .mlp_extras import seed_average
 from .nets import MLP
 
 logger = logging.getLogger(__name__)
@@ -138,7 +140,10 @@ def build_regressor(cfg: ModelConfig, seed: int):
     """The regressor a ``models.<name>`` entry describes; the config's fields are the
     estimator's params, and ``seed`` is its ``random_state`` where it takes one."""
     if isinstance(cfg, MLPConfig):
-        return build_mlp(cfg, seed)
+        return seed_average(build_mlp(cfg, seed), cfg.n_seeds, seed)
+    member = build_member_regressor(cfg, seed)  # boosted trees, SVR, Huber gradient boosting
+    if member is not None:
+        return member
     estimator = CLASSICAL[cfg.kind]
     params = cfg.model_dump(exclude={"kind"})
     if "random_state" in inspect.signature(estimator).parameters:
@@ -149,6 +154,6 @@ def build_regressor(cfg: ModelConfig, seed: int):
 def build_estimator(cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
     """Raw house rows in, log price out: preprocessing and regressor as one estimator."""
     return Pipeline([
-        ("preprocess", build_preprocessor(features, seed)),
+        ("preprocess", build_member_preprocessor(cfg, features, seed)),  # per kind
         ("model", build_regressor(cfg, seed)),
     ])

@@ -52,6 +52,10 @@ def write_json(path: Path | str, data: object) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path: Path | str) -> object:
+    return json.loads(Path(path).read_text())
+
+
 def write_parquet(path: Path | str, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

@@ -6,7 +6,6 @@ Each figure exists once for DVC: the CSVs. The PNGs are MLflow artifacts only.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -81,14 +80,3 @@ def ensemble_figures(out_dir: Path, log_actual: np.ndarray, log_predicted: np.nd
     ax.set(xlabel="CV log-RMSE", title="CV score per model", xlim=(0.9 * min(scores.values()), None))
     paths.append(_save(fig, out_dir / "scores.png"))
     return paths
-
-
-def log_ensemble_figures(log_actual: np.ndarray, log_predicted: np.ndarray, weights: dict[str, float],
-                         scores: dict[str, float], artifact_path: str = "plots") -> None:
-    """Draw the ensemble PNGs in a temporary folder and log them to the active MLflow run:
-    DVC draws the same figures from the CSVs, so the PNGs are not pipeline outputs."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in ensemble_figures(Path(tmp), log_actual, log_predicted, weights, scores):
-            mlflow.log_artifact(str(path), artifact_path)

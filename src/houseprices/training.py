@@ -112,7 +112,7 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
     try:
         if holdout is not None and isinstance(net, MLPRegressor):
             preprocess = estimator[:-1]
-            features = preprocess.fit_transform(X[keep])
+            features = preprocess.fit_transform(X[keep], y[keep])  # y: target statistics
             net.set_params(callbacks__holdout__X=preprocess.transform(holdout[0]),
                            callbacks__holdout__y=np.asarray(holdout[1]))
             net.fit(features, y[keep])

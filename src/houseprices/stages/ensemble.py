@@ -1,13 +1,18 @@
 """Stage ``ensemble``: weight the members from their out-of-fold predictions.
 
-The method (mean, non-negative weights, ridge stacking) is chosen by a nested CV
-estimate; prediction intervals come from the nested out-of-fold residuals (split
-conformal). Writes ``models/ensemble/``, ``metrics/ensemble.json`` and ``plots/ensemble/``.
+Steps: load the members' predictions; choose the combination (mean, non-negative
+weights, ridge stacking with a cross-validated penalty, greedy forward selection) by
+nested CV; choose the test predictions (refit models or the average of the fold models)
+by the out-of-fold evidence; add split-conformal intervals; write the outputs and log
+them. ``metrics/ensemble.json`` holds headline numbers only; per-member scores, weights
+and per-method details go to ``models/ensemble/report.json``.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +20,18 @@ import pandas as pd
 
 from ..config import PARAMS_FILE, Params
 from ..data import ID
-from ..ensemble import PriceModel, choose_method, conformal_halfwidth, fit_combiner, nested_coverage
-from ..io import load_model, write_csv, write_json, write_parquet
-from ..tracking import Tracker, file_sha256, flatten
-from ..training import log_rmse, make_folds
+from ..ensemble import (PriceModel, choose_method, choose_test_predictions, conformal_halfwidth, fit_combiner,
+                        nested_coverage)
 from ..features import outlier_mask
+from ..io import load_model, write_csv, write_json, write_parquet
 from ..plots import ensemble_figures
+from ..tracking import Tracker, file_sha256, flatten
+from ..training import Fold, log_rmse, make_folds
 from . import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
+REPORT = MODELS / "ensemble" / "report.json"
 
 
 def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
@@ -44,7 +51,8 @@ def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
         tests[name] = test
     shapes = {o.shape for o in oofs}
     if len(shapes) != 1:
-        raise ValueError(f"members were cross-validated with different repeats {shapes}; rerun them with one cv setting")
+        raise ValueError(f"members were cross-validated with different repeats {shapes}; "
+                         "rerun them with one cv setting")
     return np.stack(oofs), y, ids, test_ids, tests
 
 
@@ -61,101 +69,159 @@ def summary(scores: np.ndarray) -> dict:
     return {"cv_log_rmse_mean": round(float(scores.mean()), 6), "cv_log_rmse_std": round(float(scores.std()), 6)}
 
 
-def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
+@dataclass
+class Inputs:
+    members: list[str]
+    oof: np.ndarray  # (members, repeats, rows)
+    y: np.ndarray
+    ids: np.ndarray
+    test_ids: np.ndarray
+    tests: dict[str, pd.DataFrame]
+    folds: list[Fold]
+    typical: np.ndarray  # rows other than the documented outliers (scoring only)
+    fit_rows: np.ndarray  # rows the combiner may fit on: outliers dropped as in the members' training
+    X_test: pd.DataFrame
+
+
+def load_inputs(params: Params) -> Inputs:
     members = params.ensemble_members
-    tracker = Tracker.open(params, params_file)
     oof, y, ids, test_ids, tests = load_member_predictions(members)
     folds = make_folds(len(y), params.cv.folds, params.cv.repeats, params.seed)
     X, _, X_test = load_prepared()
     # Scored on every row (the honest figure); also without the documented Ames outliers,
     # the figure public notebooks report, for comparison only.
     typical = outlier_mask(X, y, params.features.outliers.model_copy(update={"enabled": True}))
+    fit_rows = outlier_mask(X, y, params.features.outliers)
+    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
 
-    member_folds = {name: fold_scores(oof[i], y, folds) for i, name in enumerate(members)}
-    member_scores = {name: summary(s) for name, s in member_folds.items()}
-    method, nested = choose_method(params.ensemble.method, oof, y, folds)
+
+def combine(params: Params, data: Inputs) -> dict:
+    """Nested-CV choice of method, then the chosen combiner refit on every OOF row."""
+    method, nested = choose_method(params.ensemble.method, data.oof, data.y, data.folds, data.fit_rows)
     best = nested[method]
-    ensemble_folds = np.asarray(best.fold_scores)
-    best_member = min(members, key=lambda m: member_folds[m].mean())
-    gain = member_folds[best_member] - ensemble_folds  # paired: same folds
-    gain_sem = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan")
+    repeats = data.oof.shape[1]
+    P_all = np.concatenate([data.oof[:, r, data.fit_rows].T for r in range(repeats)])
+    combiner = fit_combiner(method, P_all, np.tile(data.y[data.fit_rows], repeats))
+    member_folds = {m: fold_scores(data.oof[i], data.y, data.folds) for i, m in enumerate(data.members)}
+    best_member = min(data.members, key=lambda m: member_folds[m].mean())
+    gain = member_folds[best_member] - np.asarray(best.fold_scores)  # paired: same folds
+    return {"method": method, "nested": nested, "best": best, "combiner": combiner,
+            "weights": {m: float(w) for m, w in zip(data.members, combiner.weights)},
+            "member_folds": member_folds, "best_member": best_member, "gain": gain}
 
-    repeats = oof.shape[1]
-    P_all = np.concatenate([oof[:, r, :].T for r in range(repeats)])
-    combiner = fit_combiner(method, P_all, np.tile(y, repeats))
-    weights = {name: float(w) for name, w in zip(members, combiner.weights)}
 
-    column = params.ensemble.test_predictions
-    P_test = np.column_stack([tests[name][column].to_numpy() for name in members])
-    test_log = combiner.predict(P_test)
-    residuals = (y[None, :] - best.oof).ravel()
-    predictions = pd.DataFrame({ID: test_ids, "log_price": test_log})
-    coverage = {}
+def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFrame, dict, str]:
+    """Test log prices with conformal intervals; the source (refit or fold average) is
+    chosen from the OOF evidence when ``ensemble.test_predictions`` is ``auto``."""
+    source, evidence = choose_test_predictions(params.ensemble.test_predictions, data.oof, data.y,
+                                               combo["combiner"])
+    P_test = np.column_stack([data.tests[m][source].to_numpy() for m in data.members])
+    test_log = combo["combiner"].predict(P_test)
+    best = combo["best"]
+    residuals = (data.y[None, :] - best.oof).ravel()
+    predictions = pd.DataFrame({ID: data.test_ids, "log_price": test_log})
+    intervals = {}
     for level in COVERAGES:
         width = conformal_halfwidth(residuals, level)
         pct = int(round(level * 100))
         predictions[f"lower_{pct}"] = test_log - width
         predictions[f"upper_{pct}"] = test_log + width
-        coverage[f"coverage_{pct}"] = round(nested_coverage(best.oof, y, folds, level), 4)
-        coverage[f"halfwidth_{pct}"] = round(width, 6)
+        intervals[f"coverage_{pct}"] = round(nested_coverage(best.oof, data.y, data.folds, level), 4)
+        intervals[f"halfwidth_{pct}"] = round(width, 6)
+    return predictions, {**intervals, "test_predictions": source, **evidence}, source
 
-    metrics = {
-        "method": method,
-        **summary(ensemble_folds),
-        "cv_log_rmse_sem": round(float(ensemble_folds.std(ddof=1) / np.sqrt(len(folds))), 6),
-        "cv_log_rmse_excl_outliers": round(float(fold_scores(best.oof, y, folds, typical).mean()), 6),
-        "best_member": best_member,
-        "gain_over_best_member": round(float(gain.mean()), 6),
-        "gain_over_best_member_sem": round(gain_sem, 6),
-        "methods": {m: summary(np.asarray(s.fold_scores)) for m, s in nested.items()},
-        "members": {m: {**member_scores[m], "cv_log_rmse_excl_outliers":
-                        round(float(fold_scores(oof[i], y, folds, typical).mean()), 6)}
-                    for i, m in enumerate(members)},
-        "weights": {k: round(v, 6) for k, v in weights.items()},
-        "intercept": round(combiner.intercept, 6),
-        "intervals": coverage,
-        "folds": len(folds),
+
+def headline(data: Inputs, combo: dict, intervals: dict) -> dict:
+    """The declared DVC metrics: the same params give the same bytes."""
+    scores = np.asarray(combo["best"].fold_scores)
+    return {"method": combo["method"], **summary(scores),
+            "cv_log_rmse_excl_outliers": round(float(fold_scores(combo["best"].oof, data.y, data.folds,
+                                                                 data.typical).mean()), 6),
+            "coverage_80": intervals["coverage_80"], "coverage_95": intervals["coverage_95"],
+            "gain_over_best_member": round(float(combo["gain"].mean()), 6)}
+
+
+def detailed_report(data: Inputs, combo: dict, intervals: dict) -> dict:
+    gain = combo["gain"]
+
+    def scored(pred: np.ndarray, folds: np.ndarray) -> dict:
+        excl = fold_scores(pred, data.y, data.folds, data.typical).mean()
+        return {**summary(folds), "cv_log_rmse_excl_outliers": round(float(excl), 6)}
+
+    return {
+        "best_member": combo["best_member"],
+        "gain_over_best_member_sem": round(float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0, 6),
+        "methods": {m: scored(s.oof, np.asarray(s.fold_scores)) for m, s in combo["nested"].items()},
+        "members": {m: scored(data.oof[i], combo["member_folds"][m]) for i, m in enumerate(data.members)},
+        "weights": {k: round(v, 6) for k, v in combo["weights"].items()},
+        "intercept": round(combo["combiner"].intercept, 6),
+        "intervals": intervals,
+        "folds": len(data.folds),
     }
+
+
+def write_outputs(data: Inputs, combo: dict, predictions: pd.DataFrame, metrics: dict, report: dict) -> dict:
+    """The stage's files; returns the figure data (PNGs are MLflow artifacts only: DVC
+    draws the same figures from the CSVs)."""
     write_parquet(MODELS / "ensemble" / "predictions.parquet", predictions)
+    write_json(REPORT, report)
     write_json(METRICS / "ensemble.json", metrics)
-    oof_mean = np.nanmean(best.oof, axis=0)
+    y, oof_mean = data.y, np.nanmean(combo["best"].oof, axis=0)
     write_csv(PLOTS / "ensemble" / "oof.csv", pd.DataFrame({
-        ID: ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
+        ID: data.ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
         "log_actual": y.round(6), "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
     write_csv(PLOTS / "ensemble" / "residuals.csv", pd.DataFrame({
         "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
-    write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({"member": members, "weight": combiner.weights.round(6)}))
-    all_scores = {**{m: member_scores[m]["cv_log_rmse_mean"] for m in members}, "ensemble": metrics["cv_log_rmse_mean"]}
+    write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({
+        "member": data.members, "weight": combo["combiner"].weights.round(6)}))
+    all_scores = {**{m: report["members"][m]["cv_log_rmse_mean"] for m in data.members},
+                  "ensemble": metrics["cv_log_rmse_mean"]}
     write_csv(PLOTS / "ensemble" / "scores.csv", pd.DataFrame({"model": list(all_scores),
                                                                "cv_log_rmse": list(all_scores.values())}))
-    figures = ensemble_figures(PLOTS / "ensemble", y, oof_mean, weights, all_scores)
-
-    fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
-    log_ensemble(tracker, params, metrics, coverage, weights, figures,
-                 PriceModel(fitted, weights, combiner.intercept), X_test)
-    logger.info("ensemble (%s): CV log-RMSE %.4f ± %.4f (best member %s %.4f); weights %s", method,
-                metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"], best_member,
-                member_scores[best_member]["cv_log_rmse_mean"], metrics["weights"])
-    return metrics
+    return {"log_actual": y, "log_predicted": oof_mean, "weights": combo["weights"], "scores": all_scores}
 
 
-def log_ensemble(tracker, params: Params, metrics: dict, coverage: dict, weights: dict[str, float],
-                 figures: list[Path], model: PriceModel, rows: pd.DataFrame) -> None:
-    """The ensemble run (plots, predictions, the registered model) and the headline
-    metrics on the pipeline run: ``cv_log_rmse`` is the ensemble's own score,
-    ``<member>.cv_log_rmse`` each member's, on the same folds."""
+def log_to_mlflow(params: Params, tracker: Tracker, data: Inputs, combo: dict, metrics: dict, report: dict,
+                  figures: dict) -> None:
+    """The ensemble run (metrics, plots, predictions, the registered model) and the
+    headline metrics on the pipeline run: ``cv_log_rmse`` is a run's own score,
+    ``<member>.cv_log_rmse`` a member's, on the same folds."""
     predictions = MODELS / "ensemble" / "predictions.parquet"
-    headline = {"cv_log_rmse": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
+    members = report["members"]
+    pipeline = {"cv_log_rmse": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
                 "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
-                **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in metrics["members"].items()},
-                **{k: v for k, v in coverage.items() if k.startswith("coverage_")}}
-    stage_params = flatten({"ensemble": params.ensemble.model_dump(mode="json")})
-    with tracker.stage_run("ensemble", "ensemble", stage_params) as run:
-        run.log_metrics({**headline, **coverage, **{f"weight.{k}": v for k, v in weights.items()}})
-        run.set_tags({"ensemble.method": metrics["method"]})
-        run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *figures], "plots")
+                "coverage_80": metrics["coverage_80"], "coverage_95": metrics["coverage_95"],
+                **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in members.items()}}
+    with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})) as run:
+        run.log_metrics({**pipeline, "gain_over_best_member": metrics["gain_over_best_member"],
+                         **{f"weight.{k}": v for k, v in combo["weights"].items()}})
+        run.set_tags({"ensemble.method": combo["method"],
+                      "ensemble.test_predictions": report["intervals"]["test_predictions"]})
+        with tempfile.TemporaryDirectory() as tmp:
+            pngs = ensemble_figures(Path(tmp), **figures)
+            run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs], "plots")
+        run.log_artifacts([REPORT], None)
         run.log_artifacts([predictions], "predictions")
-        run.log_model(model, rows, register=True, version_tags={"predictions.sha256": file_sha256(predictions)},
-                      description=f"{metrics['method']} ensemble of {', '.join(weights)}; "
+        fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in data.members}
+        run.log_model(PriceModel(fitted, combo["weights"], combo["combiner"].intercept), data.X_test,
+                      register=True, version_tags={"predictions.sha256": file_sha256(predictions)},
+                      description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
                                   f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}")
-        tracker.set_parent_metrics(headline)
+        tracker.set_parent_metrics(pipeline)
+
+
+def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
+    tracker = Tracker.open(params, params_file)
+    data = load_inputs(params)
+    combo = combine(params, data)
+    predictions, intervals, source = predict_test(params, data, combo)
+    metrics = headline(data, combo, intervals)
+    report = detailed_report(data, combo, intervals)
+    figures = write_outputs(data, combo, predictions, metrics, report)
+    log_to_mlflow(params, tracker, data, combo, metrics, report, figures)
+    best = combo["best_member"]
+    logger.info("ensemble (%s, test from %s): CV log-RMSE %.4f ± %.4f, %.4f without outliers (best member %s %.4f); "
+                "weights %s", combo["method"], source, metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"],
+                metrics["cv_log_rmse_excl_outliers"], best, report["members"][best]["cv_log_rmse_mean"],
+                {k: round(v, 3) for k, v in combo["weights"].items()})
+    return metrics

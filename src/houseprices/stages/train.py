@@ -19,6 +19,7 @@ from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import PriceModel
 from ..io import dump_model, write_json, write_parquet
+from ..leaderboard import write_timing
 from ..plots import write_member_plots
 from ..progress import FoldProgress, duration
 from ..tracking import Tracker, flatten
@@ -79,10 +80,13 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
 
         start = time.perf_counter()
         final = fit_estimator(name, cfg, params, X, y, "refit on all training rows")
+        fit_seconds = time.perf_counter() - start
         refit_pred = predict_finite(final, X_test, name, "refit, test rows")
         refit_seconds = time.perf_counter() - start
         write_outputs(name, result, final, refit_pred, X, y, X_test)
 
+        write_timing(MEMBERS / name, cv_seconds, len(result.folds), fit_seconds, refit_seconds - fit_seconds,
+                     len(X_test))
         run_log.log_metrics({"cv_log_rmse": result.mean, "cv_log_rmse_std": result.std,
                              "cv_seconds": cv_seconds, "refit_seconds": refit_seconds})
         run_log.log_artifacts([MEMBERS / name / "oof.parquet", MEMBERS / name / "test.parquet"], "predictions")

@@ -1,0 +1,173 @@
+"""Screen candidate members on the same folds, then the ensembles they make.
+
+Each candidate is a ``models.<name>`` entry (and optional ``features`` overrides) on top
+of params.yaml, cross-validated with ``cv.repeats`` 1 (5 folds, the pipeline's seed).
+Out-of-fold predictions are cached per candidate (CACHE/<name>.npz, keyed by its config),
+so a rerun only fits what changed. Then every ensemble method is scored by nested CV on
+the chosen members, and greedy selection over all candidates shows which ones it keeps.
+
+    python bench/members.py                      # every candidate, then the ensembles
+    python bench/members.py lgb xgb --only       # just these
+    python bench/members.py --members mlp lasso xgb   # ensemble of these (cached) only
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from houseprices.config import load_params, parse_params
+from houseprices.ensemble import choose_method, greedy_weights
+from houseprices.features import outlier_mask
+from houseprices.stages import load_prepared
+from houseprices.threads import limit_threads
+from houseprices.training import cross_validate, log_rmse, make_folds
+
+CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/score_bench"))
+TE = {"target_encoding": {"enabled": True}}
+INTER = {"interactions": {"enabled": True}}
+BOTH = {**TE, **INTER}
+
+# name -> (models entry, features overrides); a "base" key starts from params.yaml's entry.
+CANDIDATES: dict[str, tuple[dict, dict]] = {
+    "mlp": ({"base": "mlp"}, {}),
+    "mlp_fe": ({"base": "mlp"}, BOTH),
+    "mlp_rank": ({"base": "mlp", "input_transform": "gaussian_rank"}, {}),
+    "mlp_rank_fe": ({"base": "mlp", "input_transform": "gaussian_rank"}, BOTH),
+    "mlp_inter": ({"base": "mlp"}, INTER),
+    "mlp_seeds3_fe": ({"base": "mlp", "n_seeds": 3}, BOTH),
+    "lasso": ({"base": "lasso"}, {}),
+    "lasso_inter": ({"base": "lasso"}, INTER),
+    "lasso_te": ({"base": "lasso"}, TE),
+    "lasso_fe": ({"base": "lasso"}, BOTH),
+    "enet_fe": ({"base": "elastic_net"}, BOTH),
+    "ridge_fe": ({"base": "ridge"}, BOTH),
+    "krr": ({"base": "kernel_ridge"}, {}),
+    "krr_fe": ({"base": "kernel_ridge"}, BOTH),
+    "gbm": ({"base": "gbm"}, {}),
+    "svr": ({"kind": "svr", "C": 20.0, "epsilon": 0.008, "gamma": 0.0003}, {}),
+    "svr_g1e4": ({"kind": "svr", "C": 10.0, "epsilon": 0.01, "gamma": 0.0001}, BOTH),
+    "svr_g3e4_fe": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, BOTH),
+    "lgb": ({"kind": "lightgbm", "n_estimators": 1500, "learning_rate": 0.02}, {}),
+    "lgb_fe": ({"kind": "lightgbm", "n_estimators": 1500, "learning_rate": 0.02}, BOTH),
+    "lgb_fast": ({"kind": "lightgbm", "n_estimators": 600, "learning_rate": 0.05}, BOTH),
+    "xgb": ({"kind": "xgboost", "n_estimators": 1500, "learning_rate": 0.02}, {}),
+    "xgb_fe": ({"kind": "xgboost", "n_estimators": 1500, "learning_rate": 0.02}, BOTH),
+    "xgb_fast": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, BOTH),
+    "cat": ({"kind": "catboost", "iterations": 800, "learning_rate": 0.06, "depth": 5}, {}),
+    "cat_codes": ({"kind": "catboost", "iterations": 800, "learning_rate": 0.06, "depth": 5,
+                   "native_categorical": False}, BOTH),
+    "gbr_huber": ({"kind": "gradient_boosting", "n_estimators": 1000, "learning_rate": 0.05}, {}),
+    "gbr_huber_fe": ({"kind": "gradient_boosting", "n_estimators": 1000, "learning_rate": 0.05}, BOTH),
+    "gbr_fast_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.1, "max_depth": 3}, BOTH),
+    "xgb_fast_inter": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, INTER),
+    "xgb_fast_plain": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, {}),
+    "xgb_fast_keep": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05},
+                      {**BOTH, "outliers": {"enabled": False}}),
+    "svr_keep": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, {**BOTH, "outliers": {"enabled": False}}),
+    "cat_fast_fe": ({"kind": "catboost", "iterations": 400, "learning_rate": 0.1, "depth": 4}, BOTH),
+}
+
+
+def candidate_params(base, name: str):
+    model, features = CANDIDATES[name]
+    raw = base.model_dump(mode="json")
+    entry = dict(model)
+    if "base" in entry:
+        entry = {**raw["models"][entry.pop("base")], **entry}
+    if entry.get("kind") in ("lightgbm", "xgboost"):
+        entry.setdefault("n_jobs", 1)
+    if entry.get("kind") == "catboost":
+        entry.setdefault("thread_count", 1)
+    for section in ("interactions", "target_encoding"):  # off unless the candidate names them
+        raw["features"][section] = {**raw["features"][section], "enabled": False}
+    raw["models"] = {name: entry}
+    raw["ensemble"] = {**raw["ensemble"], "members": [name]}
+    for section, values in features.items():
+        raw["features"][section] = {**raw["features"][section], **values}
+    raw["cv"] = {"folds": 5, "repeats": 1}
+    raw.pop("search", None)
+    return parse_params(raw)
+
+
+def oof_for(base, name: str, X, y) -> tuple[np.ndarray, float]:
+    params = candidate_params(base, name)
+    key = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+    path = CACHE / f"{name}-{key}.npz"
+    if path.is_file():
+        saved = np.load(path)
+        return saved["oof"], float(saved["seconds"])
+    start = time.perf_counter()
+    result = cross_validate(name, params, X, y)
+    seconds = (time.perf_counter() - start) / len(result.folds)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, oof=result.oof[0], seconds=seconds)
+    return result.oof[0], seconds
+
+
+def cached(name: str) -> tuple[np.ndarray, float]:
+    """The newest cached OOF of a candidate, whatever its config hash."""
+    path = max(CACHE.glob(f"{name}-*.npz"), key=lambda p: p.stat().st_mtime)
+    saved = np.load(path)
+    return saved["oof"], float(saved["seconds"])
+
+
+def score_rows(pred, y, folds, rows):
+    return float(np.mean([log_rmse(y[f.valid[rows[f.valid]]], pred[f.valid[rows[f.valid]]]) for f in folds]))
+
+
+def report_members(names, oofs, seconds, y, folds, typical):
+    print(f"{'member':<16}{'cv':>9}{'excl':>9}{'s/fit':>8}")
+    for n in sorted(names, key=lambda n: score_rows(oofs[n], y, folds, np.ones(len(y), bool))):
+        print(f"{n:<16}{score_rows(oofs[n], y, folds, np.ones(len(y), bool)):>9.5f}"
+              f"{score_rows(oofs[n], y, folds, typical):>9.5f}{seconds[n]:>8.2f}", flush=True)
+
+
+def report_ensembles(names, oofs, y, folds, typical, fit_rows):
+    stack = np.stack([oofs[n] for n in names])[:, None, :]
+    best, nested = choose_method("auto", stack, y, folds, fit_rows)
+    for method, score in nested.items():
+        mark = " <- nested choice" if method == best else ""
+        print(f"  {method:<9}{score.mean:.5f}  excl {score_rows(score.oof[0], y, folds, typical):.5f}{mark}")
+    w = greedy_weights(stack[:, 0, fit_rows].T, y[fit_rows])
+    print("  greedy weights (all fit rows):", {n: round(float(v), 3) for n, v in zip(names, w) if v > 0})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="candidates to fit (default: all)")
+    parser.add_argument("--members", nargs="*", help="ensemble these cached candidates")
+    parser.add_argument("--only", action="store_true", help="fit, do not score ensembles")
+    parser.add_argument("--cached", action="store_true", help="use the newest cached OOF, fit nothing")
+    args = parser.parse_args()
+    limit_threads(1)
+    base = load_params()
+    X, y_series, _ = load_prepared()
+    y = y_series.to_numpy()
+    folds = make_folds(len(y), 5, 1, base.seed)
+    typical = outlier_mask(X, y, base.features.outliers.model_copy(update={"enabled": True}))
+    fit_rows = outlier_mask(X, y, base.features.outliers)
+    names = args.names or list(CANDIDATES)
+    oofs, seconds = {}, {}
+    for name in names:
+        oofs[name], seconds[name] = cached(name) if args.cached else oof_for(base, name, X, y_series)
+        print(f"{name}: {score_rows(oofs[name], y, folds, np.ones(len(y), bool)):.5f} "
+              f"({seconds[name]:.1f}s per fit)", flush=True)
+    report_members(names, oofs, seconds, y, folds, typical)
+    if args.only:
+        return
+    print("ensembles over", names)
+    report_ensembles(names, oofs, y, folds, typical, fit_rows)
+    if args.members:
+        print("ensembles over", args.members)
+        report_ensembles(args.members, oofs, y, folds, typical, fit_rows)
+
+
+if __name__ == "__main__":
+    main()

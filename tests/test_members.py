@@ -1,0 +1,197 @@
+"""Boosted, kernel and robust members (kind lightgbm, xgboost, catboost, svr,
+gradient_boosting), their per-kind preprocessing and the optional features: each fits
+raw rows, refuses bad params by key, and never learns from a fold's validation rows.
+
+Tiny iteration counts keep the file to seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from houseprices import training
+from houseprices.config import parse_params
+from houseprices.errors import ConfigError
+from houseprices.extra_features import INTERACTIONS, TE_SUFFIX, Interactions, TargetStatistics
+from houseprices.member_features import build_member_preprocessor
+from houseprices.members import CatBoostMember, cores
+from houseprices.estimators import build_estimator
+from houseprices.features import outlier_mask
+from test_features import learned_state
+
+TINY = {
+    "lightgbm": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1},
+    "xgboost": {"kind": "xgboost", "n_estimators": 20, "n_jobs": 1},
+    "catboost": {"kind": "catboost", "iterations": 20, "thread_count": 1},
+    "catboost_codes": {"kind": "catboost", "iterations": 20, "thread_count": 1, "native_categorical": False},
+    "svr": {"kind": "svr"},
+    "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
+}
+FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
+PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture
+def xy(small_xy):
+    X, y = small_xy
+    return X.copy(), y.copy()
+
+
+def params_for(name: str, features: dict | None = None, folds: int = 3):
+    return parse_params({"models": {name: TINY[name]}, "ensemble": {"members": [name]},
+                         "cv": {"folds": folds}, "features": features or PLAIN})
+
+
+@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("extra", [False, True], ids=["plain", "features"])
+def test_each_kind_fits_and_predicts_raw_rows(xy, test_frame, name, extra):
+    X, y = xy
+    params = params_for(name, FEATURES if extra else None)
+    est = build_estimator(params.model(name), params.features, params.seed).fit(X, y)
+    pred = est.predict(test_frame.head(50))  # raw test rows: unseen categories, other holes
+    assert pred.shape == (50,) and np.isfinite(pred).all()
+    assert abs(float(np.mean(pred)) - float(y.mean())) < 0.5  # it learned the price level
+    names = [str(n).split("__")[-1] for n in est[0].get_feature_names_out()]
+    assert (f"Neighborhood{TE_SUFFIX}" in names) == extra
+    assert ("QualGrLivArea" in names) == extra
+
+
+def test_trees_see_codes_and_catboost_sees_text(xy):
+    X, y = xy
+    lgb = build_member_preprocessor(params_for("lightgbm").model("lightgbm"), params_for("lightgbm").features, 0)
+    Z = lgb.fit_transform(X, y)
+    assert all(pd.api.types.is_numeric_dtype(Z[c]) for c in Z.columns)
+    assert Z.shape[1] < 120  # one column per feature, no one-hot
+    assert Z["ExterQual"].max() <= 5 and Z["LotArea"].equals(X["LotArea"].astype(float))  # ordered codes, raw numbers
+    cat = params_for("catboost")
+    Z = build_member_preprocessor(cat.model("catboost"), cat.features, 0).fit_transform(X, y)
+    assert not pd.api.types.is_numeric_dtype(Z["Neighborhood"])
+    model = CatBoostMember(iterations=5, thread_count=1).fit(Z, np.log(X["LotArea"]))
+    assert "Neighborhood" in model.cat_features_ and "LotArea" not in model.cat_features_
+
+
+@pytest.mark.parametrize("name,bad,key", [
+    ("lightgbm", {"num_leaves": 1}, "models.m.num_leaves"),
+    ("xgboost", {"subsample": 1.5}, "models.m.subsample"),
+    ("catboost", {"depth": 0}, "models.m.depth"),
+    ("svr", {"C": -1}, "models.m.C"),
+    ("gradient_boosting", {"loss": "hubber"}, "models.m.loss"),
+    ("lightgbm", {"n_jobs": -1}, "models.m.n_jobs"),
+    ("xgboost", {"max_dept": 3}, "models.m.max_dept"),
+])
+def test_bad_params_name_the_key(name, bad, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_params({"models": {"m": {**TINY[name], **bad}}})
+
+
+def test_unknown_kind_lists_the_new_kinds():
+    with pytest.raises(ConfigError, match="catboost") as err:
+        parse_params({"models": {"m": {"kind": "lgbm"}}})
+    assert "models.m" in str(err.value)
+
+
+def test_bad_target_encoding_column_names_the_key():
+    with pytest.raises(ConfigError, match=r"features\.target_encoding\.columns"):
+        parse_params({"features": {"target_encoding": {"columns": ["Neighbourhood"]}}})
+
+
+def test_zero_threads_means_every_available_core():
+    assert cores(0) >= 1 and cores(3) == 3
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr"])
+def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
+    X, y = xy
+    poison = 7
+    X.loc[poison, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
+    params = params_for(name, FEATURES)
+    fitted = []
+    real_fit = training.fit_estimator
+
+    def spy(name_, cfg, params_, X_fit, y_fit, where, **kwargs):
+        est = real_fit(name_, cfg, params_, X_fit, y_fit, where, **kwargs)
+        fitted.append((X_fit.index.to_numpy(), est))
+        return est
+
+    monkeypatch.setattr(training, "fit_estimator", spy)
+    result = training.cross_validate(name, params, X, y)
+    assert np.isfinite(result.oof).all()
+    seen = []
+    for fold, (rows, est) in zip(result.folds, fitted):
+        assert set(rows) == set(fold.train)
+        pre = est.named_steps["preprocess"]
+        te = pre.named_steps["target_statistics"].encoder_
+        in_train = poison in fold.train
+        seen.append(in_train)
+        assert ("Atlantis" in te.categories_[0]) == in_train
+        train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
+        keep = outlier_mask(train_X, train_y, params.features.outliers)
+        reference = build_member_preprocessor(params.model(name), params.features, params.seed)
+        reference.fit(train_X[keep], train_y[keep])
+        np.testing.assert_equal(learned_state(pre), learned_state(reference))
+    assert sorted(seen) == [False, True, True]
+
+
+def test_target_statistics_are_fold_safe(xy):
+    """Poisoning a validation row's price moves no training feature; a training row's
+    own statistic never includes its own price (cross-fitted), while the rows scored
+    later get the statistics of all training rows."""
+    X, y = xy
+    train, valid = np.arange(200), np.arange(200, 300)
+    enc = TargetStatistics(("Neighborhood",), inner_folds=5, random_state=0)
+    Z_train = enc.fit_transform(X.iloc[train], y.iloc[train])
+    poisoned = y.copy()
+    poisoned.iloc[valid] = 100.0
+    again = TargetStatistics(("Neighborhood",), inner_folds=5, random_state=0)
+    pd.testing.assert_frame_equal(again.fit_transform(X.iloc[train], poisoned.iloc[train]), Z_train)
+
+    # Row 0's own price does not reach its own encoded value...
+    own = y.copy()
+    own.iloc[0] += 5.0
+    moved = TargetStatistics(("Neighborhood",), inner_folds=5, random_state=0).fit_transform(
+        X.iloc[train], own.iloc[train])
+    col = f"Neighborhood{TE_SUFFIX}"
+    assert moved[col].iloc[0] == pytest.approx(Z_train[col].iloc[0])
+    # ...but it does reach other training rows of its neighbourhood, and the scored rows.
+    assert not np.allclose(moved[col].to_numpy(), Z_train[col].to_numpy())
+    assert Z_train[col].nunique() > X.iloc[train]["Neighborhood"].nunique()  # cross-fitted, not one value per category
+    assert enc.transform(X.iloc[valid])[col].nunique() <= X.iloc[valid]["Neighborhood"].nunique()
+
+
+def test_interactions_multiply_quality_by_area(xy):
+    X, _ = xy
+    Z = Interactions().fit(X).transform(X)
+    assert list(Z.columns[-len(INTERACTIONS):]) == list(INTERACTIONS)
+    np.testing.assert_allclose(Z["QualGrLivArea"], X["OverallQual"] * X["GrLivArea"])
+
+
+# ------------------------------------------------------------------ MLP options
+def test_gaussian_rank_replaces_the_numeric_scaler(xy):
+    X, y = xy
+    params = parse_params({"models": {"mlp": {"kind": "mlp", "input_transform": "gaussian_rank"}}})
+    pre = build_member_preprocessor(params.model("mlp"), params.features, 0).fit(X, y)
+    scale = pre.named_steps["columns"].named_transformers_["num"]["scale"]
+    assert type(scale).__name__ == "QuantileTransformer" and scale.output_distribution == "normal"
+    plain = parse_params({"models": {"mlp": {"kind": "mlp"}}})
+    assert type(build_member_preprocessor(plain.model("mlp"), plain.features, 0).fit(X, y)
+                .named_steps["columns"].named_transformers_["num"]["scale"]).__name__ == "StandardScaler"
+
+
+def test_seed_average_fits_distinct_nets_and_averages_them(xy):
+    X, y = xy
+    params = parse_params({"models": {"mlp": {"kind": "mlp", "hidden": [8], "epochs": 2, "n_seeds": 3}}})
+    est = build_estimator(params.model("mlp"), params.features, 0).fit(X, y)
+    bag = est[-1]
+    assert len(bag.estimators_) == 3 and len({e.random_state for e in bag.estimators_}) == 3
+    Z = est[0].transform(X.head(20))
+    each = np.stack([e.predict(Z) for e in bag.estimators_])
+    assert not np.allclose(each[0], each[1])
+    np.testing.assert_allclose(bag.predict(Z), each.mean(axis=0))
