@@ -373,20 +373,26 @@ class ColumnsOfKind:
                 and (flags is None or is_flag(c) == flags)]
 
 
-def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
-    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes."""
-    ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
+def row_steps(cfg: FeaturesConfig, *, indicators: bool) -> list[tuple[str, object]]:
+    """The row-level steps every model kind shares: typed frame, NA as "none", missing
+    flags (``indicators``), LotFrontage by neighbourhood, domain features."""
     steps: list[tuple[str, object]] = [("frame", HouseFrame(as_categorical=tuple(cfg.encoding.as_categorical)))]
     if cfg.impute.na_means_none:
         steps.append(("none_filler", NoneFiller()))
-    if cfg.impute.missing_indicators:
+    if indicators:
         # Before any imputer, after NoneFiller: flags the values that get guessed.
         steps.append(("missing_indicators", MissingIndicators()))
     if cfg.impute.lot_frontage_by_neighborhood:
         steps.append(("lot_frontage", GroupMedianImputer(column="LotFrontage", by="Neighborhood")))
-    domain = cfg.domain
-    if any(domain.model_dump().values()):
-        steps.append(("domain", DomainFeatures(**domain.model_dump())))
+    if any(cfg.domain.model_dump().values()):
+        steps.append(("domain", DomainFeatures(**cfg.domain.model_dump())))
+    return steps
+
+
+def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
+    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes."""
+    ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
+    steps = row_steps(cfg, indicators=cfg.impute.missing_indicators)
 
     numeric = Pipeline([
         ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),

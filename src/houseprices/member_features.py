@@ -19,21 +19,9 @@ from sklearn.preprocessing import OrdinalEncoder
 from .config import CatBoostConfig, FeaturesConfig, GBRConfig, LightGBMConfig, MLPConfig, XGBoostConfig
 from .extra_features import extra_steps
 from .mlp_extras import gaussian_rank
-from .features import (ORDINAL_SCALES, ColumnsOfKind, DomainFeatures, GroupMedianImputer, HouseFrame,
-                       NoneFiller, build_preprocessor)
+from .features import ORDINAL_SCALES, ColumnsOfKind, build_preprocessor, row_steps
 
 TREE_CONFIGS = (LightGBMConfig, XGBoostConfig, CatBoostConfig, GBRConfig)
-
-
-def _row_steps(cfg: FeaturesConfig) -> list[tuple[str, object]]:
-    steps: list[tuple[str, object]] = [("frame", HouseFrame(as_categorical=tuple(cfg.encoding.as_categorical)))]
-    if cfg.impute.na_means_none:
-        steps.append(("none_filler", NoneFiller()))
-    if cfg.impute.lot_frontage_by_neighborhood:
-        steps.append(("lot_frontage", GroupMedianImputer("LotFrontage", "Neighborhood")))
-    if any(cfg.domain.model_dump().values()):
-        steps.append(("domain", DomainFeatures(**cfg.domain.model_dump())))
-    return steps
 
 
 def _codes(categories=None) -> OrdinalEncoder:
@@ -66,7 +54,7 @@ def build_tree_preprocessor(cfg: FeaturesConfig, seed: int = 0, native_categoric
         ("cat", categorical, ColumnsOfKind(numeric=False, exclude=quality)),
     ], remainder="drop", verbose_feature_names_out=False)
     columns.set_output(transform="pandas")
-    return Pipeline([*_row_steps(cfg), *extra_steps(cfg, seed), ("columns", columns)])
+    return Pipeline([*row_steps(cfg, indicators=False), *extra_steps(cfg, seed), ("columns", columns)])
 
 
 def with_extra_steps(preprocessor: Pipeline, cfg: FeaturesConfig, seed: int) -> Pipeline:
