@@ -47,7 +47,7 @@ def xy(small_xy):
 
 def params_for(name: str, features: dict | None = None, folds: int = 3):
     return parse_params({"models": {name: TINY[name]}, "ensemble": {"members": [name]},
-                         "cv": {"folds": folds}, "features": features or PLAIN})
+                         "cv": {"folds": folds, "repeats": 1}, "features": features or PLAIN})
 
 
 @pytest.mark.parametrize("name", list(TINY))

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import ROOT, run
 from houseprices.plots import write_member_plots
@@ -151,8 +152,10 @@ def repo(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("plots_repo")
     shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")
     shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy2(ROOT / name, dest / name)
+    shutil.copy2(ROOT / "dvc.yaml", dest / "dvc.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ensemble"]["members"] = MEMBERS  # the members this fixture writes plot files for
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _plot_data(dest, 0.0)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "plots"]):
         run(cmd, dest)

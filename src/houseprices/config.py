@@ -461,10 +461,15 @@ KINDS = "one of: " + ", ".join(get_args(m.model_fields["kind"].annotation)[0]
                                for m in get_args(get_args(ModelConfig)[0]))
 
 
+def _model_names(cls: type = Strict) -> set[str]:
+    return {sub.__name__ for sub in cls.__subclasses__()}.union(*(_model_names(s) for s in cls.__subclasses__()))
+
+
 def _is_branch(part: str) -> bool:
     """Union branch labels pydantic puts in a location ("constrained-float", "list[int]",
-    "function-after[_check(), FloatRange]", "Choice") are not keys."""
-    return any(ch in part for ch in "-[( ") or part[:1].isupper()
+    "function-after[_check(), FloatRange]", a model class name or a tag such as "Range")
+    are not keys (a param may still be called "C")."""
+    return any(ch in part for ch in "-[( ") or part in _model_names() or part in ("Range", "Choices")
 
 
 def _split(loc: tuple, kind_tagged: bool = True) -> tuple[list[str], str | None]:
