@@ -81,3 +81,19 @@ def make_repo(dest: Path, params: dict | None = None) -> Path:
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         run(cmd, dest)
     return dest
+
+
+def cross_validate_recording_fits(monkeypatch, name: str, params, X, y):
+    """``cross_validate`` with every fold's fit recorded: (result, [(training row index, fitted estimator)])."""
+    from houseprices import training
+
+    fitted = []
+    real_fit = training.fit_estimator
+
+    def spy(name_, cfg, params_, X_fit, y_fit, where, **kwargs):
+        est = real_fit(name_, cfg, params_, X_fit, y_fit, where, **kwargs)
+        fitted.append((X_fit.index.to_numpy(), est))
+        return est
+
+    monkeypatch.setattr(training, "fit_estimator", spy)
+    return training.cross_validate(name, params, X, y), fitted

@@ -23,6 +23,7 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
+from conftest import cross_validate_recording_fits
 from houseprices import training
 from houseprices.config import parse_params
 from houseprices.member_features import build_member_preprocessor
@@ -157,16 +158,7 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
     params = parse_params({"models": {"m": model}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3, "repeats": 1},
                            "features": {"scaling": "minmax", "skew": {"method": "none"},
                                         "impute": {"missing_indicators": True}}})
-    fitted = []
-    real_fit = training.fit_estimator
-
-    def spy(name, cfg, params, X_fit, y_fit, where, **kwargs):
-        est = real_fit(name, cfg, params, X_fit, y_fit, where, **kwargs)
-        fitted.append((X_fit.index.to_numpy(), est))
-        return est
-
-    monkeypatch.setattr(training, "fit_estimator", spy)
-    result = training.cross_validate("m", params, X, y)
+    result, fitted = cross_validate_recording_fits(monkeypatch, "m", params, X, y)
     assert len(fitted) == 3 and np.isfinite(result.oof).all()
     seen = []
     for fold, (rows, est) in zip(result.folds, fitted):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from houseprices import training
+from conftest import cross_validate_recording_fits
 from houseprices.config import parse_params
 from houseprices.errors import ConfigError
 from houseprices.extra_features import INTERACTIONS, TE_SUFFIX, Interactions, TargetStatistics
@@ -113,16 +113,7 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
     poison = 7
     X.loc[poison, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
     params = params_for(name, FEATURES)
-    fitted = []
-    real_fit = training.fit_estimator
-
-    def spy(name_, cfg, params_, X_fit, y_fit, where, **kwargs):
-        est = real_fit(name_, cfg, params_, X_fit, y_fit, where, **kwargs)
-        fitted.append((X_fit.index.to_numpy(), est))
-        return est
-
-    monkeypatch.setattr(training, "fit_estimator", spy)
-    result = training.cross_validate(name, params, X, y)
+    result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
     assert np.isfinite(result.oof).all()
     seen = []
     for fold, (rows, est) in zip(result.folds, fitted):
