@@ -213,6 +213,25 @@ def the_study(url: str) -> optuna.Study:
     return optuna.load_study(study_name=summary.study_name, storage=url)
 
 
+def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> optuna.trial.FrozenTrial | None:
+    """Stop `proc` (SIGSTOP) at a moment its trial is RUNNING in storage with a fold reported (so
+    heartbeats were recorded): a stopped process cannot finish the trial, so the kill that follows
+    is certainly mid-trial, however short the trials are."""
+    mine = f"{socket.gethostname()}:{proc.pid}"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if not optuna.get_all_study_summaries(url):
+            continue
+        os.kill(proc.pid, signal.SIGSTOP)
+        running = [t for t in the_study(url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                   if t.user_attrs.get("worker") == mine and t.intermediate_values]
+        if running:
+            return running[0]
+        os.kill(proc.pid, signal.SIGCONT)
+    return None
+
+
 def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
     work = project(tmp_path, prepared)
     url = f"sqlite:///{work / 'optuna.db'}"
@@ -258,16 +277,8 @@ def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, 
     work = project(tmp_path, prepared)
     url = postgres.new_database()
     doomed = start(search_cmd("--trials", "50", "--storage", url), work)
-    mine = f"{socket.gethostname()}:{doomed.pid}"
-    deadline = time.monotonic() + 300
-    running = None
-    while running is None and time.monotonic() < deadline and doomed.poll() is None:
-        time.sleep(0.2)
-        if optuna.get_all_study_summaries(url):
-            running = next((t for t in the_study(url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                            if t.user_attrs.get("worker") == mine), None)
-    assert running is not None, "the first worker never started a trial"
-    time.sleep(0.5)  # in the middle of its folds, heartbeats recorded
+    running = freeze_mid_trial(doomed, url)
+    assert running is not None, "the first worker never stopped in the middle of a trial"
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
     # The second worker starts more than grace_period (2 s) after the last heartbeat.
@@ -276,7 +287,7 @@ def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, 
     states = {t.number: t.state for t in study.trials}
     assert states[running.number] == optuna.trial.TrialState.FAIL
     assert optuna.trial.TrialState.RUNNING not in states.values()
-    others = [t for t in study.trials if t.user_attrs.get("worker") != mine]
+    others = [t for t in study.trials if t.user_attrs.get("worker") != running.user_attrs["worker"]]
     assert len(others) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in others)
 
 
