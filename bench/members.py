@@ -72,6 +72,16 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                       {**BOTH, "outliers": {"enabled": False}}),
     "svr_keep": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, {**BOTH, "outliers": {"enabled": False}}),
     "cat_fast_fe": ({"kind": "catboost", "iterations": 400, "learning_rate": 0.1, "depth": 4}, BOTH),
+    "lgb_huber_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.1}, BOTH),
+    "lgb_huber05_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.05}, BOTH),
+    "lgb_huber_deep_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.1, "n_estimators": 1000,
+                           "learning_rate": 0.05, "num_leaves": 16, "min_child_samples": 15,
+                           "colsample_bytree": 0.1}, BOTH),
+    "mlp_emb4_fe": ({"base": "mlp", "embedding_dim": 4}, BOTH),
+    "mlp_emb4_wd_fe": ({"base": "mlp", "embedding_dim": 4, "embedding_weight_decay": 7.0}, BOTH),
+    "mlp_emb8_fe": ({"base": "mlp", "embedding_dim": 8}, BOTH),
+    "lgb_huber2_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.2}, BOTH),
+    "gbr_300_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.15}, BOTH),
 }
 
 

@@ -28,6 +28,8 @@ TINY = {
     "catboost_codes": {"kind": "catboost", "iterations": 20, "thread_count": 1, "native_categorical": False},
     "svr": {"kind": "svr"},
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
+    "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber", "huber_delta": 0.1},
+    "mlp_embeddings": {"kind": "mlp", "hidden": [8], "epochs": 3, "embedding_dim": 3},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
 PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
@@ -86,6 +88,10 @@ def test_trees_see_codes_and_catboost_sees_text(xy):
     ("gradient_boosting", {"loss": "hubber"}, "models.m.loss"),
     ("lightgbm", {"n_jobs": -1}, "models.m.n_jobs"),
     ("xgboost", {"max_dept": 3}, "models.m.max_dept"),
+    ("lightgbm", {"objective": "hubber"}, "models.m.objective"),
+    ("lightgbm", {"huber_delta": 0.0}, "models.m.huber_delta"),
+    ("mlp_embeddings", {"embedding_dim": -1}, "models.m.embedding_dim"),
+    ("mlp_embeddings", {"embedding_weight_decay": -1.0}, "models.m.embedding_weight_decay"),
 ])
 def test_bad_params_name_the_key(name, bad, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -107,7 +113,8 @@ def test_zero_threads_means_every_available_core():
     assert cores(0) >= 1 and cores(3) == 3
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr"])
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
+                                  "mlp_embeddings"])
 def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
     X, y = xy
     poison = 7
@@ -186,3 +193,56 @@ def test_seed_average_fits_distinct_nets_and_averages_them(xy):
     each = np.stack([e.predict(Z) for e in bag.estimators_])
     assert not np.allclose(each[0], each[1])
     np.testing.assert_allclose(bag.predict(Z), each.mean(axis=0))
+
+
+def test_huber_objective_reaches_lightgbm_and_resists_a_mispriced_house(xy):
+    X, y = xy
+    fits = {}
+    for objective in ("regression", "huber"):
+        params = parse_params({"models": {"m": {**TINY["lightgbm"], "objective": objective, "n_estimators": 200}},
+                               "features": PLAIN})
+        est = build_estimator(params.model("m"), params.features, 0)
+        bad = y.copy()
+        bad.iloc[:20] += 3.0  # twenty houses priced 20 times too high
+        fits[objective] = est.fit(X, bad)
+    assert fits["huber"][-1].get_params()["objective"] == "huber"
+    assert fits["huber"][-1].get_params()["alpha"] == 0.1
+    error = {k: float(np.mean(np.abs(e.predict(X.iloc[20:]) - y.iloc[20:]))) for k, e in fits.items()}
+    assert error["huber"] < error["regression"]
+
+
+def test_embeddings_replace_one_hot_with_one_code_per_categorical_column(xy, test_frame):
+    X, y = xy
+    params = params_for("mlp_embeddings")
+    est = build_estimator(params.model("mlp_embeddings"), params.features, 0).fit(X, y)
+    Z = est[0].transform(test_frame.head(50))
+    codes = [c for c in Z.columns if c.startswith("cat__")]
+    assert "cat__Neighborhood" in codes and not any(c.startswith("cat__Neighborhood_") for c in Z.columns)
+    module = est[-1].module_
+    assert len(module.embeddings) == len(codes)
+    # Codes 1..k for the training rows' categories; 0 for one never seen in training.
+    train_codes = est[0].transform(X)["cat__Neighborhood"]
+    assert train_codes.min() >= 1
+    table = module.embeddings[codes.index("cat__Neighborhood")]
+    # min_frequency (10) groups the rare neighbourhoods under one shared code.
+    assert table.num_embeddings == train_codes.nunique() + 1 == int(train_codes.max()) + 1
+    assert train_codes.nunique() < X["Neighborhood"].nunique()
+    unseen = test_frame.head(5).copy()
+    unseen["Neighborhood"] = "Atlantis"
+    assert (est[0].transform(unseen)["cat__Neighborhood"] == 0).all()
+    assert np.isfinite(est.predict(unseen)).all()
+
+
+def test_embedding_tables_get_their_own_weight_decay(xy):
+    X, y = xy
+    params = parse_params({"models": {"m": {**TINY["mlp_embeddings"], "weight_decay": 2.0,
+                                            "embedding_weight_decay": 0.5}}, "features": PLAIN})
+    net = build_estimator(params.model("m"), params.features, 0).fit(X, y)[-1]
+    decays = sorted((g["weight_decay"], len(g["params"])) for g in net.optimizer_.param_groups)
+    assert decays == [(0.5, len(net.module_.embeddings)), (2.0, 4)]
+
+
+def test_embeddings_refuse_pca_naming_the_keys():
+    params = parse_params({"models": {"m": TINY["mlp_embeddings"]}, "features": {**PLAIN, "pca": {"enabled": True}}})
+    with pytest.raises(ConfigError, match=r"embedding_dim.*features\.pca\.enabled"):
+        build_member_preprocessor(params.model("m"), params.features, 0)

@@ -196,6 +196,11 @@ class MLPConfig(Strict):
     input_transform: Literal["features", "gaussian_rank"] = "features"
     # Nets from this many seeds, predictions averaged (learning curves only with 1).
     n_seeds: int = Field(1, ge=1)
+    # Entity embeddings: each categorical column as a learned vector of up to this many
+    # numbers per category (0: one-hot, as features.encoding says).
+    embedding_dim: int = Field(0, ge=0)
+    # The optimizer's weight decay on the embedding tables (weight_decay on the rest).
+    embedding_weight_decay: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> MLPConfig:
@@ -276,6 +281,10 @@ class LightGBMConfig(BoostedTreesConfig):
     num_leaves: int = Field(6, ge=2)
     min_child_samples: int = Field(10, ge=1)
     colsample_bytree: Unit = 0.25
+    # huber: squared loss within huber_delta (log price) of the target, linear beyond it,
+    # so a mispriced training house pulls its leaves less.
+    objective: Literal["regression", "huber"] = "regression"
+    huber_delta: Positive = 0.1
 
 
 class XGBoostConfig(BoostedTreesConfig):

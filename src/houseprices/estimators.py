@@ -21,8 +21,8 @@ from .members import build_member_regressor
 from .mlp import (
     EVAL_BATCH, BinnedMLPRegressor, HoldoutLoss, LRFactor, MaxNorm, MLPRegressor, OneCycle, StopOnNonFinite,
     TensorBatches)
-from .mlp_extras import seed_average
-from .nets import MLP
+from .mlp_extras import CODE_PREFIX, seed_average
+from .nets import MLP, EmbeddingMLP
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,11 @@ def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
     device = resolve_device(cfg.device)
     regressor, head_kwargs = (BinnedMLPRegressor, {"n_bins": cfg.n_bins}) if cfg.head == "binned" else (
         MLPRegressor, {})
+    if cfg.embedding_dim > 0:
+        head_kwargs.update(module=EmbeddingMLP, module__embedding_dim=cfg.embedding_dim, embed_columns=CODE_PREFIX,
+                           optimizer__param_groups=[("embeddings.*", {"weight_decay": cfg.embedding_weight_decay})])
     return regressor(
-        module=MLP,
+        **{"module": MLP, **head_kwargs},
         module__hidden=tuple(cfg.hidden),
         module__activation=cfg.activation,
         module__batch_norm=cfg.batch_norm,
@@ -132,7 +135,6 @@ def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
         l1=cfg.l1,
         random_state=seed,
         device=device,
-        **head_kwargs,
     )
 
 

@@ -17,8 +17,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from .config import CatBoostConfig, FeaturesConfig, GBRConfig, LightGBMConfig, MLPConfig, XGBoostConfig
+from .errors import ConfigError
 from .extra_features import extra_steps
-from .mlp_extras import gaussian_rank
+from .mlp_extras import category_codes, gaussian_rank
 from .features import ORDINAL_SCALES, ColumnsOfKind, build_preprocessor, row_steps
 
 TREE_CONFIGS = (LightGBMConfig, XGBoostConfig, CatBoostConfig, GBRConfig)
@@ -77,4 +78,9 @@ def build_member_preprocessor(model_cfg, features: FeaturesConfig, seed: int) ->
     preprocessor = with_extra_steps(build_preprocessor(features, seed), features, seed)
     if isinstance(model_cfg, MLPConfig) and model_cfg.input_transform == "gaussian_rank":
         preprocessor = gaussian_rank(preprocessor, seed)
+    if isinstance(model_cfg, MLPConfig) and model_cfg.embedding_dim > 0:
+        if features.pca.enabled:
+            raise ConfigError("models: embedding_dim > 0 needs the category columns, which "
+                              "features.pca.enabled: true mixes away; switch one of them off")
+        preprocessor = category_codes(preprocessor)
     return preprocessor

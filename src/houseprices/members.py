@@ -69,6 +69,7 @@ def _lightgbm(cfg: LightGBMConfig, seed: int):
         n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
         min_child_samples=cfg.min_child_samples, subsample=cfg.subsample, subsample_freq=1,
         colsample_bytree=cfg.colsample_bytree, reg_alpha=cfg.reg_alpha, reg_lambda=cfg.reg_lambda,
+        objective=cfg.objective, alpha=cfg.huber_delta,
         n_jobs=cores(cfg.n_jobs), random_state=seed, deterministic=True, force_row_wise=True, verbose=-1)
 
 

@@ -115,7 +115,7 @@ class HoldoutLoss(Callback):
             return
         z = (np.asarray(self.y, dtype=np.float64).reshape(-1, 1) - net.target_mean_) / net.target_scale_
         # skorch's forward: eval mode (no dropout, batch-norm running stats), no gradients.
-        y_pred = net.forward(self.X, device=net.device)
+        y_pred = net.forward(np.ascontiguousarray(self.X, dtype=np.float32), device=net.device)
         net.history.record("holdout_loss", float(net.get_loss(y_pred, torch.as_tensor(z, dtype=torch.float32))))
 
 
@@ -154,13 +154,29 @@ class MLPRegressor(NeuralNetRegressor):
 
     ``fit`` standardises the target (and ``predict`` undoes it) so every config learns on
     a unit-scale target; ``l1`` adds an L1 penalty on the weights to the training loss;
-    ``random_state`` seeds init, dropout and batch order.
+    ``random_state`` seeds init, dropout and batch order. With ``embed_columns`` (a
+    column-name prefix), the columns of a DataFrame X so named are category codes: their
+    positions and code counts go to the module (``categorical``, ``cardinalities``).
     """
 
-    def __init__(self, *args, l1=0.0, random_state=0, **kwargs):
+    def __init__(self, *args, l1=0.0, random_state=0, embed_columns=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.l1 = l1
         self.random_state = random_state
+        self.embed_columns = embed_columns
+
+    def _set_inputs(self, X) -> None:
+        """The module's input width (and code columns) from the first fit's X."""
+        params = {"module__n_inputs": np.shape(X)[1], "module__n_outputs": self.n_outputs_}
+        if self.embed_columns:
+            names = [str(c) for c in getattr(X, "columns", [])]
+            positions = [i for i, c in enumerate(names) if c.startswith(self.embed_columns)]
+            if not positions:
+                raise ValueError(f"embed_columns={self.embed_columns!r}: X has no column so named")
+            codes = np.asarray(X.iloc[:, positions], dtype=np.float64)
+            params.update(module__categorical=positions,
+                          module__cardinalities=[int(np.nanmax(c)) + 1 for c in codes.T])
+        self.set_params(**params)
 
     def _fit_target(self, y: np.ndarray) -> None:
         """Target scaling (and the module's output width) from the rows of the first fit."""
@@ -174,18 +190,18 @@ class MLPRegressor(NeuralNetRegressor):
 
     def fit(self, X, y=None, **fit_params):
         """Train from scratch on (X, log price): target scaling from these rows, seeded."""
-        X, y = self._arrays(X, y)
+        frame, (X, y) = X, self._arrays(X, y)
         self._fit_target(y)
         torch.manual_seed(self.random_state)
-        self.set_params(module__n_inputs=X.shape[1], module__n_outputs=self.n_outputs_)
+        self._set_inputs(frame)
         return super().fit(X, y, **fit_params)  # initialises, then calls partial_fit
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """More epochs on (X, log price), standardised with the first fit's scaling."""
-        X, y = self._arrays(X, y)
+        frame, (X, y) = X, self._arrays(X, y)
         if not hasattr(self, "target_mean_"):
             self._fit_target(y)
-            self.set_params(module__n_inputs=X.shape[1], module__n_outputs=self.n_outputs_)
+            self._set_inputs(frame)
         z = ((y - self.target_mean_) / self.target_scale_).astype(np.float32).reshape(-1, 1)
         return super().partial_fit(X, z, classes, **fit_params)
 

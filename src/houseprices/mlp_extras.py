@@ -1,12 +1,12 @@
-"""MLP options beyond the net itself: averaging nets trained from several seeds, and a
-Gaussian-rank input transform. Both are params of ``models.<name>`` (kind mlp)."""
+"""MLP options beyond the net itself: averaging nets trained from several seeds, a
+Gaussian-rank input transform, and category codes for entity embeddings. Both are params of ``models.<name>`` (kind mlp)."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import QuantileTransformer
+from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder, QuantileTransformer
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -48,4 +48,31 @@ def gaussian_rank(preprocessor: Pipeline, seed: int) -> Pipeline:
                                                             subsample=None, random_state=seed))])
         transformers.append((name, trans, cols))
     columns.set_params(transformers=transformers)
+    return preprocessor
+
+
+# Column-name prefix of the category-code columns that ``category_codes`` makes.
+CODE_PREFIX = "cat__"
+
+
+def _shift(codes):
+    return codes + 1.0
+
+
+def category_codes(preprocessor: Pipeline) -> Pipeline:
+    """Replace the categorical columns' one-hot encoding with one integer code per column
+    (0: unknown or missing at fit; rarer than ``min_frequency``: one shared code), fit on
+    the training rows, and output a frame so the net finds them by name (``CODE_PREFIX``)."""
+    columns = dict(preprocessor.steps)["columns"]
+    transformers = []
+    for name, trans, cols in columns.transformers:
+        if name == "cat":
+            onehot = trans.named_steps["onehot"]
+            encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                    encoded_missing_value=-1, min_frequency=onehot.min_frequency)
+            trans = Pipeline([*(s for s in trans.steps if s[0] != "onehot"), ("encode", encode),
+                              ("shift", FunctionTransformer(_shift, feature_names_out="one-to-one"))])
+        transformers.append((name, trans, cols))
+    columns.set_params(transformers=transformers)
+    columns.set_output(transform="pandas")
     return preprocessor
