@@ -34,6 +34,10 @@ TE = {"target_encoding": {"enabled": True}}
 INTER = {"interactions": {"enabled": True}}
 BOTH = {**TE, **INTER}
 
+# LightGBM with squared loss and small trees (its defaults before the Huber member).
+LGB_L2 = {"kind": "lightgbm", "n_estimators": 1500, "learning_rate": 0.02, "num_leaves": 6, "min_child_samples": 10,
+          "colsample_bytree": 0.25, "objective": "regression"}
+
 # name -> (models entry, features overrides); a "base" key starts from params.yaml's entry.
 CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp": ({"base": "mlp"}, {}),
@@ -54,9 +58,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "svr": ({"kind": "svr", "C": 20.0, "epsilon": 0.008, "gamma": 0.0003}, {}),
     "svr_g1e4": ({"kind": "svr", "C": 10.0, "epsilon": 0.01, "gamma": 0.0001}, BOTH),
     "svr_g3e4_fe": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, BOTH),
-    "lgb": ({"kind": "lightgbm", "n_estimators": 1500, "learning_rate": 0.02}, {}),
-    "lgb_fe": ({"kind": "lightgbm", "n_estimators": 1500, "learning_rate": 0.02}, BOTH),
-    "lgb_fast": ({"kind": "lightgbm", "n_estimators": 600, "learning_rate": 0.05}, BOTH),
+    "lgb": (LGB_L2, {}),
+    "lgb_fe": (LGB_L2, BOTH),
+    "lgb_fast": ({**LGB_L2, "n_estimators": 600, "learning_rate": 0.05}, BOTH),
     "xgb": ({"kind": "xgboost", "n_estimators": 1500, "learning_rate": 0.02}, {}),
     "xgb_fe": ({"kind": "xgboost", "n_estimators": 1500, "learning_rate": 0.02}, BOTH),
     "xgb_fast": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, BOTH),
@@ -72,15 +76,13 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                       {**BOTH, "outliers": {"enabled": False}}),
     "svr_keep": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, {**BOTH, "outliers": {"enabled": False}}),
     "cat_fast_fe": ({"kind": "catboost", "iterations": 400, "learning_rate": 0.1, "depth": 4}, BOTH),
-    "lgb_huber_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.1}, BOTH),
-    "lgb_huber05_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.05}, BOTH),
-    "lgb_huber_deep_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.1, "n_estimators": 1000,
-                           "learning_rate": 0.05, "num_leaves": 16, "min_child_samples": 15,
-                           "colsample_bytree": 0.1}, BOTH),
+    "lgb_huber_fe": ({**LGB_L2, "objective": "huber", "huber_delta": 0.1}, BOTH),
+    "lgb_huber05_fe": ({**LGB_L2, "objective": "huber", "huber_delta": 0.05}, BOTH),
+    "lgb_huber_deep_fe": ({"base": "lightgbm"}, BOTH),  # the default lightgbm member
     "mlp_emb4_fe": ({"base": "mlp", "embedding_dim": 4}, BOTH),
     "mlp_emb4_wd_fe": ({"base": "mlp", "embedding_dim": 4, "embedding_weight_decay": 7.0}, BOTH),
     "mlp_emb8_fe": ({"base": "mlp", "embedding_dim": 8}, BOTH),
-    "lgb_huber2_fe": ({"kind": "lightgbm", "objective": "huber", "huber_delta": 0.2}, BOTH),
+    "lgb_huber2_fe": ({**LGB_L2, "objective": "huber", "huber_delta": 0.2}, BOTH),
     "gbr_300_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.15}, BOTH),
 }
 

@@ -22,13 +22,13 @@ from houseprices.features import outlier_mask
 from test_features import learned_state
 
 TINY = {
-    "lightgbm": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1},
+    "lightgbm": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "regression"},
     "xgboost": {"kind": "xgboost", "n_estimators": 20, "n_jobs": 1},
     "catboost": {"kind": "catboost", "iterations": 20, "thread_count": 1},
     "catboost_codes": {"kind": "catboost", "iterations": 20, "thread_count": 1, "native_categorical": False},
     "svr": {"kind": "svr"},
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
-    "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber", "huber_delta": 0.1},
+    "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber"},
     "mlp_embeddings": {"kind": "mlp", "hidden": [8], "epochs": 3, "embedding_dim": 3},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}

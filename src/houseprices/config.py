@@ -277,13 +277,17 @@ class BoostedTreesConfig(Strict):
 
 
 class LightGBMConfig(BoostedTreesConfig):
+    """The ensemble's robust tree member (Huber loss): 5x1 CV 0.1222 in ~2 s per fit."""
+
     kind: Literal["lightgbm"]
-    num_leaves: int = Field(6, ge=2)
-    min_child_samples: int = Field(10, ge=1)
-    colsample_bytree: Unit = 0.25
+    n_estimators: int = Field(1000, ge=1)
+    learning_rate: Positive = 0.05
+    num_leaves: int = Field(16, ge=2)
+    min_child_samples: int = Field(15, ge=1)
+    colsample_bytree: Unit = 0.1
     # huber: squared loss within huber_delta (log price) of the target, linear beyond it,
     # so a mispriced training house pulls its leaves less.
-    objective: Literal["regression", "huber"] = "regression"
+    objective: Literal["regression", "huber"] = "huber"
     huber_delta: Positive = 0.1
 
 
