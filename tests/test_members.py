@@ -109,8 +109,17 @@ def test_bad_target_encoding_column_names_the_key():
         parse_params({"features": {"target_encoding": {"columns": ["Neighbourhood"]}}})
 
 
-def test_zero_threads_means_every_available_core():
-    assert cores(0) >= 1 and cores(3) == 3
+def test_zero_threads_means_the_process_thread_cap(monkeypatch):
+    from houseprices.threads import available_cores, limit_threads
+
+    assert cores(3) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cores(0) == available_cores()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")  # monkeypatch restores what limit_threads writes
+    limit_threads(1)
+    assert cores(0) == 1
 
 
 @pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
