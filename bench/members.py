@@ -81,6 +81,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "lgb_huber_deep_fe": ({"base": "lightgbm"}, BOTH),  # the default lightgbm member
     "mlp_emb4_fe": ({"base": "mlp", "embedding_dim": 4}, BOTH),
     "mlp_emb4_wd_fe": ({"base": "mlp", "embedding_dim": 4, "embedding_weight_decay": 7.0}, BOTH),
+    "mlp_noise_fe": ({"base": "mlp", "input_noise": 0.1}, BOTH),
     "mlp_emb8_fe": ({"base": "mlp", "embedding_dim": 8}, BOTH),
     "lgb_huber2_fe": ({**LGB_L2, "objective": "huber", "huber_delta": 0.2}, BOTH),
     "gbr_300_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.15}, BOTH),
