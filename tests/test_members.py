@@ -228,13 +228,15 @@ def test_embeddings_replace_one_hot_with_one_code_per_categorical_column(xy, tes
     codes = [c for c in Z.columns if c.startswith("cat__")]
     assert "cat__Neighborhood" in codes and not any(c.startswith("cat__Neighborhood_") for c in Z.columns)
     module = est[-1].module_
-    assert len(module.embeddings) == len(codes)
+    assert len(module.limits) == len(codes) and module.embeddings.embedding_dim == 3
     # Codes 1..k for the training rows' categories; 0 for one never seen in training.
     train_codes = est[0].transform(X)["cat__Neighborhood"]
     assert train_codes.min() >= 1
-    table = module.embeddings[codes.index("cat__Neighborhood")]
+    rows = int(module.limits[codes.index("cat__Neighborhood")])
     # min_frequency (10) groups the rare neighbourhoods under one shared code.
-    assert table.num_embeddings == train_codes.nunique() + 1 == int(train_codes.max()) + 1
+    assert rows == train_codes.nunique() + 1 == int(train_codes.max()) + 1
+    assert module.embeddings.num_embeddings == int(module.limits.sum())
+    assert (module.offsets[1:] == module.offsets[:-1] + module.limits[:-1]).all()  # each column its own rows
     assert train_codes.nunique() < X["Neighborhood"].nunique()
     unseen = test_frame.head(5).copy()
     unseen["Neighborhood"] = "Atlantis"
@@ -248,7 +250,7 @@ def test_embedding_tables_get_their_own_weight_decay(xy):
                                             "embedding_weight_decay": 0.5}}, "features": PLAIN})
     net = build_estimator(params.model("m"), params.features, 0).fit(X, y)[-1]
     decays = sorted((g["weight_decay"], len(g["params"])) for g in net.optimizer_.param_groups)
-    assert decays == [(0.5, len(net.module_.embeddings)), (2.0, 4)]
+    assert decays == [(0.5, 1), (2.0, 4)]
 
 
 def test_embeddings_refuse_pca_naming_the_keys():

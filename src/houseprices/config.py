@@ -196,8 +196,8 @@ class MLPConfig(Strict):
     input_transform: Literal["features", "gaussian_rank"] = "features"
     # Nets from this many seeds, predictions averaged (learning curves only with 1).
     n_seeds: int = Field(1, ge=1)
-    # Entity embeddings: each categorical column as a learned vector of up to this many
-    # numbers per category (0: one-hot, as features.encoding says).
+    # Entity embeddings: each categorical column as a learned vector of this many numbers
+    # per category (0: one-hot, as features.encoding says).
     embedding_dim: int = Field(0, ge=0)
     # The optimizer's weight decay on the embedding tables (weight_decay on the rest).
     embedding_weight_decay: float = Field(0.0, ge=0.0)

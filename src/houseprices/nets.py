@@ -83,25 +83,27 @@ class MLP(nn.Module):
 
 class EmbeddingMLP(nn.Module):
     """:class:`MLP` whose inputs at ``categorical`` (column positions) are category codes:
-    each column gets an ``nn.Embedding`` (code 0 = unknown or unseen category; a code
-    beyond ``cardinalities`` also maps to 0), and the learned vectors replace the codes
-    before the first Linear layer. The other columns pass through as numbers."""
+    column j's code c (0: unknown or unseen category; a code beyond ``cardinalities[j]``
+    also maps to 0) picks row ``offsets[j] + c`` of one shared ``nn.Embedding`` (one lookup
+    for all columns: 44 separate tables made a fit 4x slower), and the learned vectors of
+    ``embedding_dim`` numbers replace the codes before the first Linear layer. The other
+    columns pass through as numbers."""
 
     def __init__(self, n_inputs=1, n_outputs=1, categorical=(), cardinalities=(), embedding_dim=4, **mlp):
         super().__init__()
-        self.categorical = list(categorical)
-        numeric = [i for i in range(n_inputs) if i not in set(self.categorical)]
+        categorical = list(categorical)
+        numeric = [i for i in range(n_inputs) if i not in set(categorical)]
+        sizes = torch.as_tensor(list(cardinalities), dtype=torch.long)
         self.register_buffer("numeric", torch.as_tensor(numeric, dtype=torch.long))
-        self.register_buffer("codes", torch.as_tensor(self.categorical, dtype=torch.long))
-        self.register_buffer("limits", torch.as_tensor(list(cardinalities), dtype=torch.long))
-        dims = [min(embedding_dim, n) for n in cardinalities]
-        self.embeddings = nn.ModuleList(nn.Embedding(n, d) for n, d in zip(cardinalities, dims, strict=True))
-        for table in self.embeddings:
-            nn.init.normal_(table.weight, 0.0, 0.01)
-        self.mlp = MLP(n_inputs=len(numeric) + sum(dims), n_outputs=n_outputs, **mlp)
+        self.register_buffer("codes", torch.as_tensor(categorical, dtype=torch.long))
+        self.register_buffer("limits", sizes)
+        self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
+        self.embeddings = nn.Embedding(max(1, int(sizes.sum())), embedding_dim)
+        nn.init.normal_(self.embeddings.weight, 0.0, 0.01)
+        self.mlp = MLP(n_inputs=len(numeric) + len(categorical) * embedding_dim, n_outputs=n_outputs, **mlp)
 
     def forward(self, x):
         codes = x[:, self.codes].long()
         codes = torch.where((codes >= 0) & (codes < self.limits), codes, torch.zeros_like(codes))
-        vectors = [table(codes[:, i]) for i, table in enumerate(self.embeddings)]
-        return self.mlp(torch.cat([x[:, self.numeric], *vectors], dim=1))
+        vectors = self.embeddings(codes + self.offsets).flatten(1)
+        return self.mlp(torch.cat([x[:, self.numeric], vectors], dim=1))
