@@ -1,8 +1,11 @@
 # `make repro`: set up (first time) and run the pipeline; `make test`: set up and test;
 # `make test-fast`: the tests without the slow end-to-end runs, for the edit-test loop.
+# Tests run in TEST_WORKERS pytest-xdist processes (most of their time is spent waiting on the
+# DVC, MLflow and PostgreSQL processes they start); TEST_WORKERS=0 runs them in this process.
 # The virtual environment is put first on PATH so DVC's stage commands find `houseprices`.
 VENV ?= .venv
 PYTHON ?= python3
+TEST_WORKERS ?= 3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup repro test test-fast bench ui exps
@@ -19,10 +22,10 @@ repro: setup
 	dvc repro
 
 test: setup
-	python -m pytest
+	python -m pytest -n $(TEST_WORKERS)
 
 test-fast: setup
-	python -m pytest -m "not slow"
+	python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 bench: setup
 	python bench/train_speed.py

@@ -208,29 +208,33 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
-def the_study(url: str) -> optuna.Study:
-    (summary,) = optuna.get_all_study_summaries(url)
-    return optuna.load_study(study_name=summary.study_name, storage=url)
+def the_study(storage: str | optuna.storages.BaseStorage) -> optuna.Study:
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
 
 
 def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> optuna.trial.FrozenTrial | None:
     """Stop `proc` (SIGSTOP) at a moment its trial is RUNNING in storage with a fold reported (so
     heartbeats were recorded): a stopped process cannot finish the trial, so the kill that follows
-    is certainly mid-trial, however short the trials are."""
+    is certainly mid-trial, however short the trials are. One storage (one connection pool) for
+    all the polls: a storage per poll would exhaust the server's connections."""
     mine = f"{socket.gethostname()}:{proc.pid}"
+    storage = optuna.storages.RDBStorage(url)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        if not optuna.get_all_study_summaries(url):
-            continue
-        os.kill(proc.pid, signal.SIGSTOP)
-        running = [t for t in the_study(url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                   if t.user_attrs.get("worker") == mine and t.intermediate_values]
-        if running:
-            return running[0]
-        os.kill(proc.pid, signal.SIGCONT)
-    return None
-
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            if not optuna.get_all_study_summaries(storage):
+                continue
+            os.kill(proc.pid, signal.SIGSTOP)
+            running = [t for t in the_study(storage).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                       if t.user_attrs.get("worker") == mine and t.intermediate_values]
+            if running:
+                return running[0]
+            os.kill(proc.pid, signal.SIGCONT)
+        return None
+    finally:
+        storage.engine.dispose()
 
 def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
     work = project(tmp_path, prepared)

@@ -8,6 +8,7 @@ two cores spin against each other (a 12x slowdown was measured). Every entry poi
 from __future__ import annotations
 
 import os
+import sys
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -24,8 +25,10 @@ def available_cores() -> int:
 def limit_threads(n: int) -> int:
     """Cap torch, BLAS and OpenMP at ``n`` threads (0: every available core); returns the cap.
 
-    The environment variables reach child processes (joblib workers, DVC stage commands);
-    threadpoolctl and torch cap the pools this process already loaded.
+    The environment variables reach child processes (joblib workers, DVC stage commands) and
+    libraries this process loads later (torch sizes its pool from ``OMP_NUM_THREADS`` at
+    import, so a stage without a net never pays for importing it); threadpoolctl and torch
+    cap the pools this process already loaded.
     """
     n = n if n > 0 else available_cores()
     for var in THREAD_ENV_VARS:
@@ -33,9 +36,9 @@ def limit_threads(n: int) -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)
-    import torch
-
-    torch.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
     return n
 
 
