@@ -19,6 +19,7 @@ from io import StringIO
 from pathlib import Path
 from statistics import fmean
 
+import joblib
 import optuna
 import pandas as pd
 import yaml
@@ -27,6 +28,7 @@ from ruamel.yaml.comments import CommentedSeq
 
 from .config import Choice, Params, PrunerConfig, SearchConfig, SearchFile, parse_params, with_model_overrides
 from .errors import ConfigError, HousePricesError
+from .fold_cache import PreprocessCache, fold_predictions
 from .io import write_text
 from .training import fit_estimator, log_rmse, make_folds, predict_finite
 
@@ -157,14 +159,22 @@ def suggest(trial: optuna.Trial, space: dict) -> dict:
     return decode_params(space, values)
 
 
-def fold_scores(params: Params, name: str, X: pd.DataFrame, y: pd.Series) -> Iterator[float]:
-    """The log-RMSE of each fold of the pipeline's CV (same folds, same estimator), one at a time."""
+def fold_scores(params: Params, name: str, X: pd.DataFrame, y: pd.Series,
+                cache: PreprocessCache | None = None) -> Iterator[float]:
+    """The log-RMSE of each fold of the pipeline's CV (same folds, same estimator), one at a
+    time; with ``cache``, each fold's fitted preprocessing is reused when its params and rows
+    are those of an earlier trial (same scores, see :mod:`.fold_cache`)."""
     cfg = params.model(name)
     X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+    data_key = joblib.hash((X, y)) if cache is not None else ""
     for fold in make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed):
         where = f"search fold {fold.label}"
-        est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where)
-        yield log_rmse(y.iloc[fold.valid], predict_finite(est, X.iloc[fold.valid], name, where))
+        if cache is not None:
+            pred = fold_predictions(name, params, X, y, fold, cache, data_key, where)
+        else:
+            est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where)
+            pred = predict_finite(est, X.iloc[fold.valid], name, where)
+        yield log_rmse(y.iloc[fold.valid], pred)
 
 
 class TrialMonitor:
@@ -187,6 +197,7 @@ def make_objective(params: Params, name: str, space: dict, X: pd.DataFrame, y: p
     ``optuna.TrialPruned`` when the pruner says so (a pruned trial has no result)."""
     monitor = monitor or TrialMonitor()
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    cache = PreprocessCache()  # this worker's trials share each fold's fitted preprocessing
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, space)
@@ -194,7 +205,7 @@ def make_objective(params: Params, name: str, space: dict, X: pd.DataFrame, y: p
         trial_params = with_model_overrides(params, name, values, "search.yaml")
         with monitor.trial(trial.number, values) as record:
             scores: list[float] = []
-            for step, score in enumerate(fold_scores(trial_params, name, X, y)):
+            for step, score in enumerate(fold_scores(trial_params, name, X, y, cache)):
                 scores.append(score)
                 record.fold(step, score)
                 trial.report(fmean(scores), step)
