@@ -10,7 +10,7 @@
 
 Every arm runs the real command (a fresh process, its own storage and MLflow store).
 
-    .venv/bin/python bench/search_scaling.py                       # small: a few minutes
+    .venv/bin/python bench/search_scaling.py                       # small: ~10 minutes
     .venv/bin/python bench/search_scaling.py --mlp-trials 40 --repeats 3 --mlp-epochs 100
 """
 
@@ -38,8 +38,8 @@ def write_files(work: Path, args, model: str, pruner: str, trials: int) -> tuple
     params["cv"] = {"folds": args.folds, "repeats": args.repeats}
     params["models"]["mlp"]["epochs"] = args.mlp_epochs
     search = yaml.safe_load((ROOT / "search.yaml").read_text())
-    cfg = {**search["models"][model], "trials": trials, "sampler": args.sampler, "timeout": None,
-           "pruner": {"kind": pruner, "startup_trials": args.startup_trials, "warmup_folds": 0}}
+    pruning = {**search["models"][model].get("pruner", {}), "kind": pruner, "startup_trials": args.startup_trials}
+    cfg = {**search["models"][model], "trials": trials, "sampler": args.sampler, "timeout": None, "pruner": pruning}
     params_file, search_file = work / "params.yaml", work / "search.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     search_file.write_text(yaml.safe_dump({"models": {model: cfg}}, sort_keys=False))
@@ -105,15 +105,18 @@ def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mlp-trials", type=int, default=16)
+    parser.add_argument("--mlp-trials", type=int, default=30)
     parser.add_argument("--mlp-epochs", type=int, default=20)
-    parser.add_argument("--startup-trials", type=int, default=4, help="median pruner's full trials first")
+    parser.add_argument("--startup-trials", type=int, default=None,
+                        help="median pruner's full trials first (default: search.yaml's)")
     parser.add_argument("--lasso-trials", type=int, default=24, help="total, split over the workers")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--skip", choices=["pruning", "workers"], action="append", default=[])
     args = parser.parse_args()
+    if args.startup_trials is None:
+        args.startup_trials = yaml.safe_load((ROOT / "search.yaml").read_text())["models"]["mlp"]["pruner"]["startup_trials"]
     if not (ROOT / "data/prepared/X_train.parquet").is_file():
         subprocess.run([sys.executable, "-m", "houseprices.cli", "prepare"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
@@ -122,7 +125,7 @@ def main() -> None:
               f"load {os.getloadavg()[0]:.1f}")
         if "pruning" not in args.skip:
             print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, median pruner after "
-                  f"{args.startup_trials} trials vs none")
+                  f"{args.startup_trials} startup trials vs none")
             arms = [pruning_arm(args, base, "median"), pruning_arm(args, base, "none")]
             for a in arms:
                 print(f"  pruner {a['pruner']:6s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
