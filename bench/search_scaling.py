@@ -116,7 +116,8 @@ def main() -> None:
     parser.add_argument("--skip", choices=["pruning", "workers"], action="append", default=[])
     args = parser.parse_args()
     if args.startup_trials is None:
-        args.startup_trials = yaml.safe_load((ROOT / "search.yaml").read_text())["models"]["mlp"]["pruner"]["startup_trials"]
+        search = yaml.safe_load((ROOT / "search.yaml").read_text())
+        args.startup_trials = search["models"]["mlp"]["pruner"]["startup_trials"]
     if not (ROOT / "data/prepared/X_train.parquet").is_file():
         subprocess.run([sys.executable, "-m", "houseprices.cli", "prepare"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:

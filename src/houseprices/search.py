@@ -70,8 +70,8 @@ def _sqlite_file(url: str) -> str | None:
         parsed = make_url(url)
     except Exception:
         return None
-    return parsed.database if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
-        else None
+    in_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    return parsed.database if in_file else None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -101,8 +101,8 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
         try:
             if sqlite_file:
                 _use_wal(sqlite_file)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=search.heartbeat_interval,
-                                                 grace_period=search.grace_period)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, grace_period=search.grace_period,
+                                                 heartbeat_interval=search.heartbeat_interval)
             if sqlite_file:
                 from sqlalchemy import event
 

@@ -90,7 +90,8 @@ class RunLog:
     def set_tags(self, tags: Mapping[str, object]) -> None:
         log_batch(self.client, self.run_id, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
-    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, object] | None = None) -> None:
+    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]],
+                         tags: Mapping[str, object] | None = None) -> None:
         """(key, value, step) metrics and tags in one ``log_batch`` (one store write, not one each)."""
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v, step in metrics],
@@ -130,7 +131,8 @@ class NullRun:
     def set_tags(self, tags: Mapping[str, object]) -> None:
         pass
 
-    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, object] | None = None) -> None:
+    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]],
+                         tags: Mapping[str, object] | None = None) -> None:
         pass
 
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
