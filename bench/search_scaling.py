@@ -10,8 +10,8 @@
 
 Every arm runs the real command (a fresh process, its own storage and MLflow store).
 
-    .venv/bin/python bench/search_scaling.py                       # small: ~10 minutes
-    .venv/bin/python bench/search_scaling.py --mlp-trials 40 --repeats 3 --mlp-epochs 100
+    .venv/bin/python bench/search_scaling.py --skip workers        # (a): params.yaml's cv, 20 epochs, ~15 min
+    .venv/bin/python bench/search_scaling.py --mlp-trials 40 --mlp-epochs 100
 """
 
 from __future__ import annotations
@@ -110,11 +110,15 @@ def main() -> None:
     parser.add_argument("--startup-trials", type=int, default=None,
                         help="median pruner's full trials first (default: search.yaml's)")
     parser.add_argument("--lasso-trials", type=int, default=24, help="total, split over the workers")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--folds", type=int, default=None, help="default: params.yaml's cv.folds")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="default: params.yaml's cv.repeats (what a search runs)")
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--skip", choices=["pruning", "workers"], action="append", default=[])
     args = parser.parse_args()
+    cv = yaml.safe_load((ROOT / "params.yaml").read_text())["cv"]
+    args.folds = cv["folds"] if args.folds is None else args.folds
+    args.repeats = cv["repeats"] if args.repeats is None else args.repeats
     if args.startup_trials is None:
         search = yaml.safe_load((ROOT / "search.yaml").read_text())
         args.startup_trials = search["models"]["mlp"]["pruner"]["startup_trials"]
