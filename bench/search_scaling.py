@@ -85,7 +85,7 @@ def pruning_arm(args, base: Path, pruner: str) -> dict:
     states = [t.state.name.lower() for t in trials]
     return {"pruner": pruner, "trials": len(trials), "pruned": states.count("pruned"), "seconds": span,
             "per_hour": len(trials) / span * 3600, "best": study_of(storage).best_value,
-            "folds": sum(len(t.intermediate_values) for t in trials)}
+            "folds": sum(len(t.intermediate_values) for t in trials), "load": os.getloadavg()[1]}
 
 
 def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
@@ -134,7 +134,8 @@ def main() -> None:
             arms = [pruning_arm(args, base, "median"), pruning_arm(args, base, "none")]
             for a in arms:
                 print(f"  pruner {a['pruner']:6s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
-                      f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}")
+                      f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}; "
+                      f"{a['seconds'] / a['folds']:.2f} s per fold, load {a['load']:.1f} (5-min mean at its end)")
             print(f"  trials per hour, median / none: {arms[0]['per_hour'] / arms[1]['per_hour']:.2f}x (target >= 2); "
                   f"folds fit per trial, none / median: {arms[1]['folds'] / arms[0]['folds']:.2f}x")
         if "workers" not in args.skip:
