@@ -15,6 +15,7 @@ import argparse
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -91,6 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     limit_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore")  # experimental heartbeat outside optimize(): expected here
     print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     storage_cost(20)
     preprocessing_cache(args)
