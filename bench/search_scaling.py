@@ -10,8 +10,8 @@
 
 Every arm runs the real command (a fresh process, its own storage and MLflow store).
 
-    .venv/bin/python bench/search_scaling.py                       # small: a few minutes
-    .venv/bin/python bench/search_scaling.py --mlp-trials 40 --repeats 3 --mlp-epochs 100
+    .venv/bin/python bench/search_scaling.py --skip workers        # (a): params.yaml's cv, 20 epochs, ~15 min
+    .venv/bin/python bench/search_scaling.py --mlp-trials 40 --mlp-epochs 100
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def write_files(work: Path, args, model: str, pruner: str, trials: int) -> tuple
     params["cv"] = {"folds": args.folds, "repeats": args.repeats}
     params["models"]["mlp"]["epochs"] = args.mlp_epochs
     search = yaml.safe_load((ROOT / "search.yaml").read_text())
-    cfg = {**search["models"][model], "trials": trials, "sampler": args.sampler, "timeout": None,
-           "pruner": {"kind": pruner, "startup_trials": args.startup_trials, "warmup_folds": 0}}
+    pruning = {**search["models"][model].get("pruner", {}), "kind": pruner, "startup_trials": args.startup_trials}
+    cfg = {**search["models"][model], "trials": trials, "sampler": args.sampler, "timeout": None, "pruner": pruning}
     params_file, search_file = work / "params.yaml", work / "search.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     search_file.write_text(yaml.safe_dump({"models": {model: cfg}}, sort_keys=False))
@@ -85,7 +85,7 @@ def pruning_arm(args, base: Path, pruner: str) -> dict:
     states = [t.state.name.lower() for t in trials]
     return {"pruner": pruner, "trials": len(trials), "pruned": states.count("pruned"), "seconds": span,
             "per_hour": len(trials) / span * 3600, "best": study_of(storage).best_value,
-            "folds": sum(len(t.intermediate_values) for t in trials)}
+            "folds": sum(len(t.intermediate_values) for t in trials), "load": os.getloadavg()[1]}
 
 
 def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
@@ -105,15 +105,23 @@ def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mlp-trials", type=int, default=16)
+    parser.add_argument("--mlp-trials", type=int, default=30)
     parser.add_argument("--mlp-epochs", type=int, default=20)
-    parser.add_argument("--startup-trials", type=int, default=4, help="median pruner's full trials first")
+    parser.add_argument("--startup-trials", type=int, default=None,
+                        help="median pruner's full trials first (default: search.yaml's)")
     parser.add_argument("--lasso-trials", type=int, default=24, help="total, split over the workers")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--folds", type=int, default=None, help="default: params.yaml's cv.folds")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="default: params.yaml's cv.repeats (what a search runs)")
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--skip", choices=["pruning", "workers"], action="append", default=[])
     args = parser.parse_args()
+    cv = yaml.safe_load((ROOT / "params.yaml").read_text())["cv"]
+    args.folds = cv["folds"] if args.folds is None else args.folds
+    args.repeats = cv["repeats"] if args.repeats is None else args.repeats
+    if args.startup_trials is None:
+        search = yaml.safe_load((ROOT / "search.yaml").read_text())
+        args.startup_trials = search["models"]["mlp"]["pruner"]["startup_trials"]
     if not (ROOT / "data/prepared/X_train.parquet").is_file():
         subprocess.run([sys.executable, "-m", "houseprices.cli", "prepare"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
@@ -122,11 +130,12 @@ def main() -> None:
               f"load {os.getloadavg()[0]:.1f}")
         if "pruning" not in args.skip:
             print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, median pruner after "
-                  f"{args.startup_trials} trials vs none")
+                  f"{args.startup_trials} startup trials vs none")
             arms = [pruning_arm(args, base, "median"), pruning_arm(args, base, "none")]
             for a in arms:
                 print(f"  pruner {a['pruner']:6s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
-                      f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}")
+                      f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}; "
+                      f"{a['seconds'] / a['folds']:.2f} s per fold, load {a['load']:.1f} (5-min mean at its end)")
             print(f"  trials per hour, median / none: {arms[0]['per_hour'] / arms[1]['per_hour']:.2f}x (target >= 2); "
                   f"folds fit per trial, none / median: {arms[1]['folds'] / arms[0]['folds']:.2f}x")
         if "workers" not in args.skip:

@@ -317,3 +317,23 @@ def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(tmp_path):
                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
     assert float(latest.data.params["models.lasso.alpha"]) == 0.002
     assert not math.isnan(latest.data.metrics["cv_log_rmse"])
+
+
+def test_a_worker_that_loses_the_race_to_create_the_experiment_joins_it(tmp_path, monkeypatch):
+    from houseprices.tracking.store import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    winner, loser = MlflowClient(uri), MlflowClient(uri)
+    look = loser.get_experiment_by_name
+    looks = []
+
+    def racing(name):  # the other worker creates it just after this one looked
+        looks.append(name)
+        if len(looks) == 1:
+            winner.create_experiment(name)
+            return None
+        return look(name)
+
+    monkeypatch.setattr(loser, "get_experiment_by_name", racing)
+    assert ensure_experiment(loser, uri, "houseprices", tmp_path) == look("houseprices").experiment_id
+    assert len(looks) == 2

@@ -32,15 +32,21 @@ STATE_TAG = "optuna.state"
 
 class MlflowTrials(TrialMonitor):
     """Every MLflow call of the search: a child run per trial (params, ``fold_log_rmse`` by
-    fold step, the state as a tag, the CV mean when complete) and a summary on the search run."""
+    fold step, the state as a tag, the CV mean when complete) and a summary on the search run.
+
+    A trial's params are logged when it starts (a killed worker's run still shows them); its
+    fold scores, state and CV mean in one batch when it ends: each store write is a commit,
+    and a pruned trial is often only one fold long."""
 
     def __init__(self, tracker: Tracker, search_run, name: str):
         self.tracker, self.search_run, self.name = tracker, search_run, name
         self.trial_run = None
+        self.folds: list[tuple[str, float, int]] = []
 
     @contextlib.contextmanager
     def trial(self, number: int, values: dict) -> Iterator[MlflowTrials]:
         pruned = None
+        self.folds = []
         with self.tracker.child_run(f"{self.name} trial {number}", "trial",
                                     {**values, "optuna.trial_number": number}) as self.trial_run:
             try:
@@ -54,12 +60,11 @@ class MlflowTrials(TrialMonitor):
             raise pruned
 
     def fold(self, step: int, score: float) -> None:
-        self.trial_run.log_metrics({"fold_log_rmse": score}, step=step)
+        self.folds.append(("fold_log_rmse", score, step))
 
     def end(self, state: str, value: float | None) -> None:
-        self.trial_run.set_tags({STATE_TAG: state})
-        if state == "complete":
-            self.trial_run.log_metrics({"cv_log_rmse": value})
+        cv = [("cv_log_rmse", value, 0)] if state == "complete" else []
+        self.trial_run.log_step_metrics([*self.folds, *cv], tags={STATE_TAG: state})
 
     def summary(self, study: optuna.Study, counts: dict[str, int]) -> None:
         self.search_run.log_metrics({f"trials_{state}": n for state, n in counts.items()})

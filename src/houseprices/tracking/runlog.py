@@ -88,7 +88,14 @@ class RunLog:
                   metrics=[Metric(k, v, now, step) for k, v, step in curve_metrics(curves)])
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
-        log_batch(self.client, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        log_batch(self.client, self.run_id, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+
+    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]],
+                         tags: Mapping[str, object] | None = None) -> None:
+        """(key, value, step) metrics and tags in one ``log_batch`` (one store write, not one each)."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v, step in metrics],
+                              tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
         for path in paths:
@@ -122,6 +129,10 @@ class NullRun:
         pass
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
+        pass
+
+    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]],
+                         tags: Mapping[str, object] | None = None) -> None:
         pass
 
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:

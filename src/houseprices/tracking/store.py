@@ -7,6 +7,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..errors import TrackingError
@@ -89,4 +90,11 @@ def ensure_experiment(client: MlflowClient, uri: str, name: str, root: Path) -> 
     if exp is not None:
         return exp.experiment_id
     location = (root / "mlruns").resolve().as_uri() if uri.startswith("sqlite:") else None
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Workers started together on a fresh store: another one created it since we looked.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
