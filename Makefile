@@ -22,10 +22,10 @@ repro: setup
 	dvc repro
 
 test: setup
-	python -m pytest -n $(TEST_WORKERS)
+	python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	python -m pytest -n $(TEST_WORKERS) -m "not slow"
+	python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 bench: setup
 	python bench/train_speed.py

@@ -23,7 +23,7 @@ import torch
 
 from houseprices.config import FeaturesConfig, MLPConfig
 from houseprices.data import read_csv, split_target
-from houseprices.estimators import build_mlp, torch_optimizer
+from houseprices.mlp_factory import build_mlp, torch_optimizer
 from houseprices.features import build_preprocessor
 from houseprices.nets import MLP
 

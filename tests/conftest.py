@@ -23,6 +23,18 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "houseprices tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 
 
+# Module fixtures that build something slow (a repo after `dvc repro`, a server): tests of one
+# module that use them run in one pytest-xdist worker (`make test` uses --dist loadgroup), so
+# each is built once, not once per worker.
+SHARED_MODULE_FIXTURES = {"repo", "built", "store", "prepared", "mlflow_server", "pipeline"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SHARED_MODULE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def train_frame():
     return read_csv(RAW / "train.csv", is_train=True)

@@ -16,7 +16,8 @@ from torch import nn
 
 from houseprices.config import MLPConfig, parse_params
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.estimators import CLASSICAL, build_mlp, build_regressor, resolve_device
+from houseprices.estimators import CLASSICAL, build_regressor
+from houseprices.mlp_factory import build_mlp, resolve_device
 from houseprices.mlp import BinnedMLPRegressor, MLPRegressor, TensorBatches
 from houseprices.nets import GaussianNoise
 from houseprices.training import cross_validate, fit_estimator

@@ -133,7 +133,9 @@ def test_pipeline_run_is_named_by_experiment_else_commit_and_time():
 
 
 def test_stage_command_fails_before_training_when_the_store_is_away(tmp_path):
-    """The real CLI: exit 2 in seconds with the URI named; trains with required: false."""
+    """The real CLI: exit 2 before any training, with the URI named, not after minutes of HTTP
+    retries (762 s when this was found; the bound leaves room for a loaded machine's start-up);
+    trains with required: false."""
     uri = f"http://127.0.0.1:{free_port()}"
     repo = make_repo(tmp_path / "repo")
     run(["houseprices", "prepare"], repo)
@@ -141,7 +143,7 @@ def test_stage_command_fails_before_training_when_the_store_is_away(tmp_path):
     failed = run(["houseprices", "train", "--model", "ridge"], repo, check=False, MLFLOW_TRACKING_URI=uri)
     assert failed.returncode == 2
     assert uri in failed.stderr and "Traceback" not in failed.stderr
-    assert time.perf_counter() - start < 30
+    assert time.perf_counter() - start < 120
     assert not (repo / "models/members/ridge").exists()
 
     params = yaml.safe_load((repo / "params.yaml").read_text())

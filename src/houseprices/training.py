@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -21,7 +22,6 @@ from .config import ModelConfig, Params
 from .errors import ConfigError, TrainingError
 from .estimators import build_estimator
 from .features import outlier_mask
-from .mlp import MLPRegressor
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +86,18 @@ class CVResult(FoldScores):
 CURVE_COLUMNS = ["epoch", "fold", "train_loss", "valid_loss", "holdout_loss"]
 
 
+def is_net(estimator) -> bool:
+    """A skorch MLP, asked without importing torch: no net was built while its module is unloaded."""
+    mlp = sys.modules.get(f"{__package__}.mlp")
+    return mlp is not None and isinstance(estimator, mlp.MLPRegressor)
+
+
 def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
     """Per-epoch losses of a fitted MLP pipeline (empty for other models): training loss,
     the internal validation split's loss (when ``valid_fraction`` > 0) and the loss on
     the fold's own validation rows (``holdout_loss``)."""
     net = estimator[-1]
-    if not isinstance(net, MLPRegressor):
+    if not is_net(net):
         return pd.DataFrame(columns=CURVE_COLUMNS)
     rows = [{"epoch": h["epoch"], "fold": fold_label, "train_loss": h["train_loss"],
              "valid_loss": h.get("valid_loss", np.nan), "holdout_loss": h.get("holdout_loss", np.nan)}
@@ -110,7 +116,7 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
     estimator = build_estimator(cfg, params.features, params.seed)
     net = estimator[-1]
     try:
-        if holdout is not None and isinstance(net, MLPRegressor):
+        if holdout is not None and is_net(net):
             preprocess = estimator[:-1]
             features = preprocess.fit_transform(X[keep], y[keep])  # y: target statistics
             net.set_params(callbacks__holdout__X=preprocess.transform(holdout[0]),
