@@ -1,7 +1,7 @@
 """What pruning and a second worker buy a search, measured side by side in one run.
 
-(a) ``houseprices search --model mlp`` with the median pruner vs without (same space, sampler
-    and seed): trials per hour (from the study's first trial start to its last trial end)
+(a) ``houseprices search --model mlp`` with pruning (search.yaml's pruner, or each
+    ``--pruner`` given) vs without (same space, sampler and seed): trials per hour (from the study's first trial start to its last trial end)
     and the best CV log-RMSE each found. Target: pruning >= 2x trials per hour.
 (b) A PostgreSQL study finishing a fixed number of lasso trials (no pruning, so every trial
     is the same work): one worker running all of them vs two workers running half each at
@@ -107,6 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlp-trials", type=int, default=30)
     parser.add_argument("--mlp-epochs", type=int, default=20)
+    parser.add_argument("--pruner", choices=["median", "percentile", "hyperband"], action="append",
+                        help="pruned arm(s), each against the same search without pruning (default: search.yaml's)")
     parser.add_argument("--startup-trials", type=int, default=None,
                         help="median pruner's full trials first (default: search.yaml's)")
     parser.add_argument("--lasso-trials", type=int, default=24, help="total, split over the workers")
@@ -119,9 +121,10 @@ def main() -> None:
     cv = yaml.safe_load((ROOT / "params.yaml").read_text())["cv"]
     args.folds = cv["folds"] if args.folds is None else args.folds
     args.repeats = cv["repeats"] if args.repeats is None else args.repeats
+    pruner = yaml.safe_load((ROOT / "search.yaml").read_text())["models"]["mlp"]["pruner"]
+    args.pruner = args.pruner or [pruner["kind"]]
     if args.startup_trials is None:
-        search = yaml.safe_load((ROOT / "search.yaml").read_text())
-        args.startup_trials = search["models"]["mlp"]["pruner"]["startup_trials"]
+        args.startup_trials = pruner.get("startup_trials", 5)
     if not (ROOT / "data/prepared/X_train.parquet").is_file():
         subprocess.run([sys.executable, "-m", "houseprices.cli", "prepare"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
@@ -129,15 +132,17 @@ def main() -> None:
         print(f"cv {args.folds}x{args.repeats}, sampler {args.sampler}, {os.cpu_count()} cores, "
               f"load {os.getloadavg()[0]:.1f}")
         if "pruning" not in args.skip:
-            print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, median pruner after "
-                  f"{args.startup_trials} startup trials vs none")
-            arms = [pruning_arm(args, base, "median"), pruning_arm(args, base, "none")]
+            print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, pruner {' / '.join(args.pruner)} "
+                  f"(median/percentile after {args.startup_trials} startup trials) vs none")
+            arms = [pruning_arm(args, base, kind) for kind in args.pruner] + [pruning_arm(args, base, "none")]
             for a in arms:
-                print(f"  pruner {a['pruner']:6s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
+                print(f"  pruner {a['pruner']:9s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
                       f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}; "
                       f"{a['seconds'] / a['folds']:.2f} s per fold, load {a['load']:.1f} (5-min mean at its end)")
-            print(f"  trials per hour, median / none: {arms[0]['per_hour'] / arms[1]['per_hour']:.2f}x (target >= 2); "
-                  f"folds fit per trial, none / median: {arms[1]['folds'] / arms[0]['folds']:.2f}x")
+            none = arms[-1]
+            for a in arms[:-1]:
+                print(f"  trials per hour, {a['pruner']} / none: {a['per_hour'] / none['per_hour']:.2f}x (target >= 2); "
+                      f"folds fit per trial, none / {a['pruner']}: {none['folds'] / a['folds']:.2f}x")
         if "workers" not in args.skip:
             if unavailable():
                 sys.exit(f"(b) needs a PostgreSQL server: {unavailable()}")

@@ -146,6 +146,22 @@ def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(sma
     assert study.best_trial.number == good.number and study.best_value == good.value
 
 
+
+def test_hyperband_prunes_hopeless_trials_at_its_first_rung(small_xy):
+    X, y = small_xy
+    params = parse_params({**small_params(), "cv": {"folds": 3, "repeats": 1}})
+    cfg = SearchConfig.model_validate({"space": {"alpha": {"low": 0.1, "high": 1e6, "log": True}},
+                                       "pruner": {"kind": "hyperband", "reduction_factor": 3}})
+    study = load_study(optuna.storages.InMemoryStorage(), "s", cfg, params.seed)
+    assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+    for alpha in (10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5):
+        study.enqueue_trial({"alpha": alpha})
+    study.optimize(make_objective(params, "ridge", cfg.space, X, y), n_trials=8)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t.params["alpha"] >= 1e5 for t in pruned)
+    assert all(len(t.intermediate_values) < 3 for t in pruned)
+    assert study.best_trial.params["alpha"] <= 30.0
+
 # -------------------------------------------------------------------------- apply
 def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
     path = tmp_path / "params.yaml"

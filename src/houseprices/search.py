@@ -145,6 +145,9 @@ def make_sampler(cfg: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
 def make_pruner(cfg: PrunerConfig) -> optuna.pruners.BasePruner:
     if cfg.kind == "none":
         return optuna.pruners.NopPruner()
+    if cfg.kind == "hyperband":  # max_resource: the folds of the first complete trial
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto",
+                                              reduction_factor=cfg.reduction_factor)
     if cfg.kind == "percentile":
         return optuna.pruners.PercentilePruner(cfg.percentile, n_startup_trials=cfg.startup_trials,
                                                n_warmup_steps=cfg.warmup_folds)
