@@ -1,5 +1,6 @@
 """MLP options beyond the net itself: averaging nets trained from several seeds, a
-Gaussian-rank input transform, and category codes for entity embeddings. Both are params of ``models.<name>`` (kind mlp)."""
+Gaussian-rank input transform, and category codes for entity embeddings. Each is a param
+of ``models.<name>`` (kind mlp)."""
 
 from __future__ import annotations
 
