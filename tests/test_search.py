@@ -129,15 +129,21 @@ def test_objective_scores_the_pipelines_folds(small_xy):
     assert sorted(trial.intermediate_values) == [0, 1, 2]
 
 
-def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(small_xy):
+def ridge_study(small_xy, pruner: dict, alphas: list[float]) -> optuna.Study:
+    """An in-memory ridge study on 3 folds that has run the given alphas, in order."""
     X, y = small_xy
     params = parse_params({**small_params(), "cv": {"folds": 3, "repeats": 1}})
-    cfg = SearchConfig.model_validate({"space": {"alpha": {"low": 0.1, "high": 1e6, "log": True}},
-                                       "pruner": {"kind": "median", "startup_trials": 1}})
+    cfg = SearchConfig.model_validate({"space": {"alpha": {"low": 0.1, "high": 1e6, "log": True}}, "pruner": pruner})
     study = load_study(optuna.storages.InMemoryStorage(), "s", cfg, params.seed)
-    study.enqueue_trial({"alpha": 10.0})
-    study.enqueue_trial({"alpha": 1e6})  # predicts the mean price: far worse on every fold
-    study.optimize(make_objective(params, "ridge", cfg.space, X, y), n_trials=2)
+    for alpha in alphas:
+        study.enqueue_trial({"alpha": alpha})
+    study.optimize(make_objective(params, "ridge", cfg.space, X, y), n_trials=len(alphas))
+    return study
+
+
+def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(small_xy):
+    # alpha 1e6 predicts the mean price: far worse on every fold
+    study = ridge_study(small_xy, {"kind": "median", "startup_trials": 1}, [10.0, 1e6])
     good, bad = study.trials
     assert good.state == optuna.trial.TrialState.COMPLETE
     assert bad.state == optuna.trial.TrialState.PRUNED
@@ -148,15 +154,9 @@ def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(sma
 
 
 def test_hyperband_prunes_hopeless_trials_at_its_first_rung(small_xy):
-    X, y = small_xy
-    params = parse_params({**small_params(), "cv": {"folds": 3, "repeats": 1}})
-    cfg = SearchConfig.model_validate({"space": {"alpha": {"low": 0.1, "high": 1e6, "log": True}},
-                                       "pruner": {"kind": "hyperband", "reduction_factor": 3}})
-    study = load_study(optuna.storages.InMemoryStorage(), "s", cfg, params.seed)
+    study = ridge_study(small_xy, {"kind": "hyperband", "reduction_factor": 3},
+                        [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5])
     assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
-    for alpha in (10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5):
-        study.enqueue_trial({"alpha": alpha})
-    study.optimize(make_objective(params, "ridge", cfg.space, X, y), n_trials=8)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(t.params["alpha"] >= 1e5 for t in pruned)
     assert all(len(t.intermediate_values) < 3 for t in pruned)
