@@ -152,7 +152,6 @@ def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(sma
     assert study.best_trial.number == good.number and study.best_value == good.value
 
 
-
 def test_hyperband_prunes_hopeless_trials_at_its_first_rung(small_xy):
     study = ridge_study(small_xy, {"kind": "hyperband", "reduction_factor": 3},
                         [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5])
