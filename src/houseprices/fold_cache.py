@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 
 from .config import Params
-from .errors import TrainingError
 from .estimators import build_estimator
 from .features import outlier_mask
-from .training import Fold, predict_finite
+from .training import Fold, divergence_named, predict_finite
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,6 @@ def fold_predictions(name: str, params: Params, X: pd.DataFrame, y: pd.Series, f
     rows_key = joblib.hash((data_key, fold.train[keep], fold.valid))
     features = cache.features(estimator[:-1], X_train[keep], y_train[keep], X.iloc[fold.valid], rows_key)
     model = estimator[-1]
-    try:
+    with divergence_named(name, where):
         model.fit(features.train, y_train[keep])
-    except FloatingPointError as err:
-        raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
     return predict_finite(model, features.valid, name, where)

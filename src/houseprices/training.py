@@ -105,6 +105,15 @@ def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
+@contextlib.contextmanager
+def divergence_named(name: str, where: str):
+    """A net that diverged (FloatingPointError) as one line naming model, fold and the key to fix."""
+    try:
+        yield
+    except FloatingPointError as err:
+        raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
+
+
 def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series,
                   where: str, holdout: tuple[pd.DataFrame, pd.Series] | None = None):
     """Build and fit one estimator on the given training rows (outliers removed there).
@@ -115,7 +124,7 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
     keep = outlier_mask(X, y, params.features.outliers)
     estimator = build_estimator(cfg, params.features, params.seed)
     net = estimator[-1]
-    try:
+    with divergence_named(name, where):
         if holdout is not None and is_net(net):
             preprocess = estimator[:-1]
             features = preprocess.fit_transform(X[keep], y[keep])  # y: target statistics
@@ -125,8 +134,6 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
             net.set_params(callbacks__holdout__X=None, callbacks__holdout__y=None)  # not pickled
         else:
             estimator.fit(X[keep], y[keep])
-    except FloatingPointError as err:
-        raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
     return estimator
 
 
