@@ -10,8 +10,13 @@
 
 Every arm runs the real command (a fresh process, its own storage and MLflow store).
 
-    .venv/bin/python bench/search_scaling.py --skip workers        # (a): params.yaml's cv, 20 epochs, ~15 min
-    .venv/bin/python bench/search_scaling.py --mlp-trials 40 --mlp-epochs 100
+    .venv/bin/python bench/search_scaling.py                  # (a) and (b): about an hour on 2 cores
+    .venv/bin/python bench/search_scaling.py --skip workers   # (a): params.yaml's cv, 60 trials of 20 epochs
+    .venv/bin/python bench/search_scaling.py --mlp-trials 30 --mlp-epochs 100
+
+60 trials, not fewer: the pruner's first trials always run every fold, and a search is
+meant to run many trials (a quarter of 20 trials is start-up). 48 lasso trials: a worker's
+start-up (imports, data, the study) is paid once per worker, so few trials would measure it.
 """
 
 from __future__ import annotations
@@ -105,13 +110,13 @@ def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mlp-trials", type=int, default=30)
+    parser.add_argument("--mlp-trials", type=int, default=60)
     parser.add_argument("--mlp-epochs", type=int, default=20)
     parser.add_argument("--pruner", choices=["median", "percentile", "hyperband"], action="append",
                         help="pruned arm(s), each against the same search without pruning (default: search.yaml's)")
     parser.add_argument("--startup-trials", type=int, default=None,
                         help="median pruner's full trials first (default: search.yaml's)")
-    parser.add_argument("--lasso-trials", type=int, default=24, help="total, split over the workers")
+    parser.add_argument("--lasso-trials", type=int, default=48, help="total, split over the workers")
     parser.add_argument("--folds", type=int, default=None, help="default: params.yaml's cv.folds")
     parser.add_argument("--repeats", type=int, default=None,
                         help="default: params.yaml's cv.repeats (what a search runs)")

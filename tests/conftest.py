@@ -30,9 +30,13 @@ SHARED_MODULE_FIXTURES = {"repo", "built", "store", "prepared", "mlflow_server",
 
 
 def pytest_collection_modifyitems(items):
+    """Group the users of a slow module fixture, and start the slow tests first: the
+    xdist workers take work in this order, so a long test begun last would run alone at
+    the end while the other workers idle."""
     for item in items:
         if SHARED_MODULE_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")))
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
-from sklearn.linear_model import RidgeCV
 
 from .training import Fold, FoldScores, log_rmse
 
@@ -55,7 +53,11 @@ class Combiner:
 
 
 def fit_combiner(method: str, P: np.ndarray, y: np.ndarray) -> Combiner:
-    """``P``: (rows, members) log predictions; ``y``: log prices."""
+    """``P``: (rows, members) log predictions; ``y``: log prices. (scipy and scikit-learn
+    are imported here: every train stage imports this module for :class:`PriceModel`.)"""
+    from scipy.optimize import nnls
+    from sklearn.linear_model import RidgeCV
+
     m = P.shape[1]
     if method == "mean":
         return Combiner(np.full(m, 1.0 / m))

@@ -1,21 +1,16 @@
-"""Plot data for DVC (CSV files that ``dvc.yaml`` declares, drawn by the templates in
-``.dvc/plots/``) and PNG figures for MLflow, which has no such templates.
-
-Each figure exists once for DVC: the CSVs. The PNGs are MLflow artifacts only.
+"""Plot data for DVC: CSV files that ``dvc.yaml`` declares, drawn by the templates in
+``.dvc/plots/``. The PNG figures for MLflow, which has no such templates, are in
+:mod:`.figures`; each figure exists once for DVC, as its CSV.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .io import atomic_path, write_csv  # noqa: E402
+from .io import write_csv
 
 CURVE_COLUMNS = ["epoch", "fold", "split", "loss"]
 FOLD_COLUMNS = ["fold", "log_rmse"]
@@ -44,39 +39,3 @@ def write_member_plots(plots_dir: Path, name: str, result) -> None:
         write_csv(curve_file, long_curves(result.curves))
     else:
         curve_file.unlink(missing_ok=True)
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return path
-
-
-def ensemble_figures(out_dir: Path, log_actual: np.ndarray, log_predicted: np.ndarray,
-                     weights: dict[str, float], scores: dict[str, float]) -> list[Path]:
-    paths = []
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(log_actual, log_predicted, s=6, alpha=0.5)
-    lo, hi = float(np.min(log_actual)), float(np.max(log_actual))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
-    ax.set(xlabel="log actual price", ylabel="log predicted price (out-of-fold)", title="Predicted vs actual")
-    paths.append(_save(fig, out_dir / "predicted_vs_actual.png"))
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(log_predicted, log_actual - log_predicted, s=6, alpha=0.5)
-    ax.axhline(0, color="grey", lw=1)
-    ax.set(xlabel="log predicted price", ylabel="residual (log)", title="Residuals vs predicted")
-    paths.append(_save(fig, out_dir / "residuals.png"))
-
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(weights)))
-    ax.barh(list(weights), list(weights.values()))
-    ax.set(xlabel="weight", title="Ensemble weights")
-    paths.append(_save(fig, out_dir / "weights.png"))
-
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(scores)))
-    names = sorted(scores, key=scores.get, reverse=True)
-    ax.barh(names, [scores[n] for n in names])
-    ax.set(xlabel="CV log-RMSE", title="CV score per model", xlim=(0.9 * min(scores.values()), None))
-    paths.append(_save(fig, out_dir / "scores.png"))
-    return paths

@@ -24,7 +24,7 @@ from ..ensemble import (PriceModel, choose_method, choose_test_predictions, conf
                         nested_coverage)
 from ..features import outlier_mask
 from ..io import load_model, write_csv, write_json, write_parquet
-from ..plots import ensemble_figures
+from ..figures import ensemble_figures
 from ..tracking import Tracker, file_sha256, flatten
 from ..training import Fold, log_rmse, make_folds
 from . import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
