@@ -92,6 +92,12 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_emb8_fe": ({"base": "mlp", "embedding_dim": 8}, BOTH),
     "lgb_huber2_fe": ({**LGB_L2, "objective": "huber", "huber_delta": 0.2}, BOTH),
     "gbr_300_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.15}, BOTH),
+    # Weight averaging over the last epochs: the cosine tail as is, or SWA's held rate.
+    "mlp_swa20_fe": ({"base": "mlp", "swa_epochs": 20}, BOTH),
+    "mlp_swa50_fe": ({"base": "mlp", "swa_epochs": 50}, BOTH),
+    "mlp_swa30_lr5e4_fe": ({"base": "mlp", "swa_epochs": 30, "swa_lr": 0.0005}, BOTH),
+    "mlp_swa50_lr3e4_fe": ({"base": "mlp", "swa_epochs": 50, "swa_lr": 0.0003}, BOTH),
+    "mlp_swa30_lr1e3_fe": ({"base": "mlp", "swa_epochs": 30, "swa_lr": 0.001}, BOTH),
 }
 
 

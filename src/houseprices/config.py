@@ -201,9 +201,16 @@ class MLPConfig(Strict):
     embedding_dim: int = Field(0, ge=0)
     # The optimizer's weight decay on the embedding tables (weight_decay on the rest).
     embedding_weight_decay: float = Field(0.0, ge=0.0)
+    # Stochastic weight averaging: the net ends with the mean of its weights at the end of
+    # each of the last swa_epochs epochs (0: off, the last epoch's weights).
+    swa_epochs: int = Field(0, ge=0)
+    # null: the lr_schedule runs on through the averaged epochs; a rate: the schedule
+    # anneals to it by the first averaged epoch and holds it there (SWA's constant phase).
+    swa_lr: Positive | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MLPConfig:
+        self._check_weight_averaging()
         if self.init == "zeros":
             raise ValueError(
                 "init 'zeros' gives every hidden unit the same gradient, so symmetry is never "
@@ -221,6 +228,19 @@ class MLPConfig(Strict):
             raise ValueError(f"warmup_epochs works with lr_schedule none, step, exponential or cosine, "
                              f"not {self.lr_schedule!r} (onecycle warms up by itself); set it to 0")
         return self
+
+    def _check_weight_averaging(self) -> None:
+        if self.swa_epochs >= self.epochs:
+            raise ValueError(f"swa_epochs ({self.swa_epochs}) must be below epochs ({self.epochs}): "
+                             "the average starts after the first epochs")
+        if self.swa_lr is not None and not self.swa_epochs:
+            raise ValueError("swa_lr is the rate held while weights are averaged: set swa_epochs > 0 or swa_lr null")
+        if self.swa_epochs and self.early_stopping.enabled:
+            raise ValueError("swa_epochs averages the last epochs' weights but early_stopping.enabled restores "
+                             "the best epoch's: use one")
+        if self.swa_lr is not None and self.lr_schedule in ("plateau", "onecycle"):
+            raise ValueError(f"swa_lr works with lr_schedule none, step, exponential or cosine, "
+                             f"not {self.lr_schedule!r}; set swa_lr null")
 
 
 class RidgeConfig(Strict):
