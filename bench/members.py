@@ -98,6 +98,20 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_swa30_lr5e4_fe": ({"base": "mlp", "swa_epochs": 30, "swa_lr": 0.0005}, BOTH),
     "mlp_swa50_lr3e4_fe": ({"base": "mlp", "swa_epochs": 50, "swa_lr": 0.0003}, BOTH),
     "mlp_swa30_lr1e3_fe": ({"base": "mlp", "swa_epochs": 30, "swa_lr": 0.001}, BOTH),
+    "mlp_swa50_lr2e3_fe": ({"base": "mlp", "swa_epochs": 50, "swa_lr": 0.002}, BOTH),
+    "mlp_swa80_fe": ({"base": "mlp", "swa_epochs": 80}, BOTH),
+    "mlp_e200_swa100_fe": ({"base": "mlp", "epochs": 200, "swa_epochs": 100}, BOTH),
+    "mlp_e200_swa100_lr5e4_fe": ({"base": "mlp", "epochs": 200, "swa_epochs": 100, "swa_lr": 0.0005}, BOTH),
+    "mlp_lr3e3_swa50_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_epochs": 50}, BOTH),
+    "mlp_bs32_swa50_fe": ({"base": "mlp", "batch_size": 32, "swa_epochs": 50}, BOTH),
+    "mlp_wd5_swa50_fe": ({"base": "mlp", "weight_decay": 5.0, "swa_epochs": 50}, BOTH),
+    "mlp_wd10_swa50_fe": ({"base": "mlp", "weight_decay": 10.0, "swa_epochs": 50}, BOTH),
+    "mlp_lr3e3_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0}, BOTH),  # the control of the one above
+    "mlp_lr3e3_swa80_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_epochs": 80}, BOTH),
+    "mlp_lr3e3_swa50_lr1e3_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_epochs": 50,
+                                  "swa_lr": 0.001}, BOTH),
+    "mlp_lr3e3_wd2_swa50_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 2.0, "swa_epochs": 50}, BOTH),
+    "mlp_lr1e2_wd07_swa50_fe": ({"base": "mlp", "lr": 0.01, "weight_decay": 0.7, "swa_epochs": 50}, BOTH),
 }
 
 

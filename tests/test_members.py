@@ -30,6 +30,7 @@ TINY = {
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
     "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber"},
     "mlp_embeddings": {"kind": "mlp", "hidden": [8], "epochs": 3, "embedding_dim": 3},
+    "mlp_swa": {"kind": "mlp", "hidden": [8], "epochs": 4, "swa_epochs": 2, "swa_lr": 0.0005, "batch_norm": True},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
 PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
@@ -92,6 +93,8 @@ def test_trees_see_codes_and_catboost_sees_text(xy):
     ("lightgbm", {"huber_delta": 0.0}, "models.m.huber_delta"),
     ("mlp_embeddings", {"embedding_dim": -1}, "models.m.embedding_dim"),
     ("mlp_embeddings", {"embedding_weight_decay": -1.0}, "models.m.embedding_weight_decay"),
+    ("mlp_swa", {"swa_epochs": 4}, "models.m"),
+    ("mlp_swa", {"swa_lr": -0.1}, "models.m.swa_lr"),
 ])
 def test_bad_params_name_the_key(name, bad, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -202,6 +205,19 @@ def test_seed_average_fits_distinct_nets_and_averages_them(xy):
     each = np.stack([e.predict(Z) for e in bag.estimators_])
     assert not np.allclose(each[0], each[1])
     np.testing.assert_allclose(bag.predict(Z), each.mean(axis=0))
+
+
+def test_weight_averaged_net_is_deterministic_for_a_seed(xy, test_frame):
+    X, y = xy
+    params = params_for("mlp_swa")
+    rows = test_frame.head(50)
+
+    def predict(seed):
+        return build_estimator(params.model("mlp_swa"), params.features, seed).fit(X, y).predict(rows)
+
+    first = predict(0)
+    np.testing.assert_array_equal(predict(0), first)
+    assert not np.allclose(predict(1), first)
 
 
 def test_huber_objective_reaches_lightgbm_and_resists_a_mispriced_house(xy):
