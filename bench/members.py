@@ -1,7 +1,8 @@
 """Screen candidate members on the same folds, then the ensembles they make.
 
 Each candidate is a ``models.<name>`` entry (and optional ``features`` overrides) on top
-of params.yaml, cross-validated with ``cv.repeats`` 1 (5 folds, the pipeline's seed).
+of params.yaml, cross-validated with ``cv.repeats`` 1 (5 folds, the pipeline's seed), or
+``--repeats 3`` for the pipeline's 3 x 5.
 Out-of-fold predictions are cached per candidate (CACHE/<name>.npz, keyed by its config),
 so a rerun only fits what changed. Then every ensemble method is scored by nested CV on
 the chosen members, and greedy selection over all candidates shows which ones it keeps.
@@ -9,6 +10,7 @@ the chosen members, and greedy selection over all candidates shows which ones it
     python bench/members.py                      # every candidate, then the ensembles
     python bench/members.py lgb xgb --only       # just these
     python bench/members.py --members mlp lasso xgb   # ensemble of these (cached) only
+    python bench/members.py mlp mlp_swa50_fe --only --repeats 3   # 3 x 5 CV
 """
 
 from __future__ import annotations
@@ -112,10 +114,18 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                                   "swa_lr": 0.001}, BOTH),
     "mlp_lr3e3_wd2_swa50_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 2.0, "swa_epochs": 50}, BOTH),
     "mlp_lr1e2_wd07_swa50_fe": ({"base": "mlp", "lr": 0.01, "weight_decay": 0.7, "swa_epochs": 50}, BOTH),
+    "mlp_lr3e3_wd4_swa80_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 4.0, "swa_epochs": 80}, BOTH),
+    "mlp_lr3e3_swa90_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_epochs": 90}, BOTH),
+    "mlp_lr3e3_swa80_lr3e3_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_epochs": 80,
+                                  "swa_lr": 0.003}, BOTH),
+    "mlp_lr5e3_swa80_fe": ({"base": "mlp", "lr": 0.005, "weight_decay": 3.0, "swa_epochs": 80}, BOTH),
+    "mlp_lr2e3_wd4_swa80_fe": ({"base": "mlp", "lr": 0.002, "weight_decay": 4.0, "swa_epochs": 80}, BOTH),
+    "mlp_e150_lr3e3_swa120_fe": ({"base": "mlp", "epochs": 150, "lr": 0.003, "weight_decay": 3.0,
+                                  "swa_epochs": 120}, BOTH),
 }
 
 
-def candidate_params(base, name: str):
+def candidate_params(base, name: str, repeats: int = 1):
     model, features = CANDIDATES[name]
     raw = base.model_dump(mode="json")
     entry = dict(model)
@@ -131,35 +141,37 @@ def candidate_params(base, name: str):
     raw["ensemble"] = {**raw["ensemble"], "members": [name]}
     for section, values in features.items():
         raw["features"][section] = {**raw["features"][section], **values}
-    raw["cv"] = {"folds": 5, "repeats": 1}
+    raw["cv"] = {"folds": 5, "repeats": repeats}
     raw.pop("search", None)
     return parse_params(raw)
 
 
-def oof_for(base, name: str, X, y) -> tuple[np.ndarray, float]:
-    params = candidate_params(base, name)
+def oof_for(base, name: str, X, y, repeats: int = 1) -> tuple[np.ndarray, float]:
+    """(repeats, rows) out-of-fold predictions and seconds per fit."""
+    params = candidate_params(base, name, repeats)
     key = hashlib.sha256(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"{name}-{key}.npz"
     if path.is_file():
         saved = np.load(path)
-        return saved["oof"], float(saved["seconds"])
+        return np.atleast_2d(saved["oof"]), float(saved["seconds"])
     start = time.perf_counter()
     result = cross_validate(name, params, X, y)
     seconds = (time.perf_counter() - start) / len(result.folds)
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(path, oof=result.oof[0], seconds=seconds)
-    return result.oof[0], seconds
+    np.savez(path, oof=result.oof, seconds=seconds)
+    return result.oof, seconds
 
 
-def cached(name: str) -> tuple[np.ndarray, float]:
-    """The newest cached OOF of a candidate, whatever its config hash."""
-    path = max(CACHE.glob(f"{name}-*.npz"), key=lambda p: p.stat().st_mtime)
-    saved = np.load(path)
-    return saved["oof"], float(saved["seconds"])
+def cached(name: str, repeats: int = 1) -> tuple[np.ndarray, float]:
+    """The newest cached OOF of a candidate with this many repeats, whatever its config hash."""
+    paths = [p for p in CACHE.glob(f"{name}-*.npz") if np.atleast_2d(np.load(p)["oof"]).shape[0] == repeats]
+    saved = np.load(max(paths, key=lambda p: p.stat().st_mtime))
+    return np.atleast_2d(saved["oof"]), float(saved["seconds"])
 
 
 def score_rows(pred, y, folds, rows):
-    return float(np.mean([log_rmse(y[f.valid[rows[f.valid]]], pred[f.valid[rows[f.valid]]]) for f in folds]))
+    return float(np.mean([log_rmse(y[f.valid[rows[f.valid]]], pred[f.repeat, f.valid[rows[f.valid]]])
+                          for f in folds]))
 
 
 def report_members(names, oofs, seconds, y, folds, typical):
@@ -170,11 +182,12 @@ def report_members(names, oofs, seconds, y, folds, typical):
 
 
 def report_ensembles(names, oofs, y, folds, typical, fit_rows):
-    stack = np.stack([oofs[n] for n in names])[:, None, :]
+    stack = np.stack([oofs[n] for n in names])  # (members, repeats, rows)
     best, nested = choose_method("auto", stack, y, folds, fit_rows)
     for method, score in nested.items():
         mark = " <- nested choice" if method == best else ""
-        print(f"  {method:<9}{score.mean:.5f}  excl {score_rows(score.oof[0], y, folds, typical):.5f}{mark}")
+        print(f"  {method:<9}{score.mean:.5f} +- {score.std:.5f}  excl {score_rows(score.oof, y, folds, typical):.5f}"
+              f"{mark}")
     w = greedy_weights(stack[:, 0, fit_rows].T, y[fit_rows])
     print("  greedy weights (all fit rows):", {n: round(float(v), 3) for n, v in zip(names, w) if v > 0})
 
@@ -185,18 +198,20 @@ def main() -> None:
     parser.add_argument("--members", nargs="*", help="ensemble these cached candidates")
     parser.add_argument("--only", action="store_true", help="fit, do not score ensembles")
     parser.add_argument("--cached", action="store_true", help="use the newest cached OOF, fit nothing")
+    parser.add_argument("--repeats", type=int, default=1, help="repeats of 5-fold CV (the pipeline: 3)")
     args = parser.parse_args()
     limit_threads(1)
     base = load_params()
     X, y_series, _ = load_prepared()
     y = y_series.to_numpy()
-    folds = make_folds(len(y), 5, 1, base.seed)
+    folds = make_folds(len(y), 5, args.repeats, base.seed)
     typical = outlier_mask(X, y, base.features.outliers.model_copy(update={"enabled": True}))
     fit_rows = outlier_mask(X, y, base.features.outliers)
     names = args.names or list(CANDIDATES)
     oofs, seconds = {}, {}
     for name in names:
-        oofs[name], seconds[name] = cached(name) if args.cached else oof_for(base, name, X, y_series)
+        oofs[name], seconds[name] = (cached(name, args.repeats) if args.cached
+                                     else oof_for(base, name, X, y_series, args.repeats))
         print(f"{name}: {score_rows(oofs[name], y, folds, np.ones(len(y), bool)):.5f} "
               f"({seconds[name]:.1f}s per fit)", flush=True)
     report_members(names, oofs, seconds, y, folds, typical)
