@@ -122,6 +122,14 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_lr2e3_wd4_swa80_fe": ({"base": "mlp", "lr": 0.002, "weight_decay": 4.0, "swa_epochs": 80}, BOTH),
     "mlp_e150_lr3e3_swa120_fe": ({"base": "mlp", "epochs": 150, "lr": 0.003, "weight_decay": 3.0,
                                   "swa_epochs": 120}, BOTH),
+    # SWA at a held rate: lr (then the held swa_lr) and weight decay around 3e-3 and 3.
+    **{f"mlp_c{lr * 1e4:g}e4_wd{wd:g}_swa{k}_fe".replace(".", "p"): ({"base": "mlp", "lr": lr, "weight_decay": wd, "swa_epochs": k,
+                                            "swa_lr": lr}, BOTH)
+       for lr, wd, k in [(0.003, 3.0, 90), (0.005, 3.0, 80), (0.003, 2.0, 80), (0.003, 4.0, 80), (0.002, 4.0, 80),
+                         (0.005, 2.0, 80), (0.003, 3.0, 60), (0.01, 1.0, 80), (0.01, 2.0, 80), (0.007, 1.5, 80),
+                         (0.007, 2.0, 80), (0.005, 1.5, 80), (0.005, 2.0, 60), (0.01, 3.0, 80), (0.015, 2.0, 80),
+                         (0.02, 2.0, 80), (0.01, 2.0, 60), (0.015, 1.5, 80)]},
+    "mlp_lr5e3_wd2_fe": ({"base": "mlp", "lr": 0.005, "weight_decay": 2.0}, BOTH),  # the control: no averaging
 }
 
 
