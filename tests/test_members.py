@@ -30,7 +30,8 @@ TINY = {
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
     "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber"},
     "mlp_embeddings": {"kind": "mlp", "hidden": [8], "epochs": 3, "embedding_dim": 3},
-    "mlp_swa": {"kind": "mlp", "hidden": [8], "epochs": 4, "swa_epochs": 2, "swa_lr": 0.0005, "batch_norm": True},
+    "mlp_swa": {"kind": "mlp", "hidden": [8], "epochs": 4, "swa_fraction": 0.5, "swa_lr": 0.0005,
+                "batch_norm": True},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
 PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
@@ -93,7 +94,7 @@ def test_trees_see_codes_and_catboost_sees_text(xy):
     ("lightgbm", {"huber_delta": 0.0}, "models.m.huber_delta"),
     ("mlp_embeddings", {"embedding_dim": -1}, "models.m.embedding_dim"),
     ("mlp_embeddings", {"embedding_weight_decay": -1.0}, "models.m.embedding_weight_decay"),
-    ("mlp_swa", {"swa_epochs": 4}, "models.m"),
+    ("mlp_swa", {"swa_fraction": 1.0}, "models.m.swa_fraction"),
     ("mlp_swa", {"swa_lr": -0.1}, "models.m.swa_lr"),
 ])
 def test_bad_params_name_the_key(name, bad, key):

@@ -171,15 +171,15 @@ class MLPConfig(Strict):
     init_std: Positive = 0.01
     bias_init: float = 0.0
     optimizer: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
-    lr: Positive = 1e-3
+    lr: Positive = 0.007
     momentum: Fraction = 0.9
     beta1: Fraction = 0.9
     beta2: Fraction = 0.999
-    weight_decay: float = Field(7.0, ge=0.0)
+    weight_decay: float = Field(2.0, ge=0.0)
     l1: float = Field(0.0, ge=0.0)
     max_norm: Positive | None = None
     grad_clip: Positive | None = None
-    lr_schedule: Literal["none", "step", "exponential", "cosine", "plateau", "onecycle"] = "cosine"
+    lr_schedule: Literal["none", "step", "exponential", "cosine", "plateau", "onecycle"] = "none"
     lr_step_size: int = Field(30, ge=1)
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     warmup_epochs: int = Field(0, ge=0)
@@ -202,15 +202,14 @@ class MLPConfig(Strict):
     # The optimizer's weight decay on the embedding tables (weight_decay on the rest).
     embedding_weight_decay: float = Field(0.0, ge=0.0)
     # Stochastic weight averaging: the net ends with the mean of its weights at the end of
-    # each of the last swa_epochs epochs (0: off, the last epoch's weights).
-    swa_epochs: int = Field(0, ge=0)
+    # each of the last epochs, this share of them (0: off, the last epoch's weights).
+    swa_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.8
     # null: the lr_schedule runs on through the averaged epochs; a rate: the schedule
     # anneals to it by the first averaged epoch and holds it there (SWA's constant phase).
     swa_lr: Positive | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MLPConfig:
-        self._check_weight_averaging()
         if self.init == "zeros":
             raise ValueError(
                 "init 'zeros' gives every hidden unit the same gradient, so symmetry is never "
@@ -227,17 +226,20 @@ class MLPConfig(Strict):
         if self.warmup_epochs and self.lr_schedule in ("plateau", "onecycle"):
             raise ValueError(f"warmup_epochs works with lr_schedule none, step, exponential or cosine, "
                              f"not {self.lr_schedule!r} (onecycle warms up by itself); set it to 0")
+        self._check_weight_averaging()
         return self
 
+    def averaged_epochs(self) -> int:
+        """How many last epochs' weights ``swa_fraction`` averages (0: none)."""
+        return max(1, round(self.swa_fraction * self.epochs)) if self.swa_fraction > 0 else 0
+
     def _check_weight_averaging(self) -> None:
-        if self.swa_epochs >= self.epochs:
-            raise ValueError(f"swa_epochs ({self.swa_epochs}) must be below epochs ({self.epochs}): "
-                             "the average starts after the first epochs")
-        if self.swa_lr is not None and not self.swa_epochs:
-            raise ValueError("swa_lr is the rate held while weights are averaged: set swa_epochs > 0 or swa_lr null")
-        if self.swa_epochs and self.early_stopping.enabled:
-            raise ValueError("swa_epochs averages the last epochs' weights but early_stopping.enabled restores "
-                             "the best epoch's: use one")
+        if self.swa_lr is not None and not self.swa_fraction:
+            raise ValueError("swa_lr is the rate held while weights are averaged: set swa_fraction > 0 or "
+                             "swa_lr null")
+        if self.swa_fraction and self.early_stopping.enabled:
+            raise ValueError("swa_fraction averages the last epochs' weights but early_stopping.enabled restores "
+                             "the best epoch's: set swa_fraction 0 or early_stopping.enabled false")
         if self.swa_lr is not None and self.lr_schedule in ("plateau", "onecycle"):
             raise ValueError(f"swa_lr works with lr_schedule none, step, exponential or cosine, "
                              f"not {self.lr_schedule!r}; set swa_lr null")

@@ -78,11 +78,12 @@ def _callbacks(cfg: MLPConfig) -> list[tuple[str, Callback]]:
             policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=1,
             cycle_momentum=False, step_every="batch")))
     elif cfg.lr_schedule != "none" or cfg.warmup_epochs or cfg.swa_lr is not None:
-        hold = {} if cfg.swa_lr is None else {"hold_from": cfg.epochs - cfg.swa_epochs, "hold": cfg.swa_lr / cfg.lr}
+        hold = ({} if cfg.swa_lr is None else
+                {"hold_from": cfg.epochs - cfg.averaged_epochs(), "hold": cfg.swa_lr / cfg.lr})
         callbacks.append(("lr_scheduler", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=LRFactor(
             cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs, **hold))))
-    if cfg.swa_epochs:
-        callbacks.append(("weight_average", WeightAverage(cfg.swa_epochs)))
+    if cfg.swa_fraction:
+        callbacks.append(("weight_average", WeightAverage(cfg.averaged_epochs())))
     return callbacks
 
 

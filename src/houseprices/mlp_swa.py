@@ -6,7 +6,7 @@ which tends to generalise better than any one of them. A skorch callback through
 public hooks only: ``on_train_begin`` starts an average, ``on_epoch_end`` adds the
 epoch's weights, ``on_train_end`` loads the average into the module and, where the net
 has batch norm, recomputes its statistics for the averaged weights (they were gathered
-under other weights). ``models.<name>.swa_epochs`` switches it on.
+under other weights). ``models.<name>.swa_fraction`` switches it on.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ class WeightAverage(Callback):
         if self.seen_ <= net.max_epochs - self.epochs:
             return
         if self.average_ is None:
-            self.average_ = AveragedModel(net.module_)  # a copy: the first snapshot
-        else:
-            self.average_.update_parameters(net.module_)
+            self.average_ = AveragedModel(net.module_)  # a copy that holds no snapshot yet
+        self.average_.update_parameters(net.module_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         if self.average_ is None:  # stopped before the averaging began
