@@ -130,6 +130,10 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                          (0.007, 2.0, 80), (0.005, 1.5, 80), (0.005, 2.0, 60), (0.01, 3.0, 80), (0.015, 2.0, 80),
                          (0.02, 2.0, 80), (0.01, 2.0, 60), (0.015, 1.5, 80)]},
     "mlp_lr5e3_wd2_fe": ({"base": "mlp", "lr": 0.005, "weight_decay": 2.0}, BOTH),  # the control: no averaging
+    # The MLP default before weight averaging (the candidates above were screened from it: "base"
+    # entries start from params.yaml as it was then).
+    "mlp_pre_swa_fe": ({"base": "mlp", "lr": 0.001, "weight_decay": 7.0, "lr_schedule": "cosine", "swa_fraction": 0.0},
+                       BOTH),
     # The same as mlp_c70e4_wd2_swa80_fe (a held rate equal to lr is a constant rate): the default since.
     "mlp_swa_const_fe": ({"base": "mlp", "lr": 0.007, "weight_decay": 2.0, "lr_schedule": "none", "swa_fraction": 0.8,
                           "swa_lr": None}, BOTH),
