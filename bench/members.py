@@ -130,6 +130,10 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                          (0.007, 2.0, 80), (0.005, 1.5, 80), (0.005, 2.0, 60), (0.01, 3.0, 80), (0.015, 2.0, 80),
                          (0.02, 2.0, 80), (0.01, 2.0, 60), (0.015, 1.5, 80)]},
     "mlp_lr5e3_wd2_fe": ({"base": "mlp", "lr": 0.005, "weight_decay": 2.0}, BOTH),  # the control: no averaging
+    # Optional features on top of interactions and target statistics.
+    **{f"{name}_{short}": ({"base": base}, {**BOTH, section: {"enabled": True}})
+       for name, base in [("lasso", "lasso"), ("mlp", "mlp"), ("xgb", "xgboost"), ("svr", "svr"), ("lgb", "lightgbm")]
+       for short, section in [("nrel", "neighborhood_relative"), ("qs", "quality_score")]},
     # The MLP default before weight averaging (the candidates above were screened from it: "base"
     # entries start from params.yaml as it was then).
     "mlp_pre_swa_fe": ({"base": "mlp", "lr": 0.001, "weight_decay": 7.0, "lr_schedule": "cosine", "swa_fraction": 0.0},
@@ -152,7 +156,8 @@ def candidate_params(base, name: str, repeats: int = 1):
         entry.setdefault("n_jobs", 1)
     if entry.get("kind") == "catboost":
         entry.setdefault("thread_count", 1)
-    for section in ("interactions", "target_encoding"):  # off unless the candidate names them
+    for section in ("interactions", "target_encoding", "neighborhood_relative",
+                    "quality_score"):  # off unless the candidate names them
         raw["features"][section] = {**raw["features"][section], "enabled": False}
     raw["models"] = {name: entry}
     raw["ensemble"] = {**raw["ensemble"], "members": [name]}

@@ -138,6 +138,19 @@ class TargetEncodingConfig(Strict):
         return EncodingConfig._known_columns(columns)  # the same check as as_categorical's
 
 
+class NeighborhoodRelativeConfig(Strict):
+    """Areas as ratios to, and quality as a difference from, the neighbourhood's median
+    (medians of a fold's training rows; see extra_features.py)."""
+
+    enabled: bool = False
+
+
+class QualityScoreConfig(Strict):
+    """The sum of the parts' quality ratings and its product with the living area."""
+
+    enabled: bool = False
+
+
 class FeaturesConfig(Strict):
     impute: ImputeConfig = ImputeConfig()
     scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
@@ -148,6 +161,8 @@ class FeaturesConfig(Strict):
     outliers: OutlierConfig = OutlierConfig()
     interactions: InteractionsConfig = InteractionsConfig()
     target_encoding: TargetEncodingConfig = TargetEncodingConfig()
+    neighborhood_relative: NeighborhoodRelativeConfig = NeighborhoodRelativeConfig()
+    quality_score: QualityScoreConfig = QualityScoreConfig()
 
 
 # ------------------------------------------------------------------------- models
