@@ -14,7 +14,9 @@ from threadpoolctl import threadpool_limits
 from conftest import cross_validate_recording_fits
 from houseprices.config import parse_params
 from houseprices.errors import ConfigError
-from houseprices.extra_features import INTERACTIONS, TE_SUFFIX, Interactions, TargetStatistics
+from houseprices.extra_features import (
+    INTERACTIONS, RELATIVE_AREAS, RELATIVE_QUALITY, TE_SUFFIX, Interactions, NeighborhoodRelative, QualityScore,
+    TargetStatistics)
 from houseprices.member_features import build_member_preprocessor
 from houseprices.members import CatBoostMember, cores
 from houseprices.estimators import build_estimator
@@ -175,6 +177,58 @@ def test_target_statistics_are_fold_safe(xy):
     assert not np.allclose(moved[col].to_numpy(), Z_train[col].to_numpy())
     assert Z_train[col].nunique() > X.iloc[train]["Neighborhood"].nunique()  # cross-fitted, not one value per category
     assert enc.transform(X.iloc[valid])[col].nunique() <= X.iloc[valid]["Neighborhood"].nunique()
+
+
+MORE_FEATURES = {**FEATURES, "neighborhood_relative": {"enabled": True}, "quality_score": {"enabled": True}}
+
+
+@pytest.mark.parametrize("name", ["svr", "lightgbm"])
+def test_neighborhood_medians_come_from_each_folds_training_rows(xy, monkeypatch, name):
+    X, y = xy
+    poison = 7
+    X.loc[poison, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
+    params = params_for(name, MORE_FEATURES)
+    result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
+    assert np.isfinite(result.oof).all()
+    seen = []
+    for fold, (rows, est) in zip(result.folds, fitted):
+        pre = est.named_steps["preprocess"]
+        relative = pre.named_steps["neighborhood_relative"]
+        in_train = poison in fold.train
+        seen.append(in_train)
+        assert ("Atlantis" in relative.medians_.index) == in_train
+        assert relative.overall_["LotAreaVsNeighborhood"] < 1e5  # a median: one huge lot does not move it
+        train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
+        keep = outlier_mask(train_X, train_y, params.features.outliers)
+        reference = build_member_preprocessor(params.model(name), params.features, params.seed)
+        reference.fit(train_X[keep], train_y[keep])
+        pd.testing.assert_frame_equal(relative.medians_, reference.named_steps["neighborhood_relative"].medians_)
+        np.testing.assert_equal({k: v for k, v in learned_state(pre).items() if "neighborhood_relative" not in k},
+                                {k: v for k, v in learned_state(reference).items() if "neighborhood_relative" not in k})
+    assert sorted(seen) == [False, True, True]
+
+
+def test_neighborhood_relative_divides_by_the_fit_rows_median():
+    frame = pd.DataFrame({"Neighborhood": ["A", "A", "A", "B"], "GrLivArea": [1000.0, 2000.0, 3000.0, 500.0],
+                          "TotalBsmtSF": [0.0] * 4, "1stFlrSF": [1000.0] * 4, "2ndFlrSF": [0.0] * 4,
+                          "LotArea": [8000.0] * 4, "OverallQual": [5, 6, 7, 4]})
+    step = NeighborhoodRelative().fit(frame)
+    scored = frame.iloc[[0, 3]].copy()
+    scored.loc[3, "Neighborhood"] = "Atlantis"  # unseen: the median over all fit rows
+    Z = step.transform(scored)
+    assert list(Z.columns[-4:]) == [*RELATIVE_AREAS, RELATIVE_QUALITY]
+    np.testing.assert_allclose(Z["GrLivAreaVsNeighborhood"], [1000 / 2000, 500 / 1500])
+    np.testing.assert_allclose(Z[RELATIVE_QUALITY], [5 - 6, 4 - 5.5])
+    np.testing.assert_allclose(Z["TotalSFVsNeighborhood"], [1.0, 1.0])
+
+
+def test_quality_score_sums_the_ratings_and_counts_a_missing_one_as_typical():
+    ratings = {"ExterQual": ["Ex", "Po"], "KitchenQual": ["Gd", "Po"], "BsmtQual": ["TA", "None"],
+               "HeatingQC": ["Fa", "Po"], "FireplaceQu": ["None", np.nan], "GarageQual": ["Ex", "Po"]}
+    frame = pd.DataFrame({**ratings, "GrLivArea": [1000.0, 2000.0]})
+    Z = QualityScore().fit(frame).transform(frame)
+    np.testing.assert_allclose(Z["QualityScore"], [5 + 4 + 3 + 2 + 0 + 5, 1 + 1 + 0 + 1 + 3 + 1])
+    np.testing.assert_allclose(Z["QualityScoreGrLivArea"], [19 * 1000.0, 7 * 2000.0])
 
 
 def test_interactions_multiply_quality_by_area(xy):
