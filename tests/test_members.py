@@ -128,29 +128,53 @@ def test_zero_threads_means_the_process_thread_cap(monkeypatch):
     assert cores(0) == 1
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
-                                  "mlp_embeddings"])
-def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
-    X, y = xy
-    poison = 7
-    X.loc[poison, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
-    params = params_for(name, FEATURES)
+POISON = 7  # a training row given an unseen neighbourhood and a huge lot
+
+
+def poisoned_folds(X, y, monkeypatch, name: str, features: dict):
+    """Cross-validate with row POISON poisoned: per fold, (POISON is a training row, the
+    fold's fitted preprocessing, the same preprocessing fit on the fold's training rows)."""
+    X.loc[POISON, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
+    params = params_for(name, features)
     result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
     assert np.isfinite(result.oof).all()
-    seen = []
+    out = []
     for fold, (rows, est) in zip(result.folds, fitted):
         assert set(rows) == set(fold.train)
-        pre = est.named_steps["preprocess"]
-        te = pre.named_steps["target_statistics"].encoder_
-        in_train = poison in fold.train
-        seen.append(in_train)
-        assert ("Atlantis" in te.categories_[0]) == in_train
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
         reference = build_member_preprocessor(params.model(name), params.features, params.seed)
-        reference.fit(train_X[keep], train_y[keep])
+        out.append((POISON in fold.train, est.named_steps["preprocess"], reference.fit(train_X[keep], train_y[keep])))
+    assert sorted(in_train for in_train, _, _ in out) == [False, True, True]
+    return out
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
+                                  "mlp_embeddings"])
+def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
+    for in_train, pre, reference in poisoned_folds(*xy, monkeypatch, name, FEATURES):
+        te = pre.named_steps["target_statistics"].encoder_
+        assert ("Atlantis" in te.categories_[0]) == in_train
         np.testing.assert_equal(learned_state(pre), learned_state(reference))
-    assert sorted(seen) == [False, True, True]
+
+
+MORE_FEATURES = {**FEATURES, "neighborhood_relative": {"enabled": True}, "quality_score": {"enabled": True}}
+
+
+@pytest.mark.parametrize("name", ["svr", "lightgbm"])
+def test_neighborhood_medians_come_from_each_folds_training_rows(xy, monkeypatch, name):
+    for in_train, pre, reference in poisoned_folds(*xy, monkeypatch, name, MORE_FEATURES):
+        relative = pre.named_steps["neighborhood_relative"]
+        assert ("Atlantis" in relative.medians_.index) == in_train
+        assert relative.overall_["LotAreaVsNeighborhood"] < 1e5  # a median: one huge lot does not move it
+        same = reference.named_steps["neighborhood_relative"]
+        pd.testing.assert_frame_equal(relative.medians_, same.medians_)
+        pd.testing.assert_series_equal(relative.overall_, same.overall_)
+
+        def others(est):  # the frames above aside (numpy cannot compare them)
+            return {k: v for k, v in learned_state(est).items() if not k.startswith("neighborhood_relative/")}
+
+        np.testing.assert_equal(others(pre), others(reference))
 
 
 def test_target_statistics_are_fold_safe(xy):
@@ -177,35 +201,6 @@ def test_target_statistics_are_fold_safe(xy):
     assert not np.allclose(moved[col].to_numpy(), Z_train[col].to_numpy())
     assert Z_train[col].nunique() > X.iloc[train]["Neighborhood"].nunique()  # cross-fitted, not one value per category
     assert enc.transform(X.iloc[valid])[col].nunique() <= X.iloc[valid]["Neighborhood"].nunique()
-
-
-MORE_FEATURES = {**FEATURES, "neighborhood_relative": {"enabled": True}, "quality_score": {"enabled": True}}
-
-
-@pytest.mark.parametrize("name", ["svr", "lightgbm"])
-def test_neighborhood_medians_come_from_each_folds_training_rows(xy, monkeypatch, name):
-    X, y = xy
-    poison = 7
-    X.loc[poison, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
-    params = params_for(name, MORE_FEATURES)
-    result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
-    assert np.isfinite(result.oof).all()
-    seen = []
-    for fold, (rows, est) in zip(result.folds, fitted):
-        pre = est.named_steps["preprocess"]
-        relative = pre.named_steps["neighborhood_relative"]
-        in_train = poison in fold.train
-        seen.append(in_train)
-        assert ("Atlantis" in relative.medians_.index) == in_train
-        assert relative.overall_["LotAreaVsNeighborhood"] < 1e5  # a median: one huge lot does not move it
-        train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
-        keep = outlier_mask(train_X, train_y, params.features.outliers)
-        reference = build_member_preprocessor(params.model(name), params.features, params.seed)
-        reference.fit(train_X[keep], train_y[keep])
-        pd.testing.assert_frame_equal(relative.medians_, reference.named_steps["neighborhood_relative"].medians_)
-        np.testing.assert_equal({k: v for k, v in learned_state(pre).items() if "neighborhood_relative" not in k},
-                                {k: v for k, v in learned_state(reference).items() if "neighborhood_relative" not in k})
-    assert sorted(seen) == [False, True, True]
 
 
 def test_neighborhood_relative_divides_by_the_fit_rows_median():
