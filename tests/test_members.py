@@ -14,7 +14,9 @@ from threadpoolctl import threadpool_limits
 from conftest import cross_validate_recording_fits
 from houseprices.config import parse_params
 from houseprices.errors import ConfigError
-from houseprices.extra_features import INTERACTIONS, TE_SUFFIX, Interactions, TargetStatistics
+from houseprices.extra_features import (
+    INTERACTIONS, RELATIVE_AREAS, RELATIVE_QUALITY, TE_SUFFIX, Interactions, NeighborhoodRelative, QualityScore,
+    TargetStatistics)
 from houseprices.member_features import build_member_preprocessor
 from houseprices.members import CatBoostMember, cores
 from houseprices.estimators import build_estimator
@@ -30,6 +32,8 @@ TINY = {
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
     "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber"},
     "mlp_embeddings": {"kind": "mlp", "hidden": [8], "epochs": 3, "embedding_dim": 3},
+    "mlp_swa": {"kind": "mlp", "hidden": [8], "epochs": 4, "swa_fraction": 0.5, "swa_lr": 0.0005,
+                "batch_norm": True},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
 PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
@@ -92,6 +96,8 @@ def test_trees_see_codes_and_catboost_sees_text(xy):
     ("lightgbm", {"huber_delta": 0.0}, "models.m.huber_delta"),
     ("mlp_embeddings", {"embedding_dim": -1}, "models.m.embedding_dim"),
     ("mlp_embeddings", {"embedding_weight_decay": -1.0}, "models.m.embedding_weight_decay"),
+    ("mlp_swa", {"swa_fraction": 1.0}, "models.m.swa_fraction"),
+    ("mlp_swa", {"swa_lr": -0.1}, "models.m.swa_lr"),
 ])
 def test_bad_params_name_the_key(name, bad, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -122,29 +128,53 @@ def test_zero_threads_means_the_process_thread_cap(monkeypatch):
     assert cores(0) == 1
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
-                                  "mlp_embeddings"])
-def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
-    X, y = xy
-    poison = 7
-    X.loc[poison, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
-    params = params_for(name, FEATURES)
+POISON = 7  # a training row given an unseen neighbourhood and a huge lot
+
+
+def poisoned_folds(X, y, monkeypatch, name: str, features: dict):
+    """Cross-validate with row POISON poisoned: per fold, (POISON is a training row, the
+    fold's fitted preprocessing, the same preprocessing fit on the fold's training rows)."""
+    X.loc[POISON, ["Neighborhood", "LotArea"]] = ["Atlantis", 1e9]
+    params = params_for(name, features)
     result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
     assert np.isfinite(result.oof).all()
-    seen = []
+    out = []
     for fold, (rows, est) in zip(result.folds, fitted):
         assert set(rows) == set(fold.train)
-        pre = est.named_steps["preprocess"]
-        te = pre.named_steps["target_statistics"].encoder_
-        in_train = poison in fold.train
-        seen.append(in_train)
-        assert ("Atlantis" in te.categories_[0]) == in_train
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
         reference = build_member_preprocessor(params.model(name), params.features, params.seed)
-        reference.fit(train_X[keep], train_y[keep])
+        out.append((POISON in fold.train, est.named_steps["preprocess"], reference.fit(train_X[keep], train_y[keep])))
+    assert sorted(in_train for in_train, _, _ in out) == [False, True, True]
+    return out
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
+                                  "mlp_embeddings"])
+def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
+    for in_train, pre, reference in poisoned_folds(*xy, monkeypatch, name, FEATURES):
+        te = pre.named_steps["target_statistics"].encoder_
+        assert ("Atlantis" in te.categories_[0]) == in_train
         np.testing.assert_equal(learned_state(pre), learned_state(reference))
-    assert sorted(seen) == [False, True, True]
+
+
+MORE_FEATURES = {**FEATURES, "neighborhood_relative": {"enabled": True}, "quality_score": {"enabled": True}}
+
+
+@pytest.mark.parametrize("name", ["svr", "lightgbm"])
+def test_neighborhood_medians_come_from_each_folds_training_rows(xy, monkeypatch, name):
+    for in_train, pre, reference in poisoned_folds(*xy, monkeypatch, name, MORE_FEATURES):
+        relative = pre.named_steps["neighborhood_relative"]
+        assert ("Atlantis" in relative.medians_.index) == in_train
+        assert relative.overall_["LotAreaVsNeighborhood"] < 1e5  # a median: one huge lot does not move it
+        same = reference.named_steps["neighborhood_relative"]
+        pd.testing.assert_frame_equal(relative.medians_, same.medians_)
+        pd.testing.assert_series_equal(relative.overall_, same.overall_)
+
+        def others(est):  # the frames above aside (numpy cannot compare them)
+            return {k: v for k, v in learned_state(est).items() if not k.startswith("neighborhood_relative/")}
+
+        np.testing.assert_equal(others(pre), others(reference))
 
 
 def test_target_statistics_are_fold_safe(xy):
@@ -171,6 +201,29 @@ def test_target_statistics_are_fold_safe(xy):
     assert not np.allclose(moved[col].to_numpy(), Z_train[col].to_numpy())
     assert Z_train[col].nunique() > X.iloc[train]["Neighborhood"].nunique()  # cross-fitted, not one value per category
     assert enc.transform(X.iloc[valid])[col].nunique() <= X.iloc[valid]["Neighborhood"].nunique()
+
+
+def test_neighborhood_relative_divides_by_the_fit_rows_median():
+    frame = pd.DataFrame({"Neighborhood": ["A", "A", "A", "B"], "GrLivArea": [1000.0, 2000.0, 3000.0, 500.0],
+                          "TotalBsmtSF": [0.0] * 4, "1stFlrSF": [1000.0] * 4, "2ndFlrSF": [0.0] * 4,
+                          "LotArea": [8000.0] * 4, "OverallQual": [5, 6, 7, 4]})
+    step = NeighborhoodRelative().fit(frame)
+    scored = frame.iloc[[0, 3]].copy()
+    scored.loc[3, "Neighborhood"] = "Atlantis"  # unseen: the median over all fit rows
+    Z = step.transform(scored)
+    assert list(Z.columns[-4:]) == [*RELATIVE_AREAS, RELATIVE_QUALITY]
+    np.testing.assert_allclose(Z["GrLivAreaVsNeighborhood"], [1000 / 2000, 500 / 1500])
+    np.testing.assert_allclose(Z[RELATIVE_QUALITY], [5 - 6, 4 - 5.5])
+    np.testing.assert_allclose(Z["TotalSFVsNeighborhood"], [1.0, 1.0])
+
+
+def test_quality_score_sums_the_ratings_and_counts_a_missing_one_as_typical():
+    ratings = {"ExterQual": ["Ex", "Po"], "KitchenQual": ["Gd", "Po"], "BsmtQual": ["TA", "None"],
+               "HeatingQC": ["Fa", "Po"], "FireplaceQu": ["None", np.nan], "GarageQual": ["Ex", "Po"]}
+    frame = pd.DataFrame({**ratings, "GrLivArea": [1000.0, 2000.0]})
+    Z = QualityScore().fit(frame).transform(frame)
+    np.testing.assert_allclose(Z["QualityScore"], [5 + 4 + 3 + 2 + 0 + 5, 1 + 1 + 0 + 1 + 3 + 1])
+    np.testing.assert_allclose(Z["QualityScoreGrLivArea"], [19 * 1000.0, 7 * 2000.0])
 
 
 def test_interactions_multiply_quality_by_area(xy):
@@ -202,6 +255,19 @@ def test_seed_average_fits_distinct_nets_and_averages_them(xy):
     each = np.stack([e.predict(Z) for e in bag.estimators_])
     assert not np.allclose(each[0], each[1])
     np.testing.assert_allclose(bag.predict(Z), each.mean(axis=0))
+
+
+def test_weight_averaged_net_is_deterministic_for_a_seed(xy, test_frame):
+    X, y = xy
+    params = params_for("mlp_swa")
+    rows = test_frame.head(50)
+
+    def predict(seed):
+        return build_estimator(params.model("mlp_swa"), params.features, seed).fit(X, y).predict(rows)
+
+    first = predict(0)
+    np.testing.assert_array_equal(predict(0), first)
+    assert not np.allclose(predict(1), first)
 
 
 def test_huber_objective_reaches_lightgbm_and_resists_a_mispriced_house(xy):

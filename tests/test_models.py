@@ -47,7 +47,7 @@ XY = synthetic()
 def config(**kw) -> MLPConfig:
     """A small plain net: each test switches on only the option it checks."""
     base = {"hidden": [16], "epochs": 5, "batch_size": 32, "activation": "relu", "loss": "mse",
-            "weight_decay": 0.0, "lr_schedule": "none"}
+            "weight_decay": 0.0, "lr_schedule": "none", "swa_fraction": 0.0}
     return MLPConfig(**{**base, **kw})
 
 
@@ -390,6 +390,78 @@ def test_a_fitted_net_survives_pickling():
         again.partial_fit(X, XY[1])  # keeps training on the first fit's target scale
         assert len(again.history) == 4  # two more epochs (max_epochs) on top of two
         assert abs(float(np.mean(again.predict(X))) - XY[1].mean()) < 0.3
+
+
+# ------------------------------------------------------------------- weight averaging (SWA)
+class WeightProbe(Callback):
+    """Records a copy of every parameter at the end of each epoch."""
+
+    def initialize(self):
+        self.snapshots = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.snapshots.append([p.detach().clone() for p in net.module_.parameters()])
+
+
+def test_weight_averaging_ends_with_the_mean_of_the_last_epochs_weights():
+    probe, plain_probe = WeightProbe(), WeightProbe()
+    averaged = fitted(epochs=6, swa_fraction=0.5, extra_callbacks=[("probe", probe)])
+    plain = fitted(epochs=6, extra_callbacks=[("probe", plain_probe)])
+    for i, param in enumerate(averaged.module_.parameters()):
+        mean = torch.stack([snap[i] for snap in probe.snapshots[-3:]]).mean(dim=0)
+        torch.testing.assert_close(param.detach(), mean)
+        # Averaging does not change the path the optimizer takes, only the weights kept.
+        torch.testing.assert_close(probe.snapshots[-1][i], plain_probe.snapshots[-1][i])
+        torch.testing.assert_close(list(plain.module_.parameters())[i].detach(), plain_probe.snapshots[-1][i])
+    assert not np.allclose(averaged.predict(XY[0]), plain.predict(XY[0]))
+
+
+@pytest.mark.parametrize("epochs, fraction, averaged", [(100, 0.8, 80), (3, 0.8, 2), (10, 0.01, 1), (10, 0.0, 0)])
+def test_swa_fraction_counts_the_last_epochs_averaged(epochs, fraction, averaged):
+    assert config(epochs=epochs, swa_fraction=fraction).averaged_epochs() == averaged
+
+
+def test_swa_lr_is_annealed_to_then_held_while_averaging():
+    cosine = lr_trajectory(lr_schedule="cosine", swa_fraction=0.375, swa_lr=0.02).epochs  # the last 3 of 8
+    expected = [0.02 + 0.08 * 0.5 * (1 + math.cos(math.pi * e / 5)) for e in range(5)] + [0.02] * 3
+    np.testing.assert_allclose(cosine, expected, rtol=1e-6)
+    np.testing.assert_allclose(lr_trajectory(swa_fraction=0.25, swa_lr=0.03).epochs, [0.1] * 6 + [0.03] * 2, rtol=1e-6)
+    # swa_lr null: the schedule runs on unchanged through the averaged epochs.
+    np.testing.assert_allclose(lr_trajectory(lr_schedule="cosine", swa_fraction=0.375).epochs,
+                               [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)], rtol=1e-6)
+
+
+def test_weight_averaging_recomputes_batch_norm_statistics_for_the_averaged_weights():
+    X, y = synthetic(n=192)  # six full batches of 32: the mean of batch means is the mean
+    net = fitted(X, y, epochs=6, swa_fraction=0.5, batch_norm=True)
+    linear, norm = layers(net, nn.Linear)[0], layers(net, nn.BatchNorm1d)[0]
+    with torch.no_grad():
+        hidden = linear(torch.from_numpy(X))
+    torch.testing.assert_close(norm.running_mean, hidden.mean(dim=0), rtol=1e-4, atol=1e-5)
+    without = fitted(X, y, epochs=6, batch_norm=True)  # running stats of the training weights
+    assert not torch.allclose(layers(without, nn.BatchNorm1d)[0].running_mean, norm.running_mean, atol=1e-3)
+
+
+def test_weight_averaging_is_deterministic_for_a_seed():
+    X, _ = XY
+    kw = {"epochs": 6, "swa_fraction": 0.5, "swa_lr": 0.005, "lr_schedule": "cosine"}
+    np.testing.assert_array_equal(fitted(seed=4, **kw).predict(X), fitted(seed=4, **kw).predict(X))
+    assert not np.allclose(fitted(seed=4, **kw).predict(X), fitted(seed=5, **kw).predict(X))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"swa_fraction": 1.0}, r"models\.m\.swa_fraction"),
+    ({"swa_fraction": -0.1}, r"models\.m\.swa_fraction"),
+    ({"swa_fraction": 0.0, "swa_lr": 0.01}, r"swa_lr .*swa_fraction > 0"),
+    ({"swa_lr": 0.01, "lr_schedule": "onecycle"}, r"swa_lr .*lr_schedule.*'onecycle'"),
+    ({"valid_fraction": 0.2, "early_stopping": {"enabled": True}}, r"swa_fraction .*early_stopping\.enabled"),
+    ({"swa_lr": 0.0}, r"models\.m\.swa_lr"),
+])
+def test_weight_averaging_refuses_bad_params_naming_the_keys(bad, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_params({"models": {"m": {"kind": "mlp", "epochs": 5, **bad}}})
+    assert "models.m" in str(err.value) and "\n" not in str(err.value)
 
 
 # ------------------------------------------------------------------- divergence, device

@@ -167,7 +167,7 @@ def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
     path.write_text((ROOT / "params.yaml").read_text())
     before = path.read_text().splitlines()
     changes = apply_to_params(path, "mlp", {"lr": 0.0042, "hidden": [256, 128], "dropout": 0.0})
-    assert changes == [("models.mlp.hidden", [128], [256, 128]), ("models.mlp.lr", 0.001, 0.0042)]
+    assert changes == [("models.mlp.hidden", [128], [256, 128]), ("models.mlp.lr", 0.007, 0.0042)]
     after = path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(before) == len(after) and len(changed) == 2

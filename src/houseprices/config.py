@@ -138,6 +138,19 @@ class TargetEncodingConfig(Strict):
         return EncodingConfig._known_columns(columns)  # the same check as as_categorical's
 
 
+class NeighborhoodRelativeConfig(Strict):
+    """Areas as ratios to, and quality as a difference from, the neighbourhood's median
+    (medians of a fold's training rows; see extra_features.py)."""
+
+    enabled: bool = False
+
+
+class QualityScoreConfig(Strict):
+    """The sum of the parts' quality ratings and its product with the living area."""
+
+    enabled: bool = False
+
+
 class FeaturesConfig(Strict):
     impute: ImputeConfig = ImputeConfig()
     scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
@@ -148,6 +161,8 @@ class FeaturesConfig(Strict):
     outliers: OutlierConfig = OutlierConfig()
     interactions: InteractionsConfig = InteractionsConfig()
     target_encoding: TargetEncodingConfig = TargetEncodingConfig()
+    neighborhood_relative: NeighborhoodRelativeConfig = NeighborhoodRelativeConfig()
+    quality_score: QualityScoreConfig = QualityScoreConfig()
 
 
 # ------------------------------------------------------------------------- models
@@ -171,15 +186,15 @@ class MLPConfig(Strict):
     init_std: Positive = 0.01
     bias_init: float = 0.0
     optimizer: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
-    lr: Positive = 1e-3
+    lr: Positive = 0.007
     momentum: Fraction = 0.9
     beta1: Fraction = 0.9
     beta2: Fraction = 0.999
-    weight_decay: float = Field(7.0, ge=0.0)
+    weight_decay: float = Field(2.0, ge=0.0)
     l1: float = Field(0.0, ge=0.0)
     max_norm: Positive | None = None
     grad_clip: Positive | None = None
-    lr_schedule: Literal["none", "step", "exponential", "cosine", "plateau", "onecycle"] = "cosine"
+    lr_schedule: Literal["none", "step", "exponential", "cosine", "plateau", "onecycle"] = "none"
     lr_step_size: int = Field(30, ge=1)
     lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     warmup_epochs: int = Field(0, ge=0)
@@ -201,6 +216,12 @@ class MLPConfig(Strict):
     embedding_dim: int = Field(0, ge=0)
     # The optimizer's weight decay on the embedding tables (weight_decay on the rest).
     embedding_weight_decay: float = Field(0.0, ge=0.0)
+    # Stochastic weight averaging: the net ends with the mean of its weights at the end of
+    # each of the last epochs, this share of them (0: off, the last epoch's weights).
+    swa_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.8
+    # null: the lr_schedule runs on through the averaged epochs; a rate: the schedule
+    # anneals to it by the first averaged epoch and holds it there (SWA's constant phase).
+    swa_lr: Positive | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MLPConfig:
@@ -220,7 +241,23 @@ class MLPConfig(Strict):
         if self.warmup_epochs and self.lr_schedule in ("plateau", "onecycle"):
             raise ValueError(f"warmup_epochs works with lr_schedule none, step, exponential or cosine, "
                              f"not {self.lr_schedule!r} (onecycle warms up by itself); set it to 0")
+        self._check_weight_averaging()
         return self
+
+    def averaged_epochs(self) -> int:
+        """How many last epochs' weights ``swa_fraction`` averages (0: none)."""
+        return max(1, round(self.swa_fraction * self.epochs)) if self.swa_fraction > 0 else 0
+
+    def _check_weight_averaging(self) -> None:
+        if self.swa_lr is not None and not self.swa_fraction:
+            raise ValueError("swa_lr is the rate held while weights are averaged: set swa_fraction > 0 or "
+                             "swa_lr null")
+        if self.swa_fraction and self.early_stopping.enabled:
+            raise ValueError("swa_fraction averages the last epochs' weights but early_stopping.enabled restores "
+                             "the best epoch's: set swa_fraction 0 or early_stopping.enabled false")
+        if self.swa_lr is not None and self.lr_schedule in ("plateau", "onecycle"):
+            raise ValueError(f"swa_lr works with lr_schedule none, step, exponential or cosine, "
+                             f"not {self.lr_schedule!r}; set swa_lr null")
 
 
 class RidgeConfig(Strict):

@@ -108,11 +108,81 @@ class TargetStatistics(_AppendColumns):
         return self._append(X, self.encoder_.transform(self._codes(X)))
 
 
+# New column -> the area summed and divided by its neighbourhood's median (training rows).
+RELATIVE_AREAS = {
+    "GrLivAreaVsNeighborhood": ("GrLivArea",),
+    "TotalSFVsNeighborhood": ("TotalBsmtSF", "1stFlrSF", "2ndFlrSF"),
+    "LotAreaVsNeighborhood": ("LotArea",),
+}
+RELATIVE_QUALITY = "OverallQualVsNeighborhood"
+
+
+def _number(X: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(X[name], errors="coerce").fillna(0.0).astype(np.float64)
+
+
+class NeighborhoodRelative(_AppendColumns):
+    """Append each house's areas as a ratio to its neighbourhood's median, and its overall
+    quality minus the neighbourhood's median: a big house among small ones is priced
+    differently from one among big ones. Medians come from the rows ``fit`` sees (a fold's
+    training rows); a neighbourhood unseen there gets the median over all of them."""
+
+    def _values(self, X: pd.DataFrame) -> pd.DataFrame:
+        new = {name: sum(_number(X, c) for c in parts) for name, parts in RELATIVE_AREAS.items()}
+        new[RELATIVE_QUALITY] = _number(X, "OverallQual")
+        return pd.DataFrame(new, index=X.index)
+
+    def fit(self, X, y=None):
+        self._remember(X)
+        self.added_ = [*RELATIVE_AREAS, RELATIVE_QUALITY]
+        values = self._values(X)
+        self.medians_ = values.groupby(X["Neighborhood"].astype("object").to_numpy()).median()
+        self.overall_ = values.median()
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "medians_")
+        values = self._values(X)
+        medians = self.medians_.reindex(X["Neighborhood"].astype("object").to_numpy()).fillna(self.overall_)
+        medians.index = X.index
+        new = values[list(RELATIVE_AREAS)] / medians[list(RELATIVE_AREAS)].where(lambda m: m > 0, 1.0)
+        new[RELATIVE_QUALITY] = values[RELATIVE_QUALITY] - medians[RELATIVE_QUALITY]
+        return pd.concat([X, new], axis=1)
+
+
+# Quality ratings summed by QualityScore (worst "None"/"Po" to best "Ex": 0..5).
+SCORED_QUALITIES = ("ExterQual", "KitchenQual", "BsmtQual", "HeatingQC", "FireplaceQu", "GarageQual")
+QUALITY_CODES = {"None": 0, "Po": 1, "Fa": 2, "TA": 3, "Gd": 4, "Ex": 5}
+
+
+class QualityScore(_AppendColumns):
+    """Append ``QualityScore``, the sum of the quality ratings of the parts of a house
+    (a rating missing or unknown counts as typical, TA), and its product with the living
+    area: one ordered number where one-hot columns give each rating its own weight. Stateless."""
+
+    def fit(self, X, y=None):
+        self._remember(X)
+        self.added_ = ["QualityScore", "QualityScoreGrLivArea"]
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "added_")
+        score = sum(X[c].astype("object").map(QUALITY_CODES).astype(np.float64).fillna(QUALITY_CODES["TA"])
+                    for c in SCORED_QUALITIES)
+        new = pd.DataFrame({"QualityScore": score, "QualityScoreGrLivArea": score * _number(X, "GrLivArea")},
+                           index=X.index)
+        return pd.concat([X, new], axis=1)
+
+
 def extra_steps(cfg: FeaturesConfig, seed: int) -> list[tuple[str, object]]:
     """The switched-on steps, to run after the domain features and before encoding."""
     steps: list[tuple[str, object]] = []
     if cfg.interactions.enabled:
         steps.append(("interactions", Interactions()))
+    if cfg.neighborhood_relative.enabled:
+        steps.append(("neighborhood_relative", NeighborhoodRelative()))
+    if cfg.quality_score.enabled:
+        steps.append(("quality_score", QualityScore()))
     te = cfg.target_encoding
     if te.enabled and te.columns:
         steps.append(("target_statistics", TargetStatistics(tuple(te.columns), te.inner_folds, seed)))

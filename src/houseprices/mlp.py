@@ -120,13 +120,20 @@ class HoldoutLoss(Callback):
 
 
 class LRFactor:
-    """Learning-rate multiplier per epoch: linear warm-up, then step/exponential/cosine."""
+    """Learning-rate multiplier per epoch: linear warm-up, then step/exponential/cosine.
 
-    def __init__(self, schedule: str, epochs: int, step_size: int, gamma: float, warmup: int):
+    With ``hold_from`` (weight averaging's constant phase) the factor is ``hold`` from
+    that epoch on, and cosine anneals from 1 to ``hold`` by then instead of to 0 at the end."""
+
+    def __init__(self, schedule: str, epochs: int, step_size: int, gamma: float, warmup: int,
+                 hold_from: int | None = None, hold: float = 0.0):
         self.schedule, self.epochs, self.step_size, self.gamma, self.warmup = (
             schedule, epochs, step_size, gamma, warmup)
+        self.hold_from, self.hold = hold_from, hold
 
     def __call__(self, epoch: int) -> float:
+        if self.hold_from is not None and epoch >= self.hold_from:
+            return self.hold
         if epoch < self.warmup:
             return (epoch + 1) / (self.warmup + 1)
         t = epoch - self.warmup
@@ -135,7 +142,8 @@ class LRFactor:
         if self.schedule == "exponential":
             return self.gamma ** t
         if self.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * t / max(1, self.epochs - self.warmup)))
+            end = self.epochs if self.hold_from is None else self.hold_from
+            return self.hold + (1 - self.hold) * 0.5 * (1 + math.cos(math.pi * t / max(1, end - self.warmup)))
         return 1.0
 
 

@@ -18,6 +18,7 @@ from .mlp import (
     EVAL_BATCH, BinnedMLPRegressor, HoldoutLoss, LRFactor, MaxNorm, MLPRegressor, OneCycle, StopOnNonFinite,
     TensorBatches)
 from .mlp_extras import CODE_PREFIX
+from .mlp_swa import WeightAverage
 from .nets import MLP, EmbeddingMLP
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,13 @@ def _callbacks(cfg: MLPConfig) -> list[tuple[str, Callback]]:
         callbacks.append(("lr_scheduler", OneCycle(
             policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=1,
             cycle_momentum=False, step_every="batch")))
-    elif cfg.lr_schedule != "none" or cfg.warmup_epochs:
+    elif cfg.lr_schedule != "none" or cfg.warmup_epochs or cfg.swa_lr is not None:
+        hold = ({} if cfg.swa_lr is None else
+                {"hold_from": cfg.epochs - cfg.averaged_epochs(), "hold": cfg.swa_lr / cfg.lr})
         callbacks.append(("lr_scheduler", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=LRFactor(
-            cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs))))
+            cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs, **hold))))
+    if cfg.swa_fraction:
+        callbacks.append(("weight_average", WeightAverage(cfg.averaged_epochs())))
     return callbacks
 
 

@@ -1,0 +1,48 @@
+"""Stochastic weight averaging (Izmailov et al., 2018) for the skorch MLP: the net ends
+with the mean of its weights over the last epochs instead of the last epoch's weights.
+
+The average of points an optimizer visits around a wide minimum sits nearer its centre,
+which tends to generalise better than any one of them. A skorch callback through the
+public hooks only: ``on_train_begin`` starts an average, ``on_epoch_end`` adds the
+epoch's weights, ``on_train_end`` loads the average into the module and, where the net
+has batch norm, recomputes its statistics for the averaged weights (they were gathered
+under other weights). ``models.<name>.swa_fraction`` switches it on.
+"""
+
+from __future__ import annotations
+
+import torch
+from skorch.callbacks import Callback
+from torch.optim.swa_utils import AveragedModel, update_bn
+
+
+class WeightAverage(Callback):
+    """Average the module's parameters at the end of each of the last ``epochs`` epochs
+    of every ``fit``/``partial_fit`` call (``net.max_epochs`` epochs), then hold the average."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.average_ = None
+        self.seen_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen_ += 1
+        if self.seen_ <= net.max_epochs - self.epochs:
+            return
+        if self.average_ is None:
+            self.average_ = AveragedModel(net.module_)  # a copy that holds no snapshot yet
+        self.average_.update_parameters(net.module_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if self.average_ is None:  # stopped before the averaging began
+            return
+        with torch.no_grad():
+            for param, mean in zip(net.module_.parameters(), self.average_.module.parameters(), strict=True):
+                param.copy_(mean)
+        self.average_ = None  # not pickled with the net
+        if X is not None:  # update_bn returns at once where the module has no batch norm
+            rows, size = torch.as_tensor(X, dtype=torch.float32), net.batch_size
+            with torch.no_grad():
+                update_bn((rows[i:i + size] for i in range(0, len(rows), size)), net.module_, device=net.device)
