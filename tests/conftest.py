@@ -29,6 +29,7 @@ os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 SHARED_MODULE_FIXTURES = {"repo", "built", "store", "prepared", "mlflow_server", "pipeline"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Group the users of a slow module fixture, and start the slow tests first: the
     xdist workers take work in this order, so a long test begun last would run alone at
