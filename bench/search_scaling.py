@@ -44,6 +44,9 @@ def write_files(work: Path, args, model: str, pruner: str, trials: int) -> tuple
     params["models"]["mlp"]["epochs"] = args.mlp_epochs
     search = yaml.safe_load((ROOT / "search.yaml").read_text())
     pruning = {**search["models"][model].get("pruner", {}), "kind": pruner, "startup_trials": args.startup_trials}
+    for key in ("percentile", "reduction_factor"):
+        if getattr(args, key) is not None:
+            pruning[key] = getattr(args, key)
     cfg = {**search["models"][model], "trials": trials, "sampler": args.sampler, "timeout": None, "pruner": pruning}
     params_file, search_file = work / "params.yaml", work / "search.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -116,6 +119,10 @@ def main() -> None:
                         help="pruned arm(s), each against the same search without pruning (default: search.yaml's)")
     parser.add_argument("--startup-trials", type=int, default=None,
                         help="median pruner's full trials first (default: search.yaml's)")
+    parser.add_argument("--percentile", type=float, default=None,
+                        help="percentile pruner's cut (default: search.yaml's, else 50)")
+    parser.add_argument("--reduction-factor", type=int, default=None,
+                        help="hyperband's 1 in this many going on at each rung (default: search.yaml's, else 3)")
     parser.add_argument("--lasso-trials", type=int, default=48, help="total, split over the workers")
     parser.add_argument("--folds", type=int, default=None, help="default: params.yaml's cv.folds")
     parser.add_argument("--repeats", type=int, default=None,
@@ -138,7 +145,9 @@ def main() -> None:
               f"load {os.getloadavg()[0]:.1f}")
         if "pruning" not in args.skip:
             print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, pruner {' / '.join(args.pruner)} "
-                  f"(median/percentile after {args.startup_trials} startup trials) vs none")
+                  f"(median/percentile after {args.startup_trials} startup trials; percentile "
+                  f"{args.percentile or 'of search.yaml'}; hyperband reduction factor "
+                  f"{args.reduction_factor or 'of search.yaml'}) vs none")
             arms = [pruning_arm(args, base, kind) for kind in args.pruner] + [pruning_arm(args, base, "none")]
             for a in arms:
                 print(f"  pruner {a['pruner']:9s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "

@@ -36,9 +36,11 @@ def free_port() -> int:
 
 
 def slow_params(epochs: int = 40) -> dict:
-    """The tiny pipeline with an MLP slow enough to be interrupted mid-stage."""
+    """The tiny pipeline with an MLP slow enough to be interrupted mid-stage (no model
+    packaging: no test here reads a logged model, and it is seconds per stage)."""
     params = tiny_params()
     params["models"]["mlp"]["epochs"] = epochs
+    params["tracking"]["log_models"] = False
     return params
 
 
