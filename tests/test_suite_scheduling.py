@@ -1,7 +1,7 @@
 """The suite's own scheduling: tests that share a slow module fixture (a repo after `dvc
 repro`) run in one pytest-xdist worker, so the fixture is built once, not once per worker
 (pytest-xdist 3.8 groups by a node id that pytest 9.2 no longer reads: pyproject.toml pins
-pytest below it)."""
+pytest below it; pytest-dev/pytest-xdist#1386)."""
 
 from __future__ import annotations
 
