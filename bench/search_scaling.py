@@ -33,6 +33,8 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
+from houseprices.config import PrunerConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from postgres import PostgresServer, unavailable  # noqa: E402
@@ -136,7 +138,7 @@ def main() -> None:
     pruner = yaml.safe_load((ROOT / "search.yaml").read_text())["models"]["mlp"]["pruner"]
     args.pruner = args.pruner or [pruner["kind"]]
     if args.startup_trials is None:
-        args.startup_trials = pruner.get("startup_trials", 5)
+        args.startup_trials = pruner.get("startup_trials", PrunerConfig().startup_trials)
     if not (ROOT / "data/prepared/X_train.parquet").is_file():
         subprocess.run([sys.executable, "-m", "houseprices.cli", "prepare"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
