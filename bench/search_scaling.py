@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 import optuna
 import yaml
@@ -117,14 +118,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlp-trials", type=int, default=60)
     parser.add_argument("--mlp-epochs", type=int, default=20)
-    parser.add_argument("--pruner", choices=["median", "percentile", "hyperband"], action="append",
+    kinds = [k for k in get_args(PrunerConfig.model_fields["kind"].annotation) if k != "none"]
+    parser.add_argument("--pruner", choices=kinds, action="append",
                         help="pruned arm(s), each against the same search without pruning (default: search.yaml's)")
     parser.add_argument("--startup-trials", type=int, default=None,
                         help="median pruner's full trials first (default: search.yaml's)")
     parser.add_argument("--percentile", type=float, default=None,
                         help="percentile pruner's cut (default: search.yaml's, else 50)")
     parser.add_argument("--reduction-factor", type=int, default=None,
-                        help="hyperband's 1 in this many going on at each rung (default: search.yaml's, else 3)")
+                        help="hyperband's and successive_halving's 1 in this many going on at each rung "
+                             "(default: search.yaml's, else 3)")
     parser.add_argument("--lasso-trials", type=int, default=48, help="total, split over the workers")
     parser.add_argument("--folds", type=int, default=None, help="default: params.yaml's cv.folds")
     parser.add_argument("--repeats", type=int, default=None,
@@ -148,11 +151,12 @@ def main() -> None:
         if "pruning" not in args.skip:
             print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, pruner {' / '.join(args.pruner)} "
                   f"(median/percentile after {args.startup_trials} startup trials; percentile "
-                  f"{args.percentile or 'of search.yaml'}; hyperband reduction factor "
+                  f"{args.percentile or 'of search.yaml'}; reduction factor "
                   f"{args.reduction_factor or 'of search.yaml'}) vs none")
             arms = [pruning_arm(args, base, kind) for kind in args.pruner] + [pruning_arm(args, base, "none")]
             for a in arms:
-                print(f"  pruner {a['pruner']:9s}: {a['trials']} trials ({a['pruned']} pruned, {a['folds']} folds fit) "
+                print(f"  pruner {a['pruner']:18s}: {a['trials']} trials ({a['pruned']} pruned, "
+                      f"{a['folds']} folds fit) "
                       f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}; "
                       f"{a['seconds'] / a['folds']:.2f} s per fold, load {a['load']:.1f} (5-min mean at its end)")
             none = arms[-1]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,21 +25,44 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "houseprices tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 
 
-# Module fixtures that build something slow (a repo after `dvc repro`, a server): tests of one
-# module that use them run in one pytest-xdist worker (`make test` uses --dist loadgroup), so
-# each is built once, not once per worker.
-SHARED_MODULE_FIXTURES = {"repo", "built", "store", "prepared", "mlflow_server", "pipeline"}
+# Module fixtures that build something slow (a repo after `dvc repro`, a server) and that their
+# tests change as they go: the tests of one module that use one of them run in one pytest-xdist
+# worker (`make test` uses --dist loadgroup), so it is built once, not once per worker. A build
+# its tests only copy is shared by every worker instead (`built_once`), so they need no group.
+SHARED_MODULE_FIXTURES = {"repo", "store", "mlflow_server", "pipeline"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
-    """Group the users of a slow module fixture, and start the slow tests first: the
+    """Group the users of each slow module fixture, and start the slow tests first: the
     xdist workers take work in this order, so a long test begun last would run alone at
     the end while the other workers idle."""
     for item in items:
-        if SHARED_MODULE_FIXTURES & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        shared = sorted(SHARED_MODULE_FIXTURES & set(item.fixturenames))
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))
     items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")))
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, worker_id) -> Path:
+    """A folder every pytest-xdist worker of this run shares (the parent of their temp folders)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+def built_once(run_dir: Path, name: str, build: Callable[[Path], object]) -> Path:
+    """``run_dir / name`` made by ``build`` once per test run: the first worker to ask builds
+    it while the others wait on a lock, then all of them use it (tests copy it to change it)."""
+    dest = run_dir / name
+    with open(run_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (run_dir / f"{name}.done").exists():
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir()
+            build(dest)
+            (run_dir / f"{name}.done").touch()
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import make_repo, run, stage_env, tiny_params
+from conftest import built_once, make_repo, run, stage_env, tiny_params
 
 KILL_AFTER_S = 240  # generous: the machine running CI may be loaded
 
@@ -84,16 +84,20 @@ def popen(cmd: list[str], cwd: Path, **env: str) -> subprocess.Popen:
 
 
 # -------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """A tiny repo after one full `dvc repro` (copied by each test that changes it)."""
-    repo = make_repo(tmp_path_factory.mktemp("built"), slow_params(epochs=3))
-    run(["dvc", "repro"], repo)
-    return repo
+def build(dest: Path) -> None:
+    make_repo(dest, slow_params(epochs=3))
+    run(["dvc", "repro"], dest)
+
+
+@pytest.fixture(scope="session")
+def built(run_dir) -> Path:
+    """A tiny repo after one full `dvc repro`, built once for every worker of the run (tests
+    that change it work on a copy): the tests here can then run on any worker at once."""
+    return built_once(run_dir, "faults-built", build)
 
 
 @pytest.fixture
-def repo(built, tmp_path) -> Path:
+def repo_copy(built, tmp_path) -> Path:
     """A copy of the built repo: a moved repo whose store still names the original's mlruns/."""
     dest = tmp_path / "copy"
     shutil.copytree(built, dest, symlinks=True)
@@ -144,14 +148,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
 # ---------------------------------------------------- tracking server dies
 @pytest.mark.slow
 @pytest.mark.parametrize("required", [True, False])
-def test_server_killed_mid_stage(repo, server, required):
+def test_server_killed_mid_stage(repo_copy, server, required):
     """Exit 2 within 60 s naming the URI; with tracking.required false the stage finishes."""
     uri, proc = server
     params = slow_params(epochs=60)
     params["tracking"]["required"] = required
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    before = digests(repo, "models/members/mlp", "metrics/mlp.json")
-    stage = popen(["houseprices", "train", "--model", "mlp"], repo, MLFLOW_TRACKING_URI=uri)
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = digests(repo_copy, "models/members/mlp", "metrics/mlp.json")
+    stage = popen(["houseprices", "train", "--model", "mlp"], repo_copy, MLFLOW_TRACKING_URI=uri)
     wait_for_running(uri, "train mlp", stage)
     _kill_group(proc)
     killed_at = time.perf_counter()
@@ -164,25 +168,25 @@ def test_server_killed_mid_stage(repo, server, required):
         assert seconds < 60, f"took {seconds:.0f}s to fail"
         lines = error_lines(err)
         assert len(lines) == 1 and uri in lines[0] and "tracking.required" in lines[0], err
-        assert digests(repo, "models/members/mlp", "metrics/mlp.json") == before
+        assert digests(repo_copy, "models/members/mlp", "metrics/mlp.json") == before
     else:
         assert stage.returncode == 0, err
         assert "without tracking" in err
-        assert digests(repo, "models/members/mlp", "metrics/mlp.json") != before  # new params, new outputs
+        assert digests(repo_copy, "models/members/mlp", "metrics/mlp.json") != before  # new params, new outputs
 
 
 # -------------------------------------------------------- signals, rerun
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_signal_mid_stage_then_rerun(repo, sig):
+def test_signal_mid_stage_then_rerun(repo_copy, sig):
     """No run left RUNNING after the rerun, the interrupted ones KILLED, `dvc status` clean."""
-    uri = f"sqlite:///{repo / 'mlflow.db'}"
-    (repo / "params.yaml").write_text(yaml.safe_dump(slow_params(), sort_keys=False))
-    run(["git", "commit", "-qam", "slower mlp"], repo)
+    uri = f"sqlite:///{repo_copy / 'mlflow.db'}"
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(slow_params(), sort_keys=False))
+    run(["git", "commit", "-qam", "slower mlp"], repo_copy)
     # DVC deletes a stage's outputs before running it: the others must not change.
     kept = ("models/ensemble", "models/members/ridge", "metrics/ensemble.json", "submission.csv")
-    before = digests(repo, *kept)
-    dvc = popen(["dvc", "repro"], repo)
+    before = digests(repo_copy, *kept)
+    dvc = popen(["dvc", "repro"], repo_copy)
     wait_for_running(uri, "train mlp", dvc)
     stage = next(p for p in psutil.Process(dvc.pid).children(recursive=True)
                  if "train" in p.cmdline() and any(a.endswith("houseprices") for a in p.cmdline()))
@@ -190,8 +194,8 @@ def test_signal_mid_stage_then_rerun(repo, sig):
     _, err = dvc.communicate(timeout=120)
     assert dvc.returncode != 0
     assert "Traceback" not in err, err
-    assert digests(repo, *kept) == before  # nothing half-written
-    assert not list((repo / "models").rglob("*.tmp"))
+    assert digests(repo_copy, *kept) == before  # nothing half-written
+    assert not list((repo_copy / "models").rglob("*.tmp"))
     interrupted = [r for r in runs(uri) if r.info.run_name == "train mlp" and r.info.status != "FINISHED"]
     assert len(interrupted) == 1
     if sig == signal.SIGTERM:
@@ -201,31 +205,31 @@ def test_signal_mid_stage_then_rerun(repo, sig):
     else:
         assert interrupted[0].info.status == "RUNNING"  # nobody could end it
 
-    rerun = run(["dvc", "repro"], repo)
+    rerun = run(["dvc", "repro"], repo_copy)
     statuses = {r.info.run_id: r.info.status for r in runs(uri)}
     assert "RUNNING" not in statuses.values(), statuses
     assert statuses[interrupted[0].info.run_id] == "KILLED"
     assert "Running stage 'train@mlp'" in rerun.stdout
-    status = run(["dvc", "status", "--json"], repo).stdout.strip()
+    status = run(["dvc", "status", "--json"], repo_copy).stdout.strip()
     assert status == "{}", status
 
 
 # -------------------------------------------------------------- the store
 @pytest.mark.slow
-def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo, built):
+def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo_copy, built):
     """The store copied along names the original's mlruns/: new artifacts go to the copy's."""
-    store = sqlite3.connect(repo / "mlflow.db")
+    store = sqlite3.connect(repo_copy / "mlflow.db")
     (location,) = store.execute("SELECT artifact_location FROM experiments WHERE name='houseprices'").fetchone()
     store.close()
     assert location.startswith(built.as_uri())
     before = sorted(p for p in (built / "mlruns").rglob("*") if p.is_file())
-    done = run(["houseprices", "featurize"], repo)
+    done = run(["houseprices", "featurize"], repo_copy)
     assert "artifact root moved" in done.stderr
-    exp = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_experiment_by_name("houseprices")
-    assert exp.artifact_location == (repo / "mlruns").as_uri()
+    exp = MlflowClient(f"sqlite:///{repo_copy / 'mlflow.db'}").get_experiment_by_name("houseprices")
+    assert exp.artifact_location == (repo_copy / "mlruns").as_uri()
     assert sorted(p for p in (built / "mlruns").rglob("*") if p.is_file()) == before
-    latest = max(runs(f"sqlite:///{repo / 'mlflow.db'}"), key=lambda r: r.info.start_time)
-    assert latest.info.artifact_uri.startswith((repo / "mlruns").as_uri())
+    latest = max(runs(f"sqlite:///{repo_copy / 'mlflow.db'}"), key=lambda r: r.info.start_time)
+    assert latest.info.artifact_uri.startswith((repo_copy / "mlruns").as_uri())
 
 
 def _read_only(store: Path, cmd: list[str]) -> list[str]:
@@ -241,28 +245,28 @@ def _read_only(store: Path, cmd: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_read_only_store(repo):
-    store = repo / "mlflow.db"
-    before = digests(repo, "metrics", "plots", "mlflow.db")
-    failed = run(_read_only(store, ["houseprices", "featurize"]), repo, check=False)
+def test_read_only_store(repo_copy):
+    store = repo_copy / "mlflow.db"
+    before = digests(repo_copy, "metrics", "plots", "mlflow.db")
+    failed = run(_read_only(store, ["houseprices", "featurize"]), repo_copy, check=False)
     assert failed.returncode == 2, failed.stderr
     assert "Traceback" not in failed.stderr
     (line,) = error_lines(failed.stderr)
     assert str(store) in line and "read-only" in line
-    assert digests(repo, "metrics", "plots", "mlflow.db") == before
+    assert digests(repo_copy, "metrics", "plots", "mlflow.db") == before
 
 
 @pytest.mark.slow
-def test_corrupt_store(repo):
-    store = repo / "mlflow.db"
+def test_corrupt_store(repo_copy):
+    store = repo_copy / "mlflow.db"
     store.write_bytes(b"not a database, just bytes\n" * 100)
-    before = digests(repo, "metrics", "plots", "mlflow.db")
-    failed = run(["houseprices", "featurize"], repo, check=False)
+    before = digests(repo_copy, "metrics", "plots", "mlflow.db")
+    failed = run(["houseprices", "featurize"], repo_copy, check=False)
     assert failed.returncode == 2, failed.stderr
     assert "Traceback" not in failed.stderr
     (line,) = error_lines(failed.stderr)
     assert str(store) in line and "corrupt" in line
-    assert digests(repo, "metrics", "plots", "mlflow.db") == before
+    assert digests(repo_copy, "metrics", "plots", "mlflow.db") == before
 
 
 # --------------------------------------------------------------- the disk
@@ -284,23 +288,23 @@ pd.DataFrame.to_parquet = to_parquet
 
 
 @pytest.mark.slow
-def test_full_disk_at_a_write(repo, tmp_path):
+def test_full_disk_at_a_write(repo_copy, tmp_path):
     """ENOSPC while writing an output (injected at the write): exit 2, the output named,
     the previous file intact, no temporary file left behind."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(textwrap.dedent(ENOSPC_HOOK))
-    target = repo / "models/members/ridge/test.parquet"
-    before = digests(repo, "models", "metrics")
+    target = repo_copy / "models/members/ridge/test.parquet"
+    before = digests(repo_copy, "models", "metrics")
     path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
-    failed = run(["houseprices", "train", "--model", "ridge"], repo, check=False,
+    failed = run(["houseprices", "train", "--model", "ridge"], repo_copy, check=False,
                  FAULT_ENOSPC="test.parquet", PYTHONPATH=path)
     assert failed.returncode == 2, failed.stderr
     assert "Traceback" not in failed.stderr
     (line,) = error_lines(failed.stderr)
-    assert str(target.relative_to(repo)) in line and "no space left on device" in line
-    assert digests(repo, "models", "metrics") == before
-    assert not list((repo / "models").rglob("*.tmp"))
+    assert str(target.relative_to(repo_copy)) in line and "no space left on device" in line
+    assert digests(repo_copy, "models", "metrics") == before
+    assert not list((repo_copy / "models").rglob("*.tmp"))
 
 
 # ------------------------------------------------------- stale-run rules

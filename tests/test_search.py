@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import RAW, ROOT, make_repo, run, stage_env
+from conftest import RAW, ROOT, built_once, make_repo, run, stage_env
 from houseprices.config import SearchConfig, load_search, parse_params
 from houseprices.errors import ConfigError
 from houseprices.search import (apply_to_params, load_study, make_objective, objective_hash, suggest,
@@ -161,6 +161,16 @@ def test_hyperband_prunes_hopeless_trials_at_its_first_rung(small_xy):
     assert all(len(t.intermediate_values) < 3 for t in pruned)
     assert study.best_trial.params["alpha"] <= 30.0
 
+
+def test_successive_halving_keeps_only_the_best_third_at_its_first_rung(small_xy):
+    study = ridge_study(small_xy, {"kind": "successive_halving", "reduction_factor": 3},
+                        [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5])
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+    hopeless = [t for t in study.trials if t.params["alpha"] >= 1e5]
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in hopeless)
+    assert all(len(t.intermediate_values) == 2 for t in hopeless)  # the first rung: after 2 of 3 folds
+    assert study.best_trial.params["alpha"] <= 30.0
+
 # -------------------------------------------------------------------------- apply
 def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
     path = tmp_path / "params.yaml"
@@ -187,15 +197,18 @@ def test_apply_refuses_invalid_params_and_leaves_the_file(tmp_path):
 
 
 # ------------------------------------------------------------- CLI and storages
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    """data/prepared from the committed CSVs, shared by the CLI tests."""
-    work = tmp_path_factory.mktemp("prepared")
+def prepare(work: Path) -> None:
     data = {k: str(RAW / f) for k, f in [("train", "train.csv"), ("test", "test.csv"),
                                            ("sample_submission", "sample_submission.csv"), ("checksums", "SHA256SUMS")]}
     (work / "params.yaml").write_text(yaml.safe_dump({"data": data}))
     run(["houseprices", "prepare"], work)
-    return work / "data/prepared"
+
+
+@pytest.fixture(scope="session")
+def prepared(run_dir) -> Path:
+    """data/prepared from the committed CSVs, made once for every worker (read only: the CLI
+    tests link it into their projects)."""
+    return built_once(run_dir, "search-prepared", prepare) / "data/prepared"
 
 
 def project(tmp_path: Path, prepared: Path, **lasso) -> Path:
@@ -313,6 +326,7 @@ def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, 
 @pytest.mark.slow
 def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(tmp_path):
     params = {**yaml.safe_load((ROOT / "params.yaml").read_text()), **small_params()}
+    params["tracking"]["log_models"] = False  # what is asserted is the logged params, not a model
     repo = make_repo(tmp_path, params)
     write_search(repo / "search.yaml")
     run(["git", "commit", "-qam", "search settings"], repo)

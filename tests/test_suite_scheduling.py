@@ -1,7 +1,8 @@
 """The suite's own scheduling: tests that share a slow module fixture (a repo after `dvc
 repro`) run in one pytest-xdist worker, so the fixture is built once, not once per worker
 (pytest-xdist 3.8 groups by a node id that pytest 9.2 no longer reads: pyproject.toml pins
-pytest below it; pytest-dev/pytest-xdist#1386)."""
+pytest below it; pytest-dev/pytest-xdist#1386); a build its tests only copy is made once for
+all workers (``conftest.built_once``), so those tests spread over the workers."""
 
 from __future__ import annotations
 
@@ -18,25 +19,62 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def built():
+def repo():
     with open(os.environ["BUILD_LOG"], "a") as log:
         log.write(f"{os.getpid()}\\n")
 
 
 @pytest.mark.parametrize("i", range(6))
-def test_uses_the_built_repo(built, i):
+def test_uses_the_built_repo(repo, i):
     pass
 '''
 
 
-def test_users_of_a_slow_module_fixture_build_it_once(tmp_path):
-    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
-    (tmp_path / "test_shared.py").write_text(USERS_OF_A_SHARED_FIXTURE)
-    log = tmp_path / "builds.log"
+USERS_OF_A_BUILD_BUILT_ONCE = '''
+import os
+import time
+
+import pytest
+from conftest import built_once
+
+
+def build(dest):
+    with open(os.environ["BUILD_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(1)  # the other workers arrive while it builds
+
+
+@pytest.fixture(scope="session")
+def built(run_dir):
+    return built_once(run_dir, "shared-build", build)
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_copies_the_built_repo(built, i):
+    assert built.is_dir()
+    with open(os.environ["USER_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+'''
+
+
+def run_suite(folder: Path, module: str, **env: str) -> str:
+    shutil.copy(Path(__file__).with_name("conftest.py"), folder / "conftest.py")
+    (folder / "test_shared.py").write_text(module)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "-q",
-                           "-p", "no:cacheprovider", str(tmp_path)],
-                          cwd=tmp_path, env={**os.environ, "BUILD_LOG": str(log)},
-                          capture_output=True, text=True, timeout=300)
+                           "-p", "no:cacheprovider", str(folder)],
+                          cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "6 passed" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+def test_users_of_a_slow_module_fixture_build_it_once(tmp_path):
+    log = tmp_path / "builds.log"
+    assert "6 passed" in run_suite(tmp_path, USERS_OF_A_SHARED_FIXTURE, BUILD_LOG=str(log))
     assert len(log.read_text().split()) == 1, log.read_text()
+
+
+def test_a_build_made_once_serves_tests_on_every_worker(tmp_path):
+    builds, users = tmp_path / "builds.log", tmp_path / "users.log"
+    assert "6 passed" in run_suite(tmp_path, USERS_OF_A_BUILD_BUILT_ONCE, BUILD_LOG=str(builds), USER_LOG=str(users))
+    assert len(builds.read_text().split()) == 1, builds.read_text()
+    assert len(set(users.read_text().split())) > 1  # not grouped: the tests ran on several workers

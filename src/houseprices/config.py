@@ -675,13 +675,15 @@ Distribution = Annotated[Annotated[FloatRange, Tag("Range")] | Annotated[Choice,
 class PrunerConfig(Strict):
     """Stops a trial whose running CV mean after a fold is worse than the median (or the
     given percentile) of earlier trials at that fold, or, with ``hyperband``, not among the
-    best 1/``reduction_factor`` at its rung (1, r, r^2... folds; Optuna's advice for TPE)."""
+    best 1/``reduction_factor`` at its rung (steps 1, r, r^2...: after 2, r+1... folds;
+    Optuna's advice for TPE); ``successive_halving`` is Hyperband's most aggressive bracket
+    alone (asynchronous successive halving)."""
 
-    kind: Literal["median", "percentile", "hyperband", "none"] = "median"
+    kind: Literal["median", "percentile", "hyperband", "successive_halving", "none"] = "median"
     startup_trials: int = Field(5, ge=0)  # median/percentile: trials that always run to the end first
     warmup_folds: int = Field(0, ge=0)  # median/percentile: folds a trial always runs
     percentile: float = Field(50.0, gt=0.0, lt=100.0)
-    reduction_factor: int = Field(3, ge=2)  # hyperband: 1 in this many trials goes on at each rung
+    reduction_factor: int = Field(3, ge=2)  # hyperband/successive_halving: 1 in this many goes on at each rung
 
 
 class SearchConfig(Strict):

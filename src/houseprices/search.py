@@ -148,6 +148,8 @@ def make_pruner(cfg: PrunerConfig) -> optuna.pruners.BasePruner:
     if cfg.kind == "hyperband":  # max_resource: the folds of the first complete trial
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto",
                                               reduction_factor=cfg.reduction_factor)
+    if cfg.kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=cfg.reduction_factor)
     if cfg.kind == "percentile":
         return optuna.pruners.PercentilePruner(cfg.percentile, n_startup_trials=cfg.startup_trials,
                                                n_warmup_steps=cfg.warmup_folds)
