@@ -35,6 +35,7 @@ from houseprices.features import (
     MissingIndicators,
     NoneFiller,
     SkewTransformer,
+    TrainingRangeClip,
     build_preprocessor,
     feature_names,
     outlier_mask,
@@ -116,7 +117,7 @@ def wild(X: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------- leakage
 # Learned statistics that rows outside the training rows would move.
 WATCHED = ("lot_frontage/group_medians_", "num/impute/statistics_", "num/skew/skewed_mask_",
-           "power_/lambdas_", "num/scale/mean_", "num/scale/scale_", "num/scale/center_",
+           "power_/lambdas_", "num/clip/data_max_", "num/scale/mean_", "num/scale/scale_", "num/scale/center_",
            "cat/onehot/categories_", "missing_indicators/columns_", "pca/components_", "pca/mean_")
 
 
@@ -397,6 +398,25 @@ def test_skew_columns_are_learned_in_fit_and_log1p_skips_left_skew():
         assert np.isfinite(out).all()
 
 
+def test_inputs_beyond_the_training_range_are_priced_like_its_edge():
+    train = np.array([[1.0, np.nan, 10.0], [3.0, np.nan, np.nan], [2.0, np.nan, 30.0]])
+    clip = TrainingRangeClip().fit(train)
+    out = clip.transform(np.array([[0.0, 5.0, 99.0], [5.0, -5.0, np.nan], [2.5, np.nan, 20.0]]))
+    # Each column to its own training range; no training value: as it is; missing stays missing.
+    np.testing.assert_array_equal(out, [[1.0, 5.0, 30.0], [3.0, -5.0, np.nan], [2.5, np.nan, 20.0]])
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_clipping_is_a_features_param(xy, on):
+    X, _ = xy
+    train, huge = X.iloc[:200], X.iloc[200:201].copy()
+    huge["GrLivArea"] = 50_000.0
+    pre = build_preprocessor(features(PLAIN, {"clip_to_training_range": on})).fit(train)
+    col = list(pre.get_feature_names_out()).index("num__GrLivArea")
+    edge = pre.transform(train)[:, col].max()
+    assert (pre.transform(huge)[0, col] == edge) == on
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_ordinal_quality(xy, on):
     X, _ = xy
@@ -501,6 +521,11 @@ def test_pca_float_count_is_refused():
 @pytest.mark.parametrize("method", ["log1p", "yeo-johnson", "box-cox"])
 def test_skew_transformer_passes_check_estimator(method):
     check_estimator(SkewTransformer(method=method))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")  # array-API check: needs SCIPY_ARRAY_API
+def test_training_range_clip_passes_check_estimator():
+    check_estimator(TrainingRangeClip())
 
 
 @pytest.mark.parametrize("est", [HouseFrame(), NoneFiller(), MissingIndicators(), GroupMedianImputer(),

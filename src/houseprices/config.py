@@ -154,6 +154,9 @@ class QualityScoreConfig(Strict):
 class FeaturesConfig(Strict):
     impute: ImputeConfig = ImputeConfig()
     scaling: Literal["standard", "minmax", "robust", "none"] = "standard"
+    # Numeric inputs of linear, kernel and neural members held inside the training rows'
+    # range, so a house larger than any seen is priced like the largest, not extrapolated.
+    clip_to_training_range: bool = True
     skew: SkewConfig = SkewConfig()
     encoding: EncodingConfig = EncodingConfig()
     domain: DomainConfig = DomainConfig()

@@ -343,6 +343,34 @@ class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return [str(n) for n, chosen in zip(names, self.skewed_mask_) if chosen]
 
 
+class TrainingRangeClip(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Clip each column to its training minimum and maximum (``data_min_``, ``data_max_``).
+
+    A linear or kernel model extrapolates its slope past the largest training house:
+    Ames' partial sales of 4,700-5,600 sq ft were priced at up to twice the largest
+    training price. Clipped, such a row is priced like the training rows at the edge.
+    Missing values stay missing.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        seen = ~np.isnan(X)
+        any_seen = seen.any(axis=0)  # a column with no training value is left as it is
+        self.data_min_ = np.where(any_seen, np.min(np.where(seen, X, np.inf), axis=0, initial=np.inf), -np.inf)
+        self.data_max_ = np.where(any_seen, np.max(np.where(seen, X, -np.inf), axis=0, initial=-np.inf), np.inf)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "data_min_")
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        return np.minimum(np.maximum(X, self.data_min_), self.data_max_)
+
+
 def _scaler(kind: str):
     return {
         "standard": StandardScaler(),
@@ -398,6 +426,7 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
         ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
         ("skew", SkewTransformer(method=cfg.skew.method, threshold=cfg.skew.threshold)),
         ("scale", _scaler(cfg.scaling)),
+        ("clip", TrainingRangeClip() if cfg.clip_to_training_range else "passthrough"),
     ])
     categorical = Pipeline([
         ("impute", SimpleImputer(strategy=cfg.impute.categorical, fill_value="missing",
@@ -468,5 +497,5 @@ def feature_names(preprocessor: Pipeline) -> list[str]:
 
 __all__ = [
     "ID", "HouseFrame", "NoneFiller", "MissingIndicators", "GroupMedianImputer", "DomainFeatures", "SkewTransformer",
-    "build_preprocessor", "outlier_mask", "feature_names",
+    "TrainingRangeClip", "build_preprocessor", "outlier_mask", "feature_names",
 ]
