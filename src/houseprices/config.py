@@ -241,9 +241,8 @@ class MLPConfig(Strict):
             raise ValueError("early_stopping needs valid_fraction > 0 (an internal validation split)")
         if self.lr_schedule == "plateau" and self.valid_fraction <= 0:
             raise ValueError("lr_schedule 'plateau' monitors valid_loss: set valid_fraction > 0")
-        if self.warmup_epochs and self.lr_schedule in ("plateau", "onecycle"):
-            raise ValueError(f"warmup_epochs works with lr_schedule none, step, exponential or cosine, "
-                             f"not {self.lr_schedule!r} (onecycle warms up by itself); set it to 0")
+        if self.warmup_epochs:
+            self._needs_an_epoch_schedule("warmup_epochs", "set it to 0 (onecycle warms up by itself)")
         self._check_weight_averaging()
         return self
 
@@ -258,9 +257,14 @@ class MLPConfig(Strict):
         if self.swa_fraction and self.early_stopping.enabled:
             raise ValueError("swa_fraction averages the last epochs' weights but early_stopping.enabled restores "
                              "the best epoch's: set swa_fraction 0 or early_stopping.enabled false")
-        if self.swa_lr is not None and self.lr_schedule in ("plateau", "onecycle"):
-            raise ValueError(f"swa_lr works with lr_schedule none, step, exponential or cosine, "
-                             f"not {self.lr_schedule!r}; set swa_lr null")
+        if self.swa_lr is not None:
+            self._needs_an_epoch_schedule("swa_lr", "set swa_lr null")
+
+    def _needs_an_epoch_schedule(self, key: str, fix: str) -> None:
+        """``key`` sets the rate epoch by epoch, which plateau and onecycle do themselves."""
+        if self.lr_schedule in ("plateau", "onecycle"):
+            raise ValueError(f"{key} works with lr_schedule none, step, exponential or cosine, "
+                             f"not {self.lr_schedule!r}; {fix}")
 
 
 class RidgeConfig(Strict):
