@@ -15,6 +15,10 @@ import torch
 from skorch.callbacks import Callback
 from torch.optim.swa_utils import AveragedModel, update_bn
 
+# The public batch-norm layers update_bn resets (a lazy one turns into its plain class at its first
+# forward, so a trained net holds only these).
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+
 
 class WeightAverage(Callback):
     """Average the module's parameters at the end of each of the last ``epochs`` epochs
@@ -42,8 +46,8 @@ class WeightAverage(Callback):
             for param, mean in zip(net.module_.parameters(), self.average_.module.parameters(), strict=True):
                 param.copy_(mean)
         self.average_ = None  # not pickled with the net
-        # The test update_bn itself makes: without batch norm it would return at once.
-        has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.module_.modules())
+        # Without batch norm update_bn would return at once.
+        has_batch_norm = any(isinstance(m, BATCH_NORMS) for m in net.module_.modules())
         if X is not None and has_batch_norm:  # no copy of the training rows for a net without it
             rows, size = torch.as_tensor(X, dtype=torch.float32), net.batch_size
             with torch.no_grad():
