@@ -26,6 +26,7 @@ from sklearn.utils.estimator_checks import (
 from conftest import cross_validate_recording_fits
 from houseprices import training
 from houseprices.config import parse_params
+from houseprices.data import split_target
 from houseprices.member_features import build_member_preprocessor
 from houseprices.features import (
     ORDINAL_SCALES,
@@ -39,6 +40,7 @@ from houseprices.features import (
     build_preprocessor,
     feature_names,
     outlier_mask,
+    typical_rows,
 )
 
 @pytest.fixture(autouse=True, scope="module")
@@ -181,6 +183,14 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
             train_X[keep], train_y[keep])
         np.testing.assert_equal(learned_state(pre), learned_state(reference))
     assert sorted(seen) == [False, True, True]  # the poisoned row was validation once
+
+
+def test_the_scores_without_outliers_always_leave_out_the_two_documented_sales(train_frame):
+    X, log_price = split_target(train_frame)
+    assert X.loc[~typical_rows(X, log_price), "Id"].tolist() == [524, 1299]
+    # Training may drop more (or nothing); the scored definition does not follow it.
+    wider = parse_params({"features": {"outliers": {"max_price": 1e7}}}).features.outliers
+    assert (~outlier_mask(X, log_price, wider)).sum() == 4
 
 
 @pytest.mark.parametrize("enabled", [True, False])

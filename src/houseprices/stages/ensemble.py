@@ -22,7 +22,7 @@ from ..config import PARAMS_FILE, Params
 from ..data import ID
 from ..ensemble import (PriceModel, choose_method, choose_test_predictions, conformal_halfwidth, fit_combiner,
                         nested_coverage)
-from ..features import outlier_mask
+from ..features import outlier_mask, typical_rows
 from ..io import load_model, write_csv, write_json, write_parquet
 from ..figures import ensemble_figures
 from ..tracking import Tracker, file_sha256, flatten
@@ -90,7 +90,7 @@ def load_inputs(params: Params) -> Inputs:
     X, _, X_test = load_prepared()
     # Scored on every row (the honest figure); also without the documented Ames outliers,
     # the figure public notebooks report, for comparison only.
-    typical = outlier_mask(X, y, params.features.outliers.model_copy(update={"enabled": True}))
+    typical = typical_rows(X, y)
     fit_rows = outlier_mask(X, y, params.features.outliers)
     return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
 
