@@ -347,9 +347,9 @@ class TrainingRangeClip(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Clip each column to its training minimum and maximum (``data_min_``, ``data_max_``).
 
     A linear or kernel model extrapolates its slope past the largest training house:
-    Ames' partial sales of 4,700-5,600 sq ft were priced at up to twice the largest
-    training price. Clipped, such a row is priced like the training rows at the edge.
-    Missing values stay missing.
+    the lasso priced Ames' partial sales of 4,676 and 5,642 sq ft at up to $1.25M, far
+    above any training price. Clipped, such a row is priced like the training rows at
+    the edge. Missing values stay missing.
     """
 
     def __sklearn_tags__(self):
