@@ -264,6 +264,7 @@ def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> 
     finally:
         storage.engine.dispose()
 
+@pytest.mark.slow
 def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
     work = project(tmp_path, prepared)
     url = f"sqlite:///{work / 'optuna.db'}"
@@ -290,6 +291,7 @@ def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, pre
     assert one.data.metrics["cv_log_rmse"] == pytest.approx(np.mean([m.value for m in history]))
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
     work = project(tmp_path, prepared)
     url = postgres.new_database()
@@ -305,6 +307,7 @@ def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
     assert len({t.params["alpha"] for t in study.trials}) == 6
 
 
+@pytest.mark.slow
 def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, prepared, postgres):
     work = project(tmp_path, prepared)
     url = postgres.new_database()

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 USERS_OF_A_SHARED_FIXTURE = '''
 import os
 
@@ -67,12 +69,14 @@ def run_suite(folder: Path, module: str, **env: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_users_of_a_slow_module_fixture_build_it_once(tmp_path):
     log = tmp_path / "builds.log"
     assert "6 passed" in run_suite(tmp_path, USERS_OF_A_SHARED_FIXTURE, BUILD_LOG=str(log))
     assert len(log.read_text().split()) == 1, log.read_text()
 
 
+@pytest.mark.slow
 def test_a_build_made_once_serves_tests_on_every_worker(tmp_path):
     builds, users = tmp_path / "builds.log", tmp_path / "users.log"
     assert "6 passed" in run_suite(tmp_path, USERS_OF_A_BUILD_BUILT_ONCE, BUILD_LOG=str(builds), USER_LOG=str(users))

@@ -132,6 +132,7 @@ def test_pipeline_run_is_named_by_experiment_else_commit_and_time():
     assert pipeline_run_name({"git.commit": "abcdef123456", "dvc.experiment": "sappy-dace"}, now) == "sappy-dace"
 
 
+@pytest.mark.slow
 def test_stage_command_fails_before_training_when_the_store_is_away(tmp_path):
     """The real CLI: exit 2 before any training, with the URI named, not after minutes of HTTP
     retries (762 s when this was found; the bound leaves room for a loaded machine's start-up);
@@ -339,6 +340,7 @@ def children(runs, parent) -> dict:
     return {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
 
 
+@pytest.mark.slow
 def test_pipeline_run_carries_the_params_that_trained_it(pipeline):
     repo, _, runs = pipeline
     params = pipeline_run(runs, "workspace-run").data.params
@@ -349,6 +351,7 @@ def test_pipeline_run_carries_the_params_that_trained_it(pipeline):
     assert not any(k.startswith("models.") for k in params)  # readable: the member is the prefix
 
 
+@pytest.mark.slow
 def test_pipeline_run_has_readable_name_and_headline_metrics(pipeline):
     repo, _, runs = pipeline
     parent = pipeline_run(runs, "workspace-run")
@@ -369,6 +372,7 @@ def test_pipeline_run_has_readable_name_and_headline_metrics(pipeline):
     assert train_mlp.data.metrics["cv_log_rmse"] == pytest.approx(metrics["mlp.cv_log_rmse"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_fold_runs_share_metric_keys_and_are_live_while_training(pipeline):
     _, client, runs = pipeline
     parent = pipeline_run(runs, "workspace-run")
@@ -387,6 +391,7 @@ def test_fold_runs_share_metric_keys_and_are_live_while_training(pipeline):
             assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
 
 
+@pytest.mark.slow
 def test_champion_is_the_workspace_version_and_reproduces_its_submission(pipeline):
     import mlflow
 
@@ -410,6 +415,7 @@ def test_champion_is_the_workspace_version_and_reproduces_its_submission(pipelin
     np.testing.assert_allclose(prices, pd.read_csv(repo / "submission.csv")["SalePrice"], atol=0.01)
 
 
+@pytest.mark.slow
 def test_submit_marks_the_uploaded_version(pipeline, tmp_path, monkeypatch):
     repo, client, _ = pipeline
     monkeypatch.chdir(repo)
