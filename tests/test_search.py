@@ -171,6 +171,7 @@ def test_successive_halving_keeps_only_the_best_third_at_its_first_rung(small_xy
     assert all(len(t.intermediate_values) == 2 for t in hopeless)  # the first rung: after 2 of 3 folds
     assert study.best_trial.params["alpha"] <= 30.0
 
+
 # -------------------------------------------------------------------------- apply
 def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
     path = tmp_path / "params.yaml"
@@ -263,6 +264,7 @@ def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> 
         return None
     finally:
         storage.engine.dispose()
+
 
 @pytest.mark.slow
 def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
