@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,14 +35,29 @@ SHARED_MODULE_FIXTURES = {"repo", "store", "mlflow_server", "pipeline"}
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
-    """Group the users of each slow module fixture, and start the slow tests first: the
-    xdist workers take work in this order, so a long test begun last would run alone at
-    the end while the other workers idle."""
+    """Group the users of each slow module fixture, and start the slow tests first, the longest
+    first: the xdist workers take work in this order, so a long test begun last would run alone
+    at the end while the other workers idle."""
     for item in items:
         shared = sorted(SHARED_MODULE_FIXTURES & set(item.fixturenames))
         if shared:
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))
-    items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")))
+    unit_seconds = defaultdict(float)  # a group goes to one worker as one unit of work
+    for item in items:
+        unit_seconds[work_unit(item)] += expected_seconds(item)
+    items.sort(key=lambda item: (not (item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")),
+                                 -unit_seconds[work_unit(item)]))
+
+
+def work_unit(item: pytest.Item) -> str:
+    group = item.get_closest_marker("xdist_group")
+    return group.args[0] if group else item.nodeid
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    """What a slow test takes in a loaded `make test` (``@pytest.mark.slow(seconds=...)``), 0 if unsaid."""
+    slow = item.get_closest_marker("slow")
+    return slow.kwargs.get("seconds", 0) if slow else 0
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +138,24 @@ def make_repo(dest: Path, params: dict | None = None) -> Path:
     (dest / "params.yaml").write_text(yaml.safe_dump(params or tiny_params(), sort_keys=False))
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         run(cmd, dest)
+    return dest
+
+
+def build_tiny_repo(dest: Path) -> None:
+    make_repo(dest)
+    run(["dvc", "repro"], dest)
+
+
+@pytest.fixture(scope="session")
+def built_repo(run_dir) -> Path:
+    """The tiny repo after one full `dvc repro` (tracking and model logging on), built once
+    per test run for every worker: tests that change it work on a copy (`copy_repo`)."""
+    return built_once(run_dir, "tiny-built", build_tiny_repo)
+
+
+def copy_repo(built: Path, dest: Path) -> Path:
+    """A copy of a built repo: a moved repo whose store still names the original's mlruns/."""
+    shutil.copytree(built, dest, symlinks=True)
     return dest
 
 

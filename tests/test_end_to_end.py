@@ -12,16 +12,15 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import make_repo, run
+from conftest import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    dest = make_repo(tmp_path_factory.mktemp("repo"))
-    run(["dvc", "repro"], dest)
-    return dest
+def repo(built_repo, tmp_path_factory) -> Path:
+    """The tiny repo after `dvc repro`: a copy, as these tests run DVC in it again."""
+    return copy_repo(built_repo, tmp_path_factory.mktemp("repo") / "repo")
 
 
 def test_submission_is_valid(repo):
@@ -81,6 +80,7 @@ def test_mlflow_holds_one_tree_with_folds_and_a_loadable_model(repo):
     np.testing.assert_allclose(prices, sub["SalePrice"], atol=0.01)
 
 
+@pytest.mark.slow(seconds=150)
 def test_forced_rerun_is_byte_identical_and_registers_a_new_version(repo):
     # The pickled models differ in bytes (skorch history timings), their predictions do not.
     outputs = ["submission.csv", "predictions_with_intervals.csv", "metrics/mlp.json", "metrics/ensemble.json",
@@ -95,6 +95,7 @@ def test_forced_rerun_is_byte_identical_and_registers_a_new_version(repo):
     assert len(after - versions) == 1 and versions < after
 
 
+@pytest.mark.slow(seconds=25)
 def test_mlflow_models_predict_reproduces_the_submission(repo, tmp_path):
     out = tmp_path / "predictions.json"
     run(["mlflow", "models", "predict", "-m", "models:/houseprices-ensemble/1", "-i", "data/raw/test.csv",

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import built_once, make_repo, run, stage_env, tiny_params
+from conftest import copy_repo, run, stage_env, tiny_params
 
 KILL_AFTER_S = 240  # generous: the machine running CI may be loaded
 
@@ -84,24 +84,9 @@ def popen(cmd: list[str], cwd: Path, **env: str) -> subprocess.Popen:
 
 
 # -------------------------------------------------------------- fixtures
-def build(dest: Path) -> None:
-    make_repo(dest, slow_params(epochs=3))
-    run(["dvc", "repro"], dest)
-
-
-@pytest.fixture(scope="session")
-def built(run_dir) -> Path:
-    """A tiny repo after one full `dvc repro`, built once for every worker of the run (tests
-    that change it work on a copy): the tests here can then run on any worker at once."""
-    return built_once(run_dir, "faults-built", build)
-
-
 @pytest.fixture
-def repo_copy(built, tmp_path) -> Path:
-    """A copy of the built repo: a moved repo whose store still names the original's mlruns/."""
-    dest = tmp_path / "copy"
-    shutil.copytree(built, dest, symlinks=True)
-    return dest
+def repo_copy(built_repo, tmp_path) -> Path:
+    return copy_repo(built_repo, tmp_path / "copy")
 
 
 @pytest.fixture
@@ -146,7 +131,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 # ---------------------------------------------------- tracking server dies
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 @pytest.mark.parametrize("required", [True, False])
 def test_server_killed_mid_stage(repo_copy, server, required):
     """Exit 2 within 60 s naming the URI; with tracking.required false the stage finishes."""
@@ -176,7 +161,7 @@ def test_server_killed_mid_stage(repo_copy, server, required):
 
 
 # -------------------------------------------------------- signals, rerun
-@pytest.mark.slow
+@pytest.mark.slow(seconds=120)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_signal_mid_stage_then_rerun(repo_copy, sig):
     """No run left RUNNING after the rerun, the interrupted ones KILLED, `dvc status` clean."""
@@ -216,18 +201,18 @@ def test_signal_mid_stage_then_rerun(repo_copy, sig):
 
 # -------------------------------------------------------------- the store
 @pytest.mark.slow
-def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo_copy, built):
+def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo_copy, built_repo):
     """The store copied along names the original's mlruns/: new artifacts go to the copy's."""
     store = sqlite3.connect(repo_copy / "mlflow.db")
     (location,) = store.execute("SELECT artifact_location FROM experiments WHERE name='houseprices'").fetchone()
     store.close()
-    assert location.startswith(built.as_uri())
-    before = sorted(p for p in (built / "mlruns").rglob("*") if p.is_file())
+    assert location.startswith(built_repo.as_uri())
+    before = sorted(p for p in (built_repo / "mlruns").rglob("*") if p.is_file())
     done = run(["houseprices", "featurize"], repo_copy)
     assert "artifact root moved" in done.stderr
     exp = MlflowClient(f"sqlite:///{repo_copy / 'mlflow.db'}").get_experiment_by_name("houseprices")
     assert exp.artifact_location == (repo_copy / "mlruns").as_uri()
-    assert sorted(p for p in (built / "mlruns").rglob("*") if p.is_file()) == before
+    assert sorted(p for p in (built_repo / "mlruns").rglob("*") if p.is_file()) == before
     latest = max(runs(f"sqlite:///{repo_copy / 'mlflow.db'}"), key=lambda r: r.info.start_time)
     assert latest.info.artifact_uri.startswith((repo_copy / "mlruns").as_uri())
 

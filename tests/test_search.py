@@ -266,7 +266,7 @@ def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> 
         storage.engine.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=45)
 def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
     work = project(tmp_path, prepared)
     url = f"sqlite:///{work / 'optuna.db'}"
@@ -293,7 +293,7 @@ def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, pre
     assert one.data.metrics["cv_log_rmse"] == pytest.approx(np.mean([m.value for m in history]))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
     work = project(tmp_path, prepared)
     url = postgres.new_database()
@@ -309,7 +309,7 @@ def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
     assert len({t.params["alpha"] for t in study.trials}) == 6
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, prepared, postgres):
     work = project(tmp_path, prepared)
     url = postgres.new_database()
@@ -328,7 +328,7 @@ def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, 
     assert len(others) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in others)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(tmp_path):
     params = {**yaml.safe_load((ROOT / "params.yaml").read_text()), **small_params()}
     params["tracking"]["log_models"] = False  # what is asserted is the logged params, not a model

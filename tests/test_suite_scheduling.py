@@ -2,7 +2,8 @@
 repro`) run in one pytest-xdist worker, so the fixture is built once, not once per worker
 (pytest-xdist 3.8 groups by a node id that pytest 9.2 no longer reads: pyproject.toml pins
 pytest below it; pytest-dev/pytest-xdist#1386); a build its tests only copy is made once for
-all workers (``conftest.built_once``), so those tests spread over the workers."""
+all workers (``conftest.built_once``), so those tests spread over the workers; the slow work
+starts longest first."""
 
 from __future__ import annotations
 
@@ -82,3 +83,52 @@ def test_a_build_made_once_serves_tests_on_every_worker(tmp_path):
     assert "6 passed" in run_suite(tmp_path, USERS_OF_A_BUILD_BUILT_ONCE, BUILD_LOG=str(builds), USER_LOG=str(users))
     assert len(builds.read_text().split()) == 1, builds.read_text()
     assert len(set(users.read_text().split())) > 1  # not grouped: the tests ran on several workers
+
+
+SLOW_TESTS_OF_SEVERAL_LENGTHS = '''
+import pytest
+
+
+@pytest.fixture(scope="module")
+def repo():
+    pass
+
+
+def test_fast():
+    pass
+
+
+@pytest.mark.slow
+def test_slow_unsaid():
+    pass
+
+
+@pytest.mark.slow(seconds=10)
+def test_short():
+    pass
+
+
+@pytest.mark.slow(seconds=30)
+def test_grouped_a(repo):
+    pass
+
+
+@pytest.mark.slow(seconds=30)
+def test_grouped_b(repo):
+    pass
+
+
+@pytest.mark.slow(seconds=50)
+def test_long():
+    pass
+'''
+
+
+def test_slow_work_starts_longest_first_counting_a_groups_tests_together(tmp_path):
+    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    (tmp_path / "test_lengths.py").write_text(SLOW_TESTS_OF_SEVERAL_LENGTHS)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    order = [line.split("::")[1] for line in proc.stdout.splitlines() if "::" in line]
+    assert order == ["test_grouped_a", "test_grouped_b", "test_long", "test_short", "test_slow_unsaid",
+                     "test_fast"], proc.stdout + proc.stderr

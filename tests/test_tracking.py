@@ -38,7 +38,7 @@ from houseprices.tracking import (
     repo_root,
     tracking_uri,
 )
-from conftest import make_repo, run, stage_env, tiny_params
+from conftest import copy_repo, make_repo, run, stage_env
 
 
 def free_port() -> int:
@@ -185,7 +185,7 @@ def mlflow_server(tmp_path_factory):
         proc.kill()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=200)
 def test_repro_logs_its_run_tree_to_a_remote_server(tmp_path, mlflow_server):
     repo = make_repo(tmp_path / "repo")
     # -f: every stage runs (featurize's committed outputs would otherwise be current).
@@ -238,13 +238,29 @@ def test_repro_logs_its_run_tree_to_a_remote_server(tmp_path, mlflow_server):
     assert model.metadata.signature is not None
 
 
-@pytest.mark.slow
-def test_two_queued_experiments_both_land_in_the_main_store(tmp_path):
-    params = tiny_params()
-    params["models"] = {"ridge": {"kind": "ridge", "alpha": 10.0}}
-    params["ensemble"]["members"] = ["ridge"]
-    repo = make_repo(tmp_path / "repo", params)
-    run(["dvc", "repro"], repo)
+def wait_for_queue(repo: Path, submissions: int, timeout: float = 600) -> str:
+    """`dvc queue status` once the store holds this many submission runs (a cheap read; each
+    `dvc` call costs ~2 s of CPU the queued experiments need), and every 30 s in case one fails."""
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    deadline, asked = time.time() + timeout, 0.0
+    while time.time() < deadline:
+        try:
+            done = len(client.search_runs([client.get_experiment_by_name("houseprices").experiment_id],
+                                          "attributes.run_name = 'submission' and attributes.status != 'RUNNING'"))
+        except Exception:  # noqa: BLE001 - the store may be busy
+            done = 0
+        if done >= submissions or time.time() - asked > 30:
+            asked = time.time()
+            status = run(["dvc", "queue", "status"], repo).stdout
+            if "Running" not in status and "Queued" not in status:
+                return status
+        time.sleep(1)
+    pytest.fail(f"the queue did not finish within {timeout:.0f}s:\n{status}")
+
+
+@pytest.mark.slow(seconds=100)
+def test_two_queued_experiments_both_land_in_the_main_store(built_repo, tmp_path):
+    repo = copy_repo(built_repo, tmp_path / "repo")
     for alpha in ("1", "100"):
         run(["dvc", "exp", "run", "--queue", "-S", f"models.ridge.alpha={alpha}"], repo)
     # The workers are daemons that inherit stdout: a captured pipe would stay open while they
@@ -252,12 +268,7 @@ def test_two_queued_experiments_both_land_in_the_main_store(tmp_path):
     subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=stage_env(), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     try:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            status = run(["dvc", "queue", "status"], repo).stdout
-            if "Running" not in status and "Queued" not in status:
-                break
-            time.sleep(3)
+        status = wait_for_queue(repo, submissions=3)
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo, check=False)
     assert status.count("Success") == 2, status
@@ -340,7 +351,7 @@ def children(runs, parent) -> dict:
     return {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)  # the in-process pipeline its group shares
 def test_pipeline_run_carries_the_params_that_trained_it(pipeline):
     repo, _, runs = pipeline
     params = pipeline_run(runs, "workspace-run").data.params
