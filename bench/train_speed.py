@@ -4,8 +4,8 @@ Trains the same MLP (same module class, same optimizer and settings, same epochs
 batch size, reshuffled every epoch) on the real preprocessed training matrix, once
 through the project's ``build_mlp`` net and once through a bare loop over tensors
 already in memory, and prints the median time of each and the median of their ratios, one
-ratio per interleaved pair (on a shared machine a fit's time swings up to 2x between repeats,
-which a ratio of two medians would pass on; a pair's two fits see about the same load).
+ratio per interleaved pair: on a shared machine a fit's time swings up to 2x between repeats,
+while the two fits of a pair see about the same load, so their ratio is the steadier figure.
 
     .venv/bin/python bench/train_speed.py                 # batch sizes 64 and 256
     .venv/bin/python bench/train_speed.py --profile 64    # cProfile the skorch fit
