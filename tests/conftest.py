@@ -1,12 +1,17 @@
-"""Shared fixtures: small slices of the committed competition data."""
+"""Shared fixtures and helpers: slices of the committed competition data, tiny repos after
+`dvc repro`, real MLflow servers, and the order the suite runs in."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +144,49 @@ def make_repo(dest: Path, params: dict | None = None) -> Path:
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         run(cmd, dest)
     return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(work: Path) -> tuple[str, subprocess.Popen]:
+    """A real `mlflow server` on 127.0.0.1 with a SQLite backend in ``work``, once it answers
+    /health: (its URI, its process, in a session of its own so `kill_server` ends its workers too)."""
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{work}/backend.db", "--artifacts-destination", str(work / "artifacts"),
+         "--workers", "1"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"), start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while not _healthy(uri):
+        if proc.poll() is not None or time.time() > deadline:
+            kill_server(proc)
+            pytest.fail(f"mlflow server did not start:\n{(work / 'server.log').read_text()[-3000:]}")
+        time.sleep(1)
+    return uri, proc
+
+
+def _healthy(uri: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def kill_server(proc: subprocess.Popen) -> None:
+    """The server and its gunicorn/uvicorn workers, all at once (a crash, not a shutdown)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
 
 
 def build_tiny_repo(dest: Path) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+from conftest import free_port
 
 
 def _binary(name: str) -> str | None:
@@ -41,18 +42,12 @@ def unavailable() -> str:
     return ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """``start()``, ``new_database()`` -> SQLAlchemy URL, ``stop()``."""
 
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="houseprices-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
 
     def _run(self, *cmd: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from houseprices import download as dl
+from conftest import free_port
 
 TRAIN_BYTES = b"Id,LotArea,SalePrice\n1,8450,208500\n2,9600,181500\n"
 TEST_BYTES = b"Id,LotArea\n1461,11622\n1462,14267\n"
@@ -181,11 +182,7 @@ def test_http_404_raises_and_leaves_nothing(
 def test_connection_error_raises_download_error(
     tmp_path: Path, sums: Path, fake_files: dict[str, bytes]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:  # grab a free port, then close it: nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # free, then closed: nothing listens
     url = f"http://127.0.0.1:{port}/"
     dest = tmp_path / "out"
     with pytest.raises(dl.DownloadError, match=f"127.0.0.1:{port}/remote_train.csv"):

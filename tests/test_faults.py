@@ -14,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -24,15 +23,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repo, run, stage_env, tiny_params
+from conftest import copy_repo, kill_server, run, stage_env, start_mlflow_server, tiny_params
 
 KILL_AFTER_S = 240  # generous: the machine running CI may be loaded
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def slow_params(epochs: int = 40) -> dict:
@@ -91,43 +84,9 @@ def repo_copy(built_repo, tmp_path) -> Path:
 
 @pytest.fixture
 def server(tmp_path):
-    """A real `mlflow server` on 127.0.0.1 with a temporary SQLite backend."""
-    work = tmp_path / "server"
-    work.mkdir()
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{work}/backend.db", "--artifacts-destination", str(work / "artifacts"),
-         "--workers", "1"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"), start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while not _healthy(uri):
-        if proc.poll() is not None or time.time() > deadline:
-            _kill_group(proc)
-            pytest.fail(f"mlflow server did not start:\n{(work / 'server.log').read_text()[-3000:]}")
-        time.sleep(1)
+    uri, proc = start_mlflow_server(tmp_path / "server")
     yield uri, proc
-    _kill_group(proc)
-
-
-def _healthy(uri: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """The server and its gunicorn/uvicorn workers, all at once (a crash, not a shutdown)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
+    kill_server(proc)
 
 
 # ---------------------------------------------------- tracking server dies
@@ -142,7 +101,7 @@ def test_server_killed_mid_stage(repo_copy, server, required):
     before = digests(repo_copy, "models/members/mlp", "metrics/mlp.json")
     stage = popen(["houseprices", "train", "--model", "mlp"], repo_copy, MLFLOW_TRACKING_URI=uri)
     wait_for_running(uri, "train mlp", stage)
-    _kill_group(proc)
+    kill_server(proc)
     killed_at = time.perf_counter()
     out, err = stage.communicate(timeout=300)
     seconds = time.perf_counter() - killed_at

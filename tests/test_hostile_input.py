@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from houseprices.cli import main
-from conftest import RAW, stage_env
+from conftest import RAW, free_port, stage_env
 
 PREVIOUS = ("data/prepared/X_train.parquet", "data/prepared/y_train.parquet", "data/prepared/X_test.parquet",
             "submission.csv", "predictions_with_intervals.csv", "metrics/features.json",
@@ -27,9 +26,7 @@ PREVIOUS = ("data/prepared/X_train.parquet", "data/prepared/y_train.parquet", "d
 
 def closed_port_uri() -> str:
     """An http tracking URI nothing listens on: the store check fails within milliseconds."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import datetime as dt
 import inspect
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -38,13 +36,7 @@ from houseprices.tracking import (
     repo_root,
     tracking_uri,
 )
-from conftest import copy_repo, make_repo, run, stage_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import copy_repo, free_port, kill_server, make_repo, run, stage_env, start_mlflow_server
 
 
 # ---------------------------------------------------------------- resolution
@@ -158,31 +150,9 @@ def test_stage_command_fails_before_training_when_the_store_is_away(tmp_path):
 # ------------------------------------------------------------ remote server
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on 127.0.0.1 with a temporary SQLite backend."""
-    work = tmp_path_factory.mktemp("server")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{work}/backend.db", "--artifacts-destination", str(work / "artifacts"),
-         "--workers", "1"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"))
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            check_reachable(uri, timeout=2)
-            break
-        except TrackingError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"mlflow server did not start:\n{(work / 'server.log').read_text()[-3000:]}")
-            time.sleep(1)
+    uri, proc = start_mlflow_server(tmp_path_factory.mktemp("server"))
     yield uri
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    kill_server(proc)
 
 
 @pytest.mark.slow(seconds=200)
