@@ -1,7 +1,9 @@
 # `make repro`: set up (first time) and run the pipeline; `make test`: set up and test;
 # `make test-fast`: the tests without the slow end-to-end runs, for the edit-test loop.
 # Tests run in TEST_WORKERS pytest-xdist processes (most of their time is spent waiting on the
-# DVC, MLflow and PostgreSQL processes they start); TEST_WORKERS=0 runs them in this process.
+# DVC, MLflow and PostgreSQL processes they start), taking the tests in the order tests/conftest.py
+# sets (--no-loadscope-reorder: pytest-xdist would start the biggest groups first instead);
+# TEST_WORKERS=0 runs them in this process.
 # The virtual environment is put first on PATH so DVC's stage commands find `houseprices`.
 VENV ?= .venv
 PYTHON ?= python3
@@ -22,16 +24,17 @@ repro: setup
 	dvc repro
 
 test: setup
-	python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: setup
-	python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+	python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not slow"
 
 bench: setup
 	python bench/train_speed.py
 
+# Without MLflow's server job runner (8 more processes for GenAI jobs this project never runs).
 ui: setup
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 # `dvc exp show` narrowed to what differs: the changed params and the ensemble CV (README).
 exps: setup

@@ -35,14 +35,21 @@ os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 # tests change as they go: the tests of one module that use one of them run in one pytest-xdist
 # worker (`make test` uses --dist loadgroup), so it is built once, not once per worker. A build
 # its tests only copy is shared by every worker instead (`built_once`), so they need no group.
-SHARED_MODULE_FIXTURES = {"repo", "store", "mlflow_server", "pipeline"}
+SHARED_MODULE_FIXTURES = {"repo", "store", "pipeline", "nested_suite"}
+
+
+# Session builds made once for every worker (`built_once`): their users wait while one builds.
+BUILT_ONCE_FIXTURES = {"built_repo"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
-    """Group the users of each slow module fixture, and start the slow tests first, the longest
-    first: the xdist workers take work in this order, so a long test begun last would run alone
-    at the end while the other workers idle."""
+    """Group the users of each slow module fixture, and start the slow work first, the longest
+    first: the xdist workers take work in this order (`make test` keeps it with
+    --no-loadscope-reorder), so a long test begun last would run alone at the end while the
+    other workers idle. Of the slow work waiting on a shared build only the longest starts at
+    once (it builds); the rest follows the slow work that does not wait, so no worker idles on
+    the build's lock."""
     for item in items:
         shared = sorted(SHARED_MODULE_FIXTURES & set(item.fixturenames))
         if shared:
@@ -50,8 +57,17 @@ def pytest_collection_modifyitems(items):
     unit_seconds = defaultdict(float)  # a group goes to one worker as one unit of work
     for item in items:
         unit_seconds[work_unit(item)] += expected_seconds(item)
-    items.sort(key=lambda item: (not (item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")),
-                                 -unit_seconds[work_unit(item)]))
+    slow = {work_unit(item) for item in items if item.get_closest_marker("slow")
+            or item.get_closest_marker("xdist_group")}
+    waits = [work_unit(item) for item in items if BUILT_ONCE_FIXTURES & set(item.fixturenames)
+             and work_unit(item) in slow]  # in collection order: every worker picks the same builder
+    builder = max(waits, key=lambda unit: unit_seconds[unit], default=None)
+
+    def rank(item: pytest.Item) -> int:
+        unit = work_unit(item)
+        return 3 if unit not in slow else 0 if unit == builder else 2 if unit in waits else 1
+
+    items.sort(key=lambda item: (rank(item), -unit_seconds[work_unit(item)]))
 
 
 def work_unit(item: pytest.Item) -> str:
@@ -154,14 +170,16 @@ def free_port() -> int:
 
 def start_mlflow_server(work: Path) -> tuple[str, subprocess.Popen]:
     """A real `mlflow server` on 127.0.0.1 with a SQLite backend in ``work``, once it answers
-    /health: (its URI, its process, in a session of its own so `kill_server` ends its workers too)."""
+    /health: (its URI, its process, in a session of its own so `kill_server` ends its workers too).
+    Without MLflow's job runner (8 more processes, 13 s of CPU at start): no test runs server jobs."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{work}/backend.db", "--artifacts-destination", str(work / "artifacts"),
          "--workers", "1"],
-        cwd=work, stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"), start_new_session=True)
+        cwd=work, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"), start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while not _healthy(uri):
@@ -187,6 +205,14 @@ def kill_server(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=30)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` for one test: (its URI, its process, for tests that kill it)."""
+    uri, proc = start_mlflow_server(tmp_path / "server")
+    yield uri, proc
+    kill_server(proc)
 
 
 def build_tiny_repo(dest: Path) -> None:

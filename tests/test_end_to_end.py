@@ -80,21 +80,6 @@ def test_mlflow_holds_one_tree_with_folds_and_a_loadable_model(repo):
     np.testing.assert_allclose(prices, sub["SalePrice"], atol=0.01)
 
 
-@pytest.mark.slow(seconds=150)
-def test_forced_rerun_is_byte_identical_and_registers_a_new_version(repo):
-    # The pickled models differ in bytes (skorch history timings), their predictions do not.
-    outputs = ["submission.csv", "predictions_with_intervals.csv", "metrics/mlp.json", "metrics/ensemble.json",
-               "plots/curves/mlp.csv", "plots/ensemble/oof.csv"]
-    before = {p: (repo / p).read_bytes() for p in outputs}
-    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    versions = {v.version for v in client.search_model_versions("name = 'houseprices-ensemble'")}
-    run(["dvc", "repro", "-f"], repo)
-    for path in outputs:
-        assert (repo / path).read_bytes() == before[path], path
-    after = {v.version for v in client.search_model_versions("name = 'houseprices-ensemble'")}
-    assert len(after - versions) == 1 and versions < after
-
-
 @pytest.mark.slow(seconds=25)
 def test_mlflow_models_predict_reproduces_the_submission(repo, tmp_path):
     out = tmp_path / "predictions.json"

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repo, kill_server, run, stage_env, start_mlflow_server, tiny_params
+from conftest import copy_repo, kill_server, run, stage_env, tiny_params
 
 KILL_AFTER_S = 240  # generous: the machine running CI may be loaded
 
@@ -82,19 +82,12 @@ def repo_copy(built_repo, tmp_path) -> Path:
     return copy_repo(built_repo, tmp_path / "copy")
 
 
-@pytest.fixture
-def server(tmp_path):
-    uri, proc = start_mlflow_server(tmp_path / "server")
-    yield uri, proc
-    kill_server(proc)
-
-
 # ---------------------------------------------------- tracking server dies
 @pytest.mark.slow(seconds=100)
 @pytest.mark.parametrize("required", [True, False])
-def test_server_killed_mid_stage(repo_copy, server, required):
+def test_server_killed_mid_stage(repo_copy, mlflow_server, required):
     """Exit 2 within 60 s naming the URI; with tracking.required false the stage finishes."""
-    uri, proc = server
+    uri, proc = mlflow_server
     params = slow_params(epochs=60)
     params["tracking"]["required"] = required
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -120,17 +113,14 @@ def test_server_killed_mid_stage(repo_copy, server, required):
 
 
 # -------------------------------------------------------- signals, rerun
-@pytest.mark.slow(seconds=120)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_signal_mid_stage_then_rerun(repo_copy, sig):
-    """No run left RUNNING after the rerun, the interrupted ones KILLED, `dvc status` clean."""
-    uri = f"sqlite:///{repo_copy / 'mlflow.db'}"
-    (repo_copy / "params.yaml").write_text(yaml.safe_dump(slow_params(), sort_keys=False))
-    run(["git", "commit", "-qam", "slower mlp"], repo_copy)
+def interrupt_mid_stage(repo: Path, uri: str, sig: signal.Signals):
+    """`dvc repro` with the MLP stage sent ``sig`` mid-stage: DVC fails, nothing half-written,
+    exactly one new unfinished "train mlp" run (returned with DVC's stderr)."""
     # DVC deletes a stage's outputs before running it: the others must not change.
     kept = ("models/ensemble", "models/members/ridge", "metrics/ensemble.json", "submission.csv")
-    before = digests(repo_copy, *kept)
-    dvc = popen(["dvc", "repro"], repo_copy)
+    before = digests(repo, *kept)
+    seen = {r.info.run_id for r in runs(uri)}
+    dvc = popen(["dvc", "repro"], repo)
     wait_for_running(uri, "train mlp", dvc)
     stage = next(p for p in psutil.Process(dvc.pid).children(recursive=True)
                  if "train" in p.cmdline() and any(a.endswith("houseprices") for a in p.cmdline()))
@@ -138,21 +128,32 @@ def test_signal_mid_stage_then_rerun(repo_copy, sig):
     _, err = dvc.communicate(timeout=120)
     assert dvc.returncode != 0
     assert "Traceback" not in err, err
-    assert digests(repo_copy, *kept) == before  # nothing half-written
-    assert not list((repo_copy / "models").rglob("*.tmp"))
-    interrupted = [r for r in runs(uri) if r.info.run_name == "train mlp" and r.info.status != "FINISHED"]
-    assert len(interrupted) == 1
-    if sig == signal.SIGTERM:
-        assert "interrupted by SIGTERM" in err and "KILLED" in err
-        assert interrupted[0].info.status == "KILLED"
-        assert not [r for r in runs(uri) if r.info.status == "RUNNING"]
-    else:
-        assert interrupted[0].info.status == "RUNNING"  # nobody could end it
+    assert digests(repo, *kept) == before  # nothing half-written
+    assert not list((repo / "models").rglob("*.tmp"))
+    (interrupted,) = [r for r in runs(uri) if r.info.run_name == "train mlp" and r.info.run_id not in seen]
+    return interrupted, err
+
+
+@pytest.mark.slow(seconds=150)
+def test_signals_mid_stage_then_rerun(repo_copy):
+    """SIGTERM ends the stage's runs KILLED; after a SIGKILL nobody could, so the rerun closes
+    the orphan: no run left RUNNING, `dvc status` clean."""
+    uri = f"sqlite:///{repo_copy / 'mlflow.db'}"
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(slow_params(), sort_keys=False))
+    run(["git", "commit", "-qam", "slower mlp"], repo_copy)
+
+    terminated, err = interrupt_mid_stage(repo_copy, uri, signal.SIGTERM)
+    assert "interrupted by SIGTERM" in err and "KILLED" in err
+    assert terminated.info.status == "KILLED"
+    assert not [r for r in runs(uri) if r.info.status == "RUNNING"]
+
+    killed, _ = interrupt_mid_stage(repo_copy, uri, signal.SIGKILL)
+    assert killed.info.status == "RUNNING"  # nobody could end it
 
     rerun = run(["dvc", "repro"], repo_copy)
     statuses = {r.info.run_id: r.info.status for r in runs(uri)}
     assert "RUNNING" not in statuses.values(), statuses
-    assert statuses[interrupted[0].info.run_id] == "KILLED"
+    assert statuses[terminated.info.run_id] == statuses[killed.info.run_id] == "KILLED"
     assert "Running stage 'train@mlp'" in rerun.stdout
     status = run(["dvc", "status", "--json"], repo_copy).stdout.strip()
     assert status == "{}", status

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import RAW, ROOT, built_once, make_repo, run, stage_env
+from conftest import RAW, ROOT, built_once, copy_repo, run, stage_env
 from houseprices.config import SearchConfig, load_search, parse_params
 from houseprices.errors import ConfigError
 from houseprices.search import (apply_to_params, load_study, make_objective, objective_hash, suggest,
@@ -328,28 +328,31 @@ def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, 
     assert len(others) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in others)
 
 
-@pytest.mark.slow(seconds=150)
-def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(tmp_path):
-    params = {**yaml.safe_load((ROOT / "params.yaml").read_text()), **small_params()}
+@pytest.mark.slow(seconds=80)
+def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(built_repo, tmp_path):
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tracking"]["log_models"] = False  # what is asserted is the logged params, not a model
-    repo = make_repo(tmp_path, params)
-    write_search(repo / "search.yaml")
-    run(["git", "commit", "-qam", "search settings"], repo)
-    run(["dvc", "repro", "prepare"], repo)
-    out = run(search_cmd("--trials", "2", "--apply"), repo).stdout
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / "search.yaml").write_text(yaml.safe_dump({"models": {"ridge": {
+        "trials": 2, "sampler": "random", "pruner": {"kind": "none"},
+        "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}}}}}, sort_keys=False))
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "the built pipeline and search settings"], repo)
+    out = run(["houseprices", "search", "--model", "ridge", "--trials", "2", "--apply"], repo).stdout
     study = the_study(f"sqlite:///{repo / 'search/optuna.db'}")
-    alpha = yaml.safe_load((repo / "params.yaml").read_text())["models"]["lasso"]["alpha"]
-    assert alpha == study.best_params["alpha"] and "params.yaml: models.lasso.alpha: 0.0005 -> " in out
-    assert "models.lasso.alpha" in run(["dvc", "params", "diff"], repo).stdout
+    alpha = yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"]
+    assert alpha == study.best_params["alpha"] and "params.yaml: models.ridge.alpha: 10.0 -> " in out
+    assert "models.ridge.alpha" in run(["dvc", "params", "diff"], repo).stdout
     assert run(["git", "status", "--porcelain"], repo).stdout.split() == ["M", "params.yaml"]
 
-    run(["dvc", "exp", "run", "-S", "models.lasso.alpha=0.002"], repo)
-    assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["lasso"]["alpha"] == 0.002
+    run(["dvc", "exp", "run", "-S", "models.ridge.alpha=0.002"], repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"] == 0.002
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("houseprices")
-    latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train lasso'",
+    latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train ridge'",
                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
-    assert float(latest.data.params["models.lasso.alpha"]) == 0.002
+    assert float(latest.data.params["models.ridge.alpha"]) == 0.002
     assert not math.isnan(latest.data.metrics["cv_log_rmse"])
 
 

@@ -3,7 +3,8 @@ repro`) run in one pytest-xdist worker, so the fixture is built once, not once p
 (pytest-xdist 3.8 groups by a node id that pytest 9.2 no longer reads: pyproject.toml pins
 pytest below it; pytest-dev/pytest-xdist#1386); a build its tests only copy is made once for
 all workers (``conftest.built_once``), so those tests spread over the workers; the slow work
-starts longest first."""
+starts longest first, and a build's users other than the longest after the work that does not wait
+for it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def repo():
-    with open(os.environ["BUILD_LOG"], "a") as log:
+    with open(os.environ["FIXTURE_LOG"], "a") as log:
         log.write(f"{os.getpid()}\\n")
 
 
@@ -60,29 +61,34 @@ def test_copies_the_built_repo(built, i):
 '''
 
 
-def run_suite(folder: Path, module: str, **env: str) -> str:
+@pytest.fixture(scope="module")
+def nested_suite(tmp_path_factory) -> Path:
+    """One `pytest -n 3 --dist loadgroup` run of both modules above, with this conftest: the
+    folder holding their logs."""
+    folder = tmp_path_factory.mktemp("nested")
     shutil.copy(Path(__file__).with_name("conftest.py"), folder / "conftest.py")
-    (folder / "test_shared.py").write_text(module)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "-q",
-                           "-p", "no:cacheprovider", str(folder)],
+    (folder / "test_shared_fixture.py").write_text(USERS_OF_A_SHARED_FIXTURE)
+    (folder / "test_built_once.py").write_text(USERS_OF_A_BUILD_BUILT_ONCE)
+    env = {"FIXTURE_LOG": str(folder / "fixture.log"), "BUILD_LOG": str(folder / "builds.log"),
+           "USER_LOG": str(folder / "users.log")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "--no-loadscope-reorder",
+                           "-q", "-p", "no:cacheprovider", str(folder)],
                           cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    assert proc.returncode == 0 and "12 passed" in proc.stdout, proc.stdout + proc.stderr
+    return folder
+
+
+@pytest.mark.slow(seconds=20)
+def test_users_of_a_slow_module_fixture_build_it_once(nested_suite):
+    log = (nested_suite / "fixture.log").read_text()
+    assert len(log.split()) == 1, log
 
 
 @pytest.mark.slow
-def test_users_of_a_slow_module_fixture_build_it_once(tmp_path):
-    log = tmp_path / "builds.log"
-    assert "6 passed" in run_suite(tmp_path, USERS_OF_A_SHARED_FIXTURE, BUILD_LOG=str(log))
-    assert len(log.read_text().split()) == 1, log.read_text()
-
-
-@pytest.mark.slow
-def test_a_build_made_once_serves_tests_on_every_worker(tmp_path):
-    builds, users = tmp_path / "builds.log", tmp_path / "users.log"
-    assert "6 passed" in run_suite(tmp_path, USERS_OF_A_BUILD_BUILT_ONCE, BUILD_LOG=str(builds), USER_LOG=str(users))
-    assert len(builds.read_text().split()) == 1, builds.read_text()
-    assert len(set(users.read_text().split())) > 1  # not grouped: the tests ran on several workers
+def test_a_build_made_once_serves_tests_on_every_worker(nested_suite):
+    builds = (nested_suite / "builds.log").read_text()
+    assert len(builds.split()) == 1, builds
+    assert len(set((nested_suite / "users.log").read_text().split())) > 1  # not grouped: several workers
 
 
 SLOW_TESTS_OF_SEVERAL_LENGTHS = '''
@@ -121,14 +127,25 @@ def test_grouped_b(repo):
 @pytest.mark.slow(seconds=50)
 def test_long():
     pass
+
+
+@pytest.mark.slow(seconds=40)
+def test_copies_the_build(built_repo):
+    pass
+
+
+@pytest.mark.slow(seconds=60)
+def test_copies_the_build_longest(built_repo):
+    pass
 '''
 
 
-def test_slow_work_starts_longest_first_counting_a_groups_tests_together(tmp_path):
+def test_slow_work_starts_longest_first_and_a_builds_other_users_after_work_that_does_not_wait(tmp_path):
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "test_lengths.py").write_text(SLOW_TESTS_OF_SEVERAL_LENGTHS)
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                            str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     order = [line.split("::")[1] for line in proc.stdout.splitlines() if "::" in line]
-    assert order == ["test_grouped_a", "test_grouped_b", "test_long", "test_short", "test_slow_unsaid",
-                     "test_fast"], proc.stdout + proc.stderr
+    # The longest user of the shared build starts it; the other users follow the work that does not wait.
+    assert order == ["test_copies_the_build_longest", "test_grouped_a", "test_grouped_b", "test_long", "test_short",
+                     "test_slow_unsaid", "test_copies_the_build", "test_fast"], proc.stdout + proc.stderr

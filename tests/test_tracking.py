@@ -36,7 +36,7 @@ from houseprices.tracking import (
     repo_root,
     tracking_uri,
 )
-from conftest import copy_repo, free_port, kill_server, make_repo, run, stage_env, start_mlflow_server
+from conftest import copy_repo, free_port, make_repo, run, stage_env
 
 
 # ---------------------------------------------------------------- resolution
@@ -148,27 +148,34 @@ def test_stage_command_fails_before_training_when_the_store_is_away(tmp_path):
 
 
 # ------------------------------------------------------------ remote server
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    uri, proc = start_mlflow_server(tmp_path_factory.mktemp("server"))
-    yield uri
-    kill_server(proc)
+@pytest.mark.slow(seconds=150)
+def test_forced_rerun_to_a_remote_server_is_byte_identical_and_logs_its_run_tree(built_repo, tmp_path,
+                                                                                   mlflow_server):
+    """`dvc repro -f` of the built repo with MLFLOW_TRACKING_URI set: the same bytes as the first
+    run (the pickled models differ only in skorch's history timings, their predictions do not),
+    and the whole run tree on the server, nothing in the repo's own store."""
+    uri, _ = mlflow_server
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    outputs = ["submission.csv", "predictions_with_intervals.csv", "metrics/mlp.json", "metrics/ensemble.json",
+               "plots/curves/mlp.csv", "plots/ensemble/oof.csv"]
+    before = {p: (repo / p).read_bytes() for p in [*outputs, "mlflow.db"]}
+    run(["dvc", "repro", "-f"], repo, MLFLOW_TRACKING_URI=uri)
+    for path in [*outputs, "mlflow.db"]:
+        assert (repo / path).read_bytes() == before[path], path
 
-
-@pytest.mark.slow(seconds=200)
-def test_repro_logs_its_run_tree_to_a_remote_server(tmp_path, mlflow_server):
-    repo = make_repo(tmp_path / "repo")
-    # -f: every stage runs (featurize's committed outputs would otherwise be current).
-    run(["dvc", "repro", "-f"], repo, MLFLOW_TRACKING_URI=mlflow_server)
-    assert not (repo / "mlflow.db").exists()
-
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(uri)
     exp = client.get_experiment_by_name("houseprices")
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    by_id = {r.info.run_id: r for r in runs}
     parents = [r for r in runs if r.data.tags.get("houseprices.kind") == "pipeline"]
     assert len(parents) == 1
-    parent = parents[0]
+    assert_run_tree(client, runs, parents[0], repo)
+    assert_champion_prices_raw_rows(uri, repo)
+
+
+def assert_run_tree(client: MlflowClient, runs: list, parent, repo: Path) -> None:
+    """Lineage tags and headline metrics on the pipeline run; a child per stage, a grandchild
+    per fold with a point per epoch; plots and the submission as artifacts."""
+    by_id = {r.info.run_id: r for r in runs}
     tags = parent.data.tags
     for key in ("git.commit", "git.dirty", "params.sha256", "data.train.csv.sha256", "data.test.csv.sha256",
                 "version.torch", "version.skorch", "version.scikit-learn", "version.mlflow", "version.dvc",
@@ -195,10 +202,12 @@ def test_repro_logs_its_run_tree_to_a_remote_server(tmp_path, mlflow_server):
     assert "plots/predicted_vs_actual.png" in artifacts
     assert [a.path for a in client.list_artifacts(children["submission"].info.run_id, "submission")]
 
+
+def assert_champion_prices_raw_rows(uri: str, repo: Path) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(mlflow_server)
-    versions = client.search_model_versions("name = 'houseprices-ensemble'")
+    mlflow.set_tracking_uri(uri)
+    versions = MlflowClient(uri).search_model_versions("name = 'houseprices-ensemble'")
     assert len(versions) == 1
     model = mlflow.pyfunc.load_model("models:/houseprices-ensemble@champion")
     rows = pd.read_csv(repo / "data/raw/test.csv").head(4)
@@ -231,8 +240,8 @@ def wait_for_queue(repo: Path, submissions: int, timeout: float = 600) -> str:
 @pytest.mark.slow(seconds=100)
 def test_two_queued_experiments_both_land_in_the_main_store(built_repo, tmp_path):
     repo = copy_repo(built_repo, tmp_path / "repo")
-    for alpha in ("1", "100"):
-        run(["dvc", "exp", "run", "--queue", "-S", f"models.ridge.alpha={alpha}"], repo)
+    for method in ("mean", "nnls"):  # only ensemble and submission rerun
+        run(["dvc", "exp", "run", "--queue", "-S", f"ensemble.method={method}"], repo)
     # The workers are daemons that inherit stdout: a captured pipe would stay open while they
     # idle (under load dvc-task's idle monitor can die and leave them), so no capture, and stop them.
     subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=stage_env(), check=True,
