@@ -38,8 +38,9 @@ os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 SHARED_MODULE_FIXTURES = {"repo", "store", "pipeline", "nested_suite"}
 
 
-# Session builds made once for every worker (`built_once`): their users wait while one builds.
-BUILT_ONCE_FIXTURES = {"built_repo"}
+# The slow session build many slow tests copy (`built_once`): they wait while one worker builds it.
+# (test_search's `prepared` is built once too, but in seconds: its users need not wait their turn.)
+SHARED_BUILD = "built_repo"
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
@@ -59,13 +60,19 @@ def pytest_collection_modifyitems(items):
         unit_seconds[work_unit(item)] += expected_seconds(item)
     slow = {work_unit(item) for item in items if item.get_closest_marker("slow")
             or item.get_closest_marker("xdist_group")}
-    waits = [work_unit(item) for item in items if BUILT_ONCE_FIXTURES & set(item.fixturenames)
+    waits = [work_unit(item) for item in items if SHARED_BUILD in item.fixturenames
              and work_unit(item) in slow]  # in collection order: every worker picks the same builder
     builder = max(waits, key=lambda unit: unit_seconds[unit], default=None)
 
     def rank(item: pytest.Item) -> int:
+        """0: the build's longest user (it builds); 1: slow work that does not wait for the build;
+        2: the build's other users; 3: the rest."""
         unit = work_unit(item)
-        return 3 if unit not in slow else 0 if unit == builder else 2 if unit in waits else 1
+        if unit not in slow:
+            return 3
+        if unit == builder:
+            return 0
+        return 2 if unit in waits else 1
 
     items.sort(key=lambda item: (rank(item), -unit_seconds[work_unit(item)]))
 
