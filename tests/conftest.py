@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import shutil
 import signal
@@ -18,8 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from houseprices.data import read_csv, split_target
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -50,7 +49,7 @@ def pytest_collection_modifyitems(items):
     --no-loadscope-reorder), so a long test begun last would run alone at the end while the
     other workers idle. Of the slow work waiting on a shared build only the longest starts at
     once (it builds); the rest follows the slow work that does not wait, so no worker idles on
-    the build's lock."""
+    the build's lock. Quick tests fill the queue behind each long one."""
     for item in items:
         shared = sorted(SHARED_MODULE_FIXTURES & set(item.fixturenames))
         if shared:
@@ -75,6 +74,39 @@ def pytest_collection_modifyitems(items):
         return 2 if unit in waits else 1
 
     items.sort(key=lambda item: (rank(item), -unit_seconds[work_unit(item)]))
+    items[:] = quick_tests_behind_each_long_one(items, unit_seconds)
+
+
+# pytest-xdist's loadgroup scheduler hands out units of work round robin, two to each worker, then
+# tops a worker up with the next unit while the worker holds at most this many unfinished tests:
+# a worker that starts a long test would queue the next long ones behind it while others run dry.
+XDIST_TOPS_UP_AT = 2
+
+
+def quick_tests_behind_each_long_one(items: list[pytest.Item], unit_seconds: dict[str, float]) -> list[pytest.Item]:
+    """``items`` with quick tests (ungrouped, not slow) moved up: after the first unit of each
+    worker one quick test each (their second units), then behind each long unit as many as fill
+    its worker's queue, so the next long unit goes to another worker."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    units = defaultdict(list)
+    for item in items:
+        units[work_unit(item)].append(item)
+    fillers = iter([unit for unit, tests in units.items()
+                    if len(tests) == 1 and not tests[0].get_closest_marker("slow")])
+    ordered, moved = [], set()
+
+    def move_up(count: int) -> None:
+        for filler in itertools.islice(fillers, max(count, 0)):
+            moved.add(filler)
+            ordered.extend(units[filler])
+
+    for index, unit in enumerate(unit for unit in units if unit not in moved):
+        ordered.extend(units[unit])
+        if index == workers - 1:
+            move_up(workers)
+        elif index >= workers and unit_seconds[unit] > 0:
+            move_up(XDIST_TOPS_UP_AT + 1 - len(units[unit]))
+    return ordered
 
 
 def work_unit(item: pytest.Item) -> str:
@@ -109,19 +141,26 @@ def built_once(run_dir: Path, name: str, build: Callable[[Path], object]) -> Pat
     return dest
 
 
+# houseprices (pandas) is imported where used: the nested pytest runs load this file too.
 @pytest.fixture(scope="session")
 def train_frame():
+    from houseprices.data import read_csv
+
     return read_csv(RAW / "train.csv", is_train=True)
 
 
 @pytest.fixture(scope="session")
 def test_frame():
+    from houseprices.data import read_csv
+
     return read_csv(RAW / "test.csv", is_train=False)
 
 
 @pytest.fixture(scope="session")
 def small_xy(train_frame):
     """300 training rows: enough for every encoder to see most categories."""
+    from houseprices.data import split_target
+
     X, y = split_target(train_frame.sample(300, random_state=0).reset_index(drop=True))
     return X, y
 

@@ -24,6 +24,7 @@ from houseprices.data import (
     verify_checksums,
     warn_unseen_categories,
 )
+from houseprices.cli import main
 from houseprices.errors import DataError
 from conftest import RAW
 
@@ -60,8 +61,9 @@ def write_checksums(ws: Path) -> None:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    """A working directory like the repository's: raw CSVs, params, previous outputs."""
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory like the repository's (and the current one): raw CSVs, params,
+    previous outputs."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for name in ("train.csv", "test.csv", "sample_submission.csv"):
@@ -71,6 +73,9 @@ def ws(tmp_path: Path) -> Path:
     for name in PREPARED:
         (prepared / name).write_bytes(f"previous {name}".encode())
     set_params(tmp_path, verify_checksums=False)
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith(("MLFLOW_", "DVC_"))]:
+        monkeypatch.delenv(var)
     return tmp_path
 
 
@@ -82,7 +87,7 @@ def set_params(ws: Path, **data) -> None:
 
 
 def prepare(ws: Path) -> subprocess.CompletedProcess:
-    """The real stage command, as dvc.yaml runs it."""
+    """The real stage command, as dvc.yaml runs it (a process of its own: its warnings print)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return subprocess.run([str(HOUSEPRICES), "prepare", "--params", "params.yaml"], cwd=ws, env=env,
@@ -94,20 +99,23 @@ def outputs(ws: Path) -> dict[str, tuple[bytes, int]]:
             for n in PREPARED}
 
 
-def assert_refused(ws: Path, *fragments: str) -> str:
+def assert_refused(ws: Path, capsys, *fragments: str) -> str:
+    """`houseprices prepare` in this process (as test_hostile_input runs the CLI): exit 2, the
+    fragments on stderr, data/prepared/ untouched."""
     before = outputs(ws)
-    result = prepare(ws)
-    assert result.returncode == 2, result.stderr
-    assert "houseprices prepare: error:" in result.stderr
+    capsys.readouterr()
+    assert main(["prepare", "--params", "params.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "houseprices prepare: error:" in err
     for fragment in fragments:
-        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
-    assert "Traceback" not in result.stderr
+        assert fragment in err, f"{fragment!r} not in:\n{err}"
+    assert "Traceback" not in err
     assert outputs(ws) == before, "a failed prepare touched data/prepared/"
-    return result.stderr
+    return err
 
 
-# ------------------------------------------------- the real stage command
-def test_train_problems_are_all_reported_with_file_column_and_line(ws):
+# ------------------------------------------------------- the stage command
+def test_train_problems_are_all_reported_with_file_column_and_line(ws, capsys):
     train = ws / "raw" / "train.csv"
     edit_cell(train, 3, "Id", "2.5")
     edit_cell(train, 5, "Id", "1")            # duplicates line 2's id
@@ -115,7 +123,7 @@ def test_train_problems_are_all_reported_with_file_column_and_line(ws):
     edit_cell(train, 7, "GrLivArea", "inf")
     edit_cell(train, 8, "SalePrice", "-5")
     edit_cell(train, 9, "SalePrice", "")
-    err = assert_refused(ws, "raw/train.csv: 5 problem(s)")
+    err = assert_refused(ws, capsys, "raw/train.csv: 5 problem(s)")
     assert "column 'Id': not an integer at line 3 (e.g. 2.5)" in err
     assert "column 'Id': duplicate ids at lines 2, 5 (e.g. 1)" in err
     assert "column 'LotArea': not a finite number at line 6 (e.g. 'big')" in err
@@ -123,48 +131,48 @@ def test_train_problems_are_all_reported_with_file_column_and_line(ws):
     assert "column 'SalePrice': must be present and positive, not at lines 8, 9" in err
 
 
-def test_test_file_problems_stop_before_anything_is_written(ws):
+def test_test_file_problems_stop_before_anything_is_written(ws, capsys):
     """train.csv is fine, test.csv is not: no fresh X_train beside a stale X_test."""
     test = ws / "raw" / "test.csv"
     drop_column(test, "Neighborhood")
     edit_cell(test, 10, "TotalBsmtSF", "n/a?")
-    assert_refused(ws, "raw/test.csv: 2 problem(s)", "missing required column(s): Neighborhood",
+    assert_refused(ws, capsys, "raw/test.csv: 2 problem(s)", "missing required column(s): Neighborhood",
                    "column 'TotalBsmtSF': not a finite number at line 10 (e.g. 'n/a?')")
 
 
-def test_train_without_saleprice_is_refused(ws):
+def test_train_without_saleprice_is_refused(ws, capsys):
     drop_column(ws / "raw" / "train.csv", "SalePrice")
-    assert_refused(ws, "raw/train.csv", "missing required column(s): SalePrice")
+    assert_refused(ws, capsys, "raw/train.csv", "missing required column(s): SalePrice")
 
 
 @pytest.mark.parametrize("content, message", [
     ("", "raw/train.csv: file is empty"),
     ("Id,MSSubClass,SalePrice\n", "raw/train.csv: no data rows"),
 ])
-def test_empty_files_are_refused(ws, content, message):
+def test_empty_files_are_refused(ws, content, message, capsys):
     (ws / "raw" / "train.csv").write_text(content)
-    assert_refused(ws, message)
+    assert_refused(ws, capsys, message)
 
 
-def test_missing_file_is_named(ws):
+def test_missing_file_is_named(ws, capsys):
     (ws / "raw" / "test.csv").unlink()
-    assert_refused(ws, "raw/test.csv: file not found")
+    assert_refused(ws, capsys, "raw/test.csv: file not found")
 
 
-def test_checksum_mismatch_and_missing_file_are_named(ws):
+def test_checksum_mismatch_and_missing_file_are_named(ws, capsys):
     set_params(ws, verify_checksums=True)
     write_checksums(ws)
     edit_cell(ws / "raw" / "train.csv", 4, "LotArea", "12345")
     (ws / "raw" / "sample_submission.csv").unlink()
-    assert_refused(ws, "input files failed verification against raw/SHA256SUMS",
+    assert_refused(ws, capsys, "input files failed verification against raw/SHA256SUMS",
                    "set data.verify_checksums: false",
                    "raw/train.csv: checksum mismatch: expected",
                    "raw/sample_submission.csv: file is missing")
 
 
-def test_missing_checksum_list_is_named(ws):
+def test_missing_checksum_list_is_named(ws, capsys):
     set_params(ws, verify_checksums=True)
-    assert_refused(ws, "raw/SHA256SUMS: checksum list not found")
+    assert_refused(ws, capsys, "raw/SHA256SUMS: checksum list not found")
 
 
 def test_test_only_columns_and_categories_warn_and_succeed(ws):

@@ -266,51 +266,10 @@ def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> 
         storage.engine.dispose()
 
 
-@pytest.mark.slow(seconds=45)
-def test_resume_continues_the_study_and_trials_are_mlflow_children(tmp_path, prepared):
-    work = project(tmp_path, prepared)
-    url = f"sqlite:///{work / 'optuna.db'}"
-    finish(start(search_cmd("--trials", "2", "--storage", url), work))
-    first = the_study(url)
-    best = first.best_value
-    out = finish(start(search_cmd("--trials", "2", "--storage", url), work))
-    again = the_study(url)
-    assert again.study_name == first.study_name and len(again.trials) == 4
-    assert [t.number for t in again.trials] == [0, 1, 2, 3]
-    assert again.best_value <= best and f"{again.best_value:.5f}" in out
-
-    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("houseprices")
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    searches = [r for r in runs if r.data.tags.get("houseprices.kind") == "search"]
-    trials = [r for r in runs if r.data.tags.get("houseprices.kind") == "trial"]
-    assert len(searches) == 2 and len(trials) == 4
-    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in searches}
-    one = trials[0]
-    assert one.data.tags["optuna.state"] == "complete" and "alpha" in one.data.params
-    history = client.get_metric_history(one.info.run_id, "fold_log_rmse")
-    assert [m.step for m in history] == [0, 1]
-    assert one.data.metrics["cv_log_rmse"] == pytest.approx(np.mean([m.value for m in history]))
-
-
-@pytest.mark.slow(seconds=40)
-def test_two_workers_share_one_postgres_study(tmp_path, prepared, postgres):
-    work = project(tmp_path, prepared)
-    url = postgres.new_database()
-    workers = [start(search_cmd("--trials", "3", "--storage", url, "--worker", str(i)), work) for i in (0, 1)]
-    for proc in workers:
-        finish(proc)
-    study = the_study(url)
-    numbers = [t.number for t in study.trials]
-    assert sorted(numbers) == list(range(6))
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    by_worker = {t.user_attrs["worker"] for t in study.trials}
-    assert by_worker == {f"{socket.gethostname()}:{p.pid}" for p in workers}
-    assert len({t.params["alpha"] for t in study.trials}) == 6
-
-
-@pytest.mark.slow(seconds=50)
-def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, prepared, postgres):
+@pytest.mark.slow(seconds=60)
+def test_a_killed_workers_trial_is_failed_and_two_workers_share_the_study(tmp_path, prepared, postgres):
+    """A worker SIGKILLed mid-trial leaves its trial RUNNING; the two workers that join the
+    PostgreSQL study later fail it (its heartbeat is stale) and share the trials that follow."""
     work = project(tmp_path, prepared)
     url = postgres.new_database()
     doomed = start(search_cmd("--trials", "50", "--storage", url), work)
@@ -318,18 +277,26 @@ def test_a_killed_workers_trial_is_failed_and_another_worker_finishes(tmp_path, 
     assert running is not None, "the first worker never stopped in the middle of a trial"
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
-    # The second worker starts more than grace_period (2 s) after the last heartbeat.
-    finish(start(search_cmd("--trials", "3", "--storage", url, "--worker", "1"), work))
+    # The workers start more than grace_period (2 s) after the last heartbeat.
+    workers = [start(search_cmd("--trials", "3", "--storage", url, "--worker", str(i)), work) for i in (1, 2)]
+    for proc in workers:
+        finish(proc)
     study = the_study(url)
     states = {t.number: t.state for t in study.trials}
     assert states[running.number] == optuna.trial.TrialState.FAIL
     assert optuna.trial.TrialState.RUNNING not in states.values()
-    others = [t for t in study.trials if t.user_attrs.get("worker") != running.user_attrs["worker"]]
-    assert len(others) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in others)
+    assert sorted(states) == list(range(len(study.trials)))  # one numbering for every worker
+    joined = [t for t in study.trials if t.user_attrs.get("worker") != running.user_attrs["worker"]]
+    assert len(joined) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in joined)
+    assert {t.user_attrs["worker"] for t in joined} == {f"{socket.gethostname()}:{p.pid}" for p in workers}
+    assert len({t.params["alpha"] for t in joined}) == 6
 
 
-@pytest.mark.slow(seconds=80)
-def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(built_repo, tmp_path):
+@pytest.mark.slow(seconds=90)
+def test_a_resumed_search_applies_what_dvc_shows_and_mlflow_logs(built_repo, tmp_path):
+    """Search and apply, then search on (the same study resumes, drawing new values) and apply
+    again: params.yaml holds the study's best, DVC sees it, every trial is an MLflow child of its
+    search run, and an experiment on the applied file logs the params that trained it."""
     repo = copy_repo(built_repo, tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tracking"]["log_models"] = False  # what is asserted is the logged params, not a model
@@ -339,14 +306,23 @@ def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(built_repo, tmp
         "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}}}}}, sort_keys=False))
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "the built pipeline and search settings"], repo)
-    out = run(["houseprices", "search", "--model", "ridge", "--trials", "2", "--apply"], repo).stdout
-    study = the_study(f"sqlite:///{repo / 'search/optuna.db'}")
-    alpha = yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"]
-    assert alpha == study.best_params["alpha"] and "params.yaml: models.ridge.alpha: 10.0 -> " in out
+    search = ["houseprices", "search", "--model", "ridge", "--trials", "2", "--apply"]
+    url = f"sqlite:///{repo / 'search/optuna.db'}"
+
+    out = run(search, repo).stdout
+    first = the_study(url)
+    assert "params.yaml: models.ridge.alpha: 10.0 -> " in out
+    out = run(search, repo).stdout
+    again = the_study(url)
+    assert again.study_name == first.study_name and [t.number for t in again.trials] == [0, 1, 2, 3]
+    assert len({t.params["alpha"] for t in again.trials}) == 4  # the resumed worker drew new values
+    assert again.best_value <= first.best_value and f"{again.best_value:.5f}" in out
+    assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"] == again.best_params["alpha"]
     assert "models.ridge.alpha" in run(["dvc", "params", "diff"], repo).stdout
     assert run(["git", "status", "--porcelain"], repo).stdout.split() == ["M", "params.yaml"]
+    assert_trials_are_children_of_their_searches(MlflowClient(f"sqlite:///{repo / 'mlflow.db'}"), searches=2, trials=4)
 
-    run(["dvc", "exp", "run", "-S", "models.ridge.alpha=0.002"], repo)
+    run(["dvc", "exp", "run", "-S", "models.ridge.alpha=0.002", "train@ridge"], repo)  # the stage that reads it
     assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"] == 0.002
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("houseprices")
@@ -354,6 +330,21 @@ def test_applied_search_result_is_what_dvc_shows_and_mlflow_logs(built_repo, tmp
                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
     assert float(latest.data.params["models.ridge.alpha"]) == 0.002
     assert not math.isnan(latest.data.metrics["cv_log_rmse"])
+
+
+def assert_trials_are_children_of_their_searches(client: MlflowClient, searches: int, trials: int) -> None:
+    """Each trial's run is a child of a search run, with its params and its per-fold scores."""
+    exp = client.get_experiment_by_name("houseprices")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    search_runs = [r for r in runs if r.data.tags.get("houseprices.kind") == "search"]
+    trial_runs = [r for r in runs if r.data.tags.get("houseprices.kind") == "trial"]
+    assert len(search_runs) == searches and len(trial_runs) == trials
+    assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {r.info.run_id for r in search_runs}
+    one = trial_runs[0]
+    assert one.data.tags["optuna.state"] == "complete" and "alpha" in one.data.params
+    history = client.get_metric_history(one.info.run_id, "fold_log_rmse")
+    assert [m.step for m in history] == [0, 1]
+    assert one.data.metrics["cv_log_rmse"] == pytest.approx(np.mean([m.value for m in history]))
 
 
 def test_a_worker_that_loses_the_race_to_create_the_experiment_joins_it(tmp_path, monkeypatch):

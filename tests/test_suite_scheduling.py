@@ -4,7 +4,8 @@ repro`) run in one pytest-xdist worker, so the fixture is built once, not once p
 pytest below it; pytest-dev/pytest-xdist#1386); a build its tests only copy is made once for
 all workers (``conftest.built_once``), so those tests spread over the workers; the slow work
 starts longest first, and a build's users other than the longest after the work that does not wait
-for it."""
+for it; quick tests fill a worker's queue behind each long test, so the next long one goes to
+another worker."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# The nested runs have no pyproject.toml: its addopts' plugin switch, and no cache in the temp folder.
+NO_UNUSED_PLUGINS = ("-p", "no:hydra_pytest", "-p", "no:cacheprovider")
 
 USERS_OF_A_SHARED_FIXTURE = '''
 import os
@@ -72,7 +76,7 @@ def nested_suite(tmp_path_factory) -> Path:
     env = {"FIXTURE_LOG": str(folder / "fixture.log"), "BUILD_LOG": str(folder / "builds.log"),
            "USER_LOG": str(folder / "users.log")}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "--no-loadscope-reorder",
-                           "-q", "-p", "no:cacheprovider", str(folder)],
+                           "-q", *NO_UNUSED_PLUGINS, str(folder)],
                           cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "12 passed" in proc.stdout, proc.stdout + proc.stderr
     return folder
@@ -100,7 +104,8 @@ def repo():
     pass
 
 
-def test_fast():
+@pytest.mark.parametrize("i", range(4))
+def test_fast(i):
     pass
 
 
@@ -140,12 +145,16 @@ def test_copies_the_build_longest(built_repo):
 '''
 
 
-def test_slow_work_starts_longest_first_and_a_builds_other_users_after_work_that_does_not_wait(tmp_path):
+def test_slow_work_starts_longest_first_with_quick_tests_queued_behind_each_long_unit(tmp_path):
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "test_lengths.py").write_text(SLOW_TESTS_OF_SEVERAL_LENGTHS)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *NO_UNUSED_PLUGINS, str(tmp_path)],
+                          cwd=tmp_path, env={**os.environ, "PYTEST_XDIST_WORKER_COUNT": "2"},  # as in a worker of -n 2
+                          capture_output=True, text=True, timeout=120)
     order = [line.split("::")[1] for line in proc.stdout.splitlines() if "::" in line]
     # The longest user of the shared build starts it; the other users follow the work that does not wait.
-    assert order == ["test_copies_the_build_longest", "test_grouped_a", "test_grouped_b", "test_long", "test_short",
-                     "test_slow_unsaid", "test_copies_the_build", "test_fast"], proc.stdout + proc.stderr
+    # Each worker's second unit is a quick test, and behind each long unit quick tests make three
+    # unfinished tests (xdist tops a worker up below that), while they last.
+    assert order == ["test_copies_the_build_longest", "test_grouped_a", "test_grouped_b", "test_fast[0]",
+                     "test_fast[1]", "test_long", "test_fast[2]", "test_fast[3]", "test_short",
+                     "test_slow_unsaid", "test_copies_the_build"], proc.stdout + proc.stderr
