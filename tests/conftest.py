@@ -192,6 +192,41 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float = 900, **e
     return result
 
 
+# ------------------------------------------------------------- the CLI in process
+def edit_cell(path: Path, line: int, column: str, value: str) -> None:
+    """Set one cell of a CSV, addressed by line number (header = line 1) and column name."""
+    lines = path.read_text().split("\n")
+    header = lines[0].split(",")
+    cells = lines[line - 1].split(",")
+    cells[header.index(column)] = value
+    lines[line - 1] = ",".join(cells)
+    path.write_text("\n".join(lines))
+
+
+def snapshot(ws: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(ws)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(ws.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def refused(ws: Path, capsys, command: list[str], *fragments: str) -> str:
+    """Run the CLI in this process (in ``ws``, the current directory); assert exit 2, the
+    fragments in one error line and what follows it, and nothing changed under ``ws``."""
+    from houseprices.cli import main
+
+    capsys.readouterr()
+    before = snapshot(ws)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = next((line for line in err.splitlines() if line.startswith(f"houseprices {command[0]}: error:")), "")
+    assert message, err
+    tail = err[err.index(message):]
+    for fragment in fragments:
+        assert fragment in tail, f"{fragment!r} not in:\n{tail}"
+    assert snapshot(ws) == before, "a refused command changed files on disk"
+    return tail
+
+
 def make_repo(dest: Path, params: dict | None = None) -> Path:
     """A git repo holding what a clean clone would (tracked files plus new, non-ignored
     ones), with the tiny params committed."""

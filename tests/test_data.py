@@ -24,25 +24,14 @@ from houseprices.data import (
     verify_checksums,
     warn_unseen_categories,
 )
-from houseprices.cli import main
 from houseprices.errors import DataError
-from conftest import RAW
+from conftest import RAW, edit_cell, refused
 
 HOUSEPRICES = Path(sys.executable).parent / "houseprices"
 PREPARED = ("X_train.parquet", "y_train.parquet", "X_test.parquet")
 
 
 # ----------------------------------------------------------------- helpers
-def edit_cell(path: Path, line: int, column: str, value: str) -> None:
-    """Set one cell, addressed by CSV line number (header = line 1) and column name."""
-    lines = path.read_text().split("\n")
-    header = lines[0].split(",")
-    cells = lines[line - 1].split(",")
-    cells[header.index(column)] = value
-    lines[line - 1] = ",".join(cells)
-    path.write_text("\n".join(lines))
-
-
 def drop_column(path: Path, column: str) -> None:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame.drop(columns=[column]).to_csv(path, index=False, lineterminator="\n")
@@ -94,24 +83,9 @@ def prepare(ws: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def outputs(ws: Path) -> dict[str, tuple[bytes, int]]:
-    return {n: ((ws / "data/prepared" / n).read_bytes(), (ws / "data/prepared" / n).stat().st_mtime_ns)
-            for n in PREPARED}
-
-
 def assert_refused(ws: Path, capsys, *fragments: str) -> str:
-    """`houseprices prepare` in this process (as test_hostile_input runs the CLI): exit 2, the
-    fragments on stderr, data/prepared/ untouched."""
-    before = outputs(ws)
-    capsys.readouterr()
-    assert main(["prepare", "--params", "params.yaml"]) == 2
-    err = capsys.readouterr().err
-    assert "houseprices prepare: error:" in err
-    for fragment in fragments:
-        assert fragment in err, f"{fragment!r} not in:\n{err}"
-    assert "Traceback" not in err
-    assert outputs(ws) == before, "a failed prepare touched data/prepared/"
-    return err
+    """`houseprices prepare` in this process, refused: exit 2, the fragments named, nothing changed."""
+    return refused(ws, capsys, ["prepare", "--params", "params.yaml"], *fragments)
 
 
 # ------------------------------------------------------- the stage command

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from houseprices.cli import main
-from conftest import RAW, free_port, stage_env
+from conftest import RAW, edit_cell, free_port, refused, snapshot, stage_env
 
 PREVIOUS = ("data/prepared/X_train.parquet", "data/prepared/y_train.parquet", "data/prepared/X_test.parquet",
             "submission.csv", "predictions_with_intervals.csv", "metrics/features.json",
@@ -68,35 +68,6 @@ def edit_params(ws: Path, **changes: object) -> None:
             node = node.setdefault(key, {})
         node[last] = value
     write_params(ws, params)
-
-
-def edit_cell(path: Path, line: int, column: str, value: str) -> None:
-    lines = path.read_text().split("\n")
-    cells = lines[line - 1].split(",")
-    cells[lines[0].split(",").index(column)] = value
-    lines[line - 1] = ",".join(cells)
-    path.write_text("\n".join(lines))
-
-
-def snapshot(ws: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(ws)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(ws.rglob("*")) if p.is_file() and not p.is_symlink()}
-
-
-def refused(ws: Path, capsys, command: list[str], *fragments: str) -> str:
-    """Run the CLI; assert exit 2, the fragments in one error line, and nothing changed."""
-    capsys.readouterr()
-    before = snapshot(ws)
-    assert main(command) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    message = next((line for line in err.splitlines() if line.startswith(f"houseprices {command[0]}: error:")), "")
-    assert message, err
-    tail = err[err.index(message):]
-    for fragment in fragments:
-        assert fragment in tail, f"{fragment!r} not in:\n{tail}"
-    assert snapshot(ws) == before, "a refused command changed files on disk"
-    return tail
 
 
 # ------------------------------------------------------------------ params

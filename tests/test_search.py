@@ -320,11 +320,11 @@ def test_a_resumed_search_applies_what_dvc_shows_and_mlflow_logs(built_repo, tmp
     assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"] == again.best_params["alpha"]
     assert "models.ridge.alpha" in run(["dvc", "params", "diff"], repo).stdout
     assert run(["git", "status", "--porcelain"], repo).stdout.split() == ["M", "params.yaml"]
-    assert_trials_are_children_of_their_searches(MlflowClient(f"sqlite:///{repo / 'mlflow.db'}"), searches=2, trials=4)
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    assert_trials_are_children_of_their_searches(client, searches=2, trials=4)
 
     run(["dvc", "exp", "run", "-S", "models.ridge.alpha=0.002", "train@ridge"], repo)  # the stage that reads it
     assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"] == 0.002
-    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("houseprices")
     latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train ridge'",
                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
