@@ -1,11 +1,13 @@
 """How much the skorch MLP costs over a minimal hand-written PyTorch loop.
 
 Trains the same MLP (same module class, same optimizer and settings, same epochs and
-batch size, reshuffled every epoch) on the real preprocessed training matrix, once
-through the project's ``build_mlp`` net and once through a bare loop over tensors
-already in memory, and prints the median time of each and the median of their ratios, one
-ratio per interleaved pair: on a shared machine a fit's time swings up to 2x between repeats,
-while the two fits of a pair see about the same load, so their ratio is the steadier figure.
+batch size, reshuffled every epoch) on the real preprocessed training matrix, through the
+project's ``build_mlp`` net, through skorch's own ``NeuralNetRegressor`` with the same batch
+iterator (what skorch's loop costs without this project's subclass and callbacks), and
+through a bare loop over tensors already in memory. It prints the median time of each and
+the median ratios to the bare loop, one ratio per interleaved set: on a shared machine a
+fit's time swings up to 2x between repeats, while the fits of one set see about the same
+load, so their ratio is the steadier figure.
 
     .venv/bin/python bench/train_speed.py                 # batch sizes 64 and 256
     .venv/bin/python bench/train_speed.py --profile 64    # cProfile the skorch fit
@@ -22,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skorch import NeuralNetRegressor
 
 from houseprices.config import FeaturesConfig, MLPConfig
 from houseprices.data import read_csv, split_target
+from houseprices.mlp import TensorBatches
 from houseprices.mlp_factory import build_mlp, torch_optimizer
 from houseprices.features import build_preprocessor
 from houseprices.nets import MLP
@@ -49,6 +53,23 @@ def fit_skorch(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> f
     net = build_mlp(cfg, seed)
     start = time.perf_counter()
     net.fit(X, y)
+    return time.perf_counter() - start
+
+
+def fit_skorch_itself(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """skorch's regressor as it comes, on the standardised target, with only the batch iterator
+    (``iterator_train``) and what fit_plain has: no validation split, no callbacks of ours."""
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    z = ((y - y.mean()) / y.std()).astype(np.float32).reshape(-1, 1)
+    optimizer_cls, kwargs = torch_optimizer(cfg)
+    net = NeuralNetRegressor(
+        MLP, module__n_inputs=X.shape[1], module__n_outputs=1, module__hidden=tuple(cfg.hidden),
+        module__activation=cfg.activation, module__init=cfg.init, criterion=torch.nn.MSELoss,
+        optimizer=optimizer_cls, lr=cfg.lr, **{f"optimizer__{k}": v for k, v in kwargs.items()},
+        max_epochs=cfg.epochs, batch_size=cfg.batch_size, iterator_train=TensorBatches,
+        iterator_train__shuffle=True, iterator_valid=TensorBatches, train_split=None, verbose=0)
+    net.fit(X, z)
     return time.perf_counter() - start
 
 
@@ -103,16 +124,19 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
         return
 
+    arms = {"skorch": fit_skorch, "skorch itself": fit_skorch_itself, "plain torch": fit_plain}
     for bs in args.batch_sizes:
         cfg = config(bs, args.epochs)
-        fit_skorch(cfg, X, y), fit_plain(cfg, X, y)  # warm-up
-        skorch_t, plain_t = [], []
-        for _ in range(args.repeats):  # interleaved, so load changes hit both alike
-            skorch_t.append(fit_skorch(cfg, X, y))
-            plain_t.append(fit_plain(cfg, X, y))
-        s, p = statistics.median(skorch_t), statistics.median(plain_t)
-        ratio = statistics.median(a / b for a, b in zip(skorch_t, plain_t))
-        print(f"batch {bs:4d}: skorch {s:.3f}s  plain torch {p:.3f}s  ratio {ratio:.2f}")
+        times = {name: [] for name in arms}
+        for repeat in range(args.repeats + 1):  # interleaved, so load changes hit all alike
+            for name, fit in arms.items():
+                seconds = fit(cfg, X, y)
+                if repeat:  # the first set warms up
+                    times[name].append(seconds)
+        medians = "  ".join(f"{name} {statistics.median(t):.3f}s" for name, t in times.items())
+        ratios = {name: statistics.median(a / b for a, b in zip(times[name], times["plain torch"]))
+                  for name in ("skorch", "skorch itself")}
+        print(f"batch {bs:4d}: {medians}  ratio {ratios['skorch']:.2f} (skorch itself {ratios['skorch itself']:.2f})")
 
 
 if __name__ == "__main__":
