@@ -143,6 +143,18 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
                           "swa_lr": None}, BOTH),
     "mlp_const_fe": ({"base": "mlp", "lr": 0.007, "weight_decay": 2.0, "lr_schedule": "none", "swa_fraction": 0.0,
                       "swa_lr": None}, BOTH),  # its control: the same rate, no averaging
+    # Each default member with one more global preprocessing option (the `_d` rows: as params.yaml).
+    **{f"{short}_{option}": ({"base": base}, {**BOTH, **extra})
+       for short, base in [("mlp", "mlp"), ("lasso", "lasso"), ("xgb", "xgboost"), ("svr", "svr"), ("lgb", "lightgbm")]
+       for option, extra in [("d", {}), ("oq", {"encoding": {"ordinal_quality": True}}),
+                             ("mi", {"impute": {"missing_indicators": True}})]},
+    # The weight-averaged default MLP with one more change.
+    **{f"mlp_{short}": ({"base": "mlp", **change}, BOTH) for short, change in [
+        ("h256", {"hidden": [256]}), ("h64", {"hidden": [64]}), ("h128x2", {"hidden": [128, 128]}),
+        ("do1", {"dropout": 0.1}), ("e150", {"epochs": 150}), ("bs32", {"batch_size": 32}),
+        ("bs128", {"batch_size": 128}), ("lr1e2", {"lr": 0.01}), ("wd3", {"weight_decay": 3.0}),
+        ("wd1p5", {"weight_decay": 1.5}), ("relu", {"activation": "relu"}), ("mse", {"loss": "mse"}),
+        ("bn", {"batch_norm": True})]},
 }
 
 

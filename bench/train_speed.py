@@ -7,9 +7,11 @@ iterator (what skorch's loop costs without this project's subclass and callbacks
 through a bare loop over tensors already in memory. It prints the median time of each and
 the median ratios to the bare loop, one ratio per interleaved set: on a shared machine a
 fit's time swings up to 2x between repeats, while the fits of one set see about the same
-load, so their ratio is the steadier figure.
+load, so their ratio is the steadier figure. The sets come from several fresh processes,
+pooled: one process's ratio is steady within itself but differs from the next one's.
 
     .venv/bin/python bench/train_speed.py                 # batch sizes 64 and 256
+    .venv/bin/python bench/train_speed.py --processes 1   # one process, the data's shape printed
     .venv/bin/python bench/train_speed.py --profile 64    # cProfile the skorch fit
 """
 
@@ -17,8 +19,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
+import json
 import pstats
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,23 +108,76 @@ def fit_plain(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> fl
     return time.perf_counter() - start
 
 
+ARMS = {"skorch": fit_skorch, "skorch itself": fit_skorch_itself, "plain torch": fit_plain}
+
+
+def measure(X: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per fit of every arm, ``repeats`` interleaved sets after one warm-up set."""
+    cfg = config(batch_size, epochs)
+    times: dict[str, list[float]] = {name: [] for name in ARMS}
+    names = list(ARMS)
+    for repeat in range(repeats + 1):  # interleaved, so load changes hit all alike
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # each arm first in turn
+            gc.collect()  # each fit pays for its own garbage, not an earlier arm's
+            seconds = ARMS[name](cfg, X, y)
+            if repeat:  # the first set warms up
+                times[name].append(seconds)
+    return times
+
+
+def in_processes(args) -> dict[int, list[dict[str, list[float]]]]:
+    """Each batch size's times from ``--processes`` fresh interpreters, one after another.
+
+    The ratio moves more between processes (1.1 in one, 1.3 in the next, each steady
+    within itself: memory layout) than between the sets of one, so one process's median
+    is not the figure; the median over the sets of several is."""
+    command = [sys.executable, __file__, "--worker", "--epochs", str(args.epochs), "--repeats", str(args.repeats),
+               "--threads", str(args.threads), "--batch-sizes", *map(str, args.batch_sizes)]
+    runs = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            for _ in range(args.processes)]
+    return {bs: [run[str(bs)] for run in runs] for bs in args.batch_sizes}
+
+
+def ratios(times: dict[str, list[float]], arm: str) -> list[float]:
+    return [a / b for a, b in zip(times[arm], times["plain torch"])]
+
+
+def report(batch_size: int, processes: list[dict[str, list[float]]]) -> None:
+    pooled = {name: [t for run in processes for t in run[name]] for name in ARMS}
+    medians = "  ".join(f"{name} {statistics.median(t):.3f}s" for name, t in pooled.items())
+    low, _, high = statistics.quantiles(ratios(pooled, "skorch"), n=4)
+    per_process = " ".join(f"{statistics.median(ratios(run, 'skorch')):.2f}" for run in processes)
+    print(f"batch {batch_size:4d}: {medians}  ratio {statistics.median(ratios(pooled, 'skorch')):.2f} "
+          f"(middle half of the sets {low:.2f}-{high:.2f}; per process {per_process}; "
+          f"skorch itself {statistics.median(ratios(pooled, 'skorch itself')):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=6, help="interleaved sets per process")
+    parser.add_argument("--processes", type=int, default=3, help="fresh interpreters whose sets are pooled")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", type=int, metavar="BATCH_SIZE",
                         help="cProfile one skorch fit at this batch size instead")
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
     parser.add_argument("--top", type=int, default=25, help="rows printed by --profile")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one process's times as JSON
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.worker and not args.profile and args.processes > 1:
+        print(f"{args.epochs} epochs, torch threads {args.threads}, "
+              f"{args.processes} processes x {args.repeats} sets, pooled")
+        for bs, processes in in_processes(args).items():
+            report(bs, processes)
+        return
 
     X, y = load_matrix()
-    print(f"data {X.shape[0]}x{X.shape[1]} {X.dtype}, {args.epochs} epochs, "
-          f"torch threads {torch.get_num_threads()}, median of {args.repeats}")
-
+    if args.worker:
+        print(json.dumps({bs: measure(X, y, bs, args.epochs, args.repeats) for bs in args.batch_sizes}))
+        return
+    print(f"data {X.shape[0]}x{X.shape[1]} {X.dtype}, {args.epochs} epochs, torch threads {torch.get_num_threads()}")
     if args.profile:
         cfg = config(args.profile, args.epochs)
         fit_skorch(cfg, X, y)  # warm-up
@@ -128,20 +187,8 @@ def main() -> None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
         return
-
-    arms = {"skorch": fit_skorch, "skorch itself": fit_skorch_itself, "plain torch": fit_plain}
     for bs in args.batch_sizes:
-        cfg = config(bs, args.epochs)
-        times = {name: [] for name in arms}
-        for repeat in range(args.repeats + 1):  # interleaved, so load changes hit all alike
-            for name, fit in arms.items():
-                seconds = fit(cfg, X, y)
-                if repeat:  # the first set warms up
-                    times[name].append(seconds)
-        medians = "  ".join(f"{name} {statistics.median(t):.3f}s" for name, t in times.items())
-        ratios = {name: statistics.median(a / b for a, b in zip(times[name], times["plain torch"]))
-                  for name in ("skorch", "skorch itself")}
-        print(f"batch {bs:4d}: {medians}  ratio {ratios['skorch']:.2f} (skorch itself {ratios['skorch itself']:.2f})")
+        report(bs, [measure(X, y, bs, args.epochs, args.repeats)])
 
 
 if __name__ == "__main__":
