@@ -8,7 +8,7 @@ through a bare loop over tensors already in memory. It prints the median time of
 the median ratios to the bare loop, one ratio per interleaved set: on a shared machine a
 fit's time swings up to 2x between repeats, while the fits of one set see about the same
 load, so their ratio is the steadier figure. The sets come from several fresh processes,
-pooled: one process's ratio is steady within itself but differs from the next one's.
+pooled: one process's median alone swung 1.08-1.32 between runs.
 
     .venv/bin/python bench/train_speed.py                 # batch sizes 64 and 256
     .venv/bin/python bench/train_speed.py --processes 1   # one process, the data's shape printed
@@ -128,9 +128,8 @@ def measure(X: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, repeats:
 def in_processes(args) -> dict[int, list[dict[str, list[float]]]]:
     """Each batch size's times from ``--processes`` fresh interpreters, one after another.
 
-    The ratio moves more between processes (1.1 in one, 1.3 in the next, each steady
-    within itself: memory layout) than between the sets of one, so one process's median
-    is not the figure; the median over the sets of several is."""
+    One process's median of 9 sets swung 1.08-1.32 between runs on this machine; the
+    median of more sets, from interpreters that each start afresh, swings less."""
     command = [sys.executable, __file__, "--worker", "--epochs", str(args.epochs), "--repeats", str(args.repeats),
                "--threads", str(args.threads), "--batch-sizes", *map(str, args.batch_sizes)]
     runs = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
