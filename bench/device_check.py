@@ -17,10 +17,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from houseprices.config import load_params, with_model_overrides  # noqa: E402
-from houseprices.data import read_csv, split_target  # noqa: E402
-from houseprices.estimators import build_estimator  # noqa: E402
-from houseprices.training import cross_validate  # noqa: E402
+from houseprices.config.params import load_params, with_model_overrides  # noqa: E402
+from houseprices.data.validation import read_csv, split_target  # noqa: E402
+from houseprices.models.registry import build_estimator  # noqa: E402
+from houseprices.evaluation.cross_validation import cross_validate  # noqa: E402
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 Every row is the committed params.yaml (read at run time: ``models.mlp``, ``cv``, ``seed``,
 ``features``) with one ``features`` key overridden, scored by
-houseprices.training.cross_validate on the same seeded folds. Besides each row's CV mean
+houseprices.evaluation.cross_validation.cross_validate on the same seeded folds. Besides each row's CV mean
 and std over folds, the table gives the paired difference to the baseline row, fold by
 fold, and its standard error: the noise to beat before changing a default.
 
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import yaml
 
-from houseprices.config import parse_params
-from houseprices.data import read_csv, split_target
-from houseprices import training
-from houseprices.training import cross_validate
+from houseprices.config.params import parse_params
+from houseprices.data.validation import read_csv, split_target
+from houseprices.evaluation import cross_validation as training
+from houseprices.evaluation.cross_validation import cross_validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Cross-validated log-RMSE of MLP configurations next to a Lasso, on the same folds.
 
 Each configuration is added to params.yaml's ``models`` under its own name (features,
-``cv`` and ``seed`` as committed) and runs houseprices.training.cross_validate.
+``cv`` and ``seed`` as committed) and runs houseprices.evaluation.cross_validation.cross_validate.
 
     .venv/bin/python bench/mlp_configs.py                    # every configuration below
     .venv/bin/python bench/mlp_configs.py lasso wide_dropout # just these
@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from houseprices.config import parse_params
-from houseprices.data import read_csv, split_target
-from houseprices.training import cross_validate
+from houseprices.config.params import parse_params
+from houseprices.data.validation import read_csv, split_target
+from houseprices.evaluation.cross_validation import cross_validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Where a search trial's time goes besides training the nets, measured side by side.
 
 (1) Each fold's preprocessing refit per trial vs served by the worker's cache
-    (``houseprices.fold_cache``): the same trials (sampled from search.yaml's mlp space),
+    (``houseprices.tuning.fold_cache``): the same trials (sampled from search.yaml's mlp space),
     alternately without and with the cache; seconds per fold, and the scores must be equal.
 (2) Optuna's bookkeeping of a trial (ask, 4 params, a fold report and prune check, tell) on a
     SQLite study opened as Optuna does by default vs as ``open_storage`` opens it (WAL).
@@ -21,9 +21,9 @@ from pathlib import Path
 import optuna
 import yaml
 
-from houseprices.config import SearchFile, load_search, parse_params, with_model_overrides
-from houseprices.fold_cache import PreprocessCache
-from houseprices.search import fold_scores, open_storage, suggest
+from houseprices.config.params import SearchFile, load_search, parse_params, with_model_overrides
+from houseprices.tuning.fold_cache import PreprocessCache
+from houseprices.tuning.search import fold_scores, open_storage, suggest
 from houseprices.stages import load_prepared
 from houseprices.threads import limit_threads
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys, time
 mode, epochs = sys.argv[1], int(sys.argv[2])
-from houseprices.config import load_params
+from houseprices.config.params import load_params
 from houseprices.threads import limit_threads, resolve_threads
 params = load_params("params.yaml")
 threads = "unbounded"
@@ -40,7 +40,7 @@ if mode == "bounded":
 import torch
 threads = f"{threads} (torch {torch.get_num_threads()})"
 from houseprices.stages import load_prepared
-from houseprices.training import cross_validate
+from houseprices.evaluation.cross_validation import cross_validate
 update = {"epochs": epochs} if epochs else {}
 params = params.model_copy(update={"cv": params.cv.model_copy(update={"repeats": 1}),
                                    "models": {"mlp": params.models["mlp"].model_copy(update=update)}})

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from skorch import NeuralNetRegressor
 
-from houseprices.config import FeaturesConfig, MLPConfig
-from houseprices.data import read_csv, split_target
-from houseprices.mlp import TensorBatches
-from houseprices.mlp_factory import build_mlp, torch_optimizer
-from houseprices.features import build_preprocessor
-from houseprices.nets import MLP
+from houseprices.config.params import FeaturesConfig, MLPConfig
+from houseprices.data.validation import read_csv, split_target
+from houseprices.models.mlp.regressor import TensorBatches
+from houseprices.models.mlp.factory import build_mlp, torch_optimizer
+from houseprices.features.transformers import build_preprocessor
+from houseprices.models.mlp.modules import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -144,14 +144,14 @@ def built_once(run_dir: Path, name: str, build: Callable[[Path], object]) -> Pat
 # houseprices (pandas) is imported where used: the nested pytest runs load this file too.
 @pytest.fixture(scope="session")
 def train_frame():
-    from houseprices.data import read_csv
+    from houseprices.data.validation import read_csv
 
     return read_csv(RAW / "train.csv", is_train=True)
 
 
 @pytest.fixture(scope="session")
 def test_frame():
-    from houseprices.data import read_csv
+    from houseprices.data.validation import read_csv
 
     return read_csv(RAW / "test.csv", is_train=False)
 
@@ -159,7 +159,7 @@ def test_frame():
 @pytest.fixture(scope="session")
 def small_xy(train_frame):
     """300 training rows: enough for every encoder to see most categories."""
-    from houseprices.data import split_target
+    from houseprices.data.validation import split_target
 
     X, y = split_target(train_frame.sample(300, random_state=0).reset_index(drop=True))
     return X, y
@@ -316,8 +316,7 @@ def copy_repo(built: Path, dest: Path) -> Path:
 
 def cross_validate_recording_fits(monkeypatch, name: str, params, X, y):
     """``cross_validate`` with every fold's fit recorded: (result, [(training row index, fitted estimator)])."""
-    from houseprices import training
-
+    from houseprices.evaluation import cross_validation as training
     fitted = []
     real_fit = training.fit_estimator
 

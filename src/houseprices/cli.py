@@ -12,8 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import PARAMS_FILE, load_params
-from .errors import HousePricesError
+from houseprices.config.params import PARAMS_FILE, load_params
+from houseprices.errors import HousePricesError
 
 logger = logging.getLogger("houseprices")
 
@@ -23,42 +23,42 @@ def _params(args):
 
 
 def cmd_prepare(args) -> None:
-    from .stages import prepare
+    from houseprices.stages import prepare
 
     prepare.run(_params(args))
 
 
 def cmd_featurize(args) -> None:
-    from .stages import featurize
+    from houseprices.stages import featurize
 
     featurize.run(_params(args))
 
 
 def cmd_train(args) -> None:
-    from .stages import train
+    from houseprices.stages import train
 
     train.run(_params(args), args.model, Path(args.params))
 
 
 def cmd_ensemble(args) -> None:
-    from .stages import ensemble
+    from houseprices.stages import ensemble
 
     ensemble.run(_params(args), Path(args.params))
 
 
 def cmd_submission(args) -> None:
-    from .stages import submission
+    from houseprices.stages import submission
 
     submission.run(_params(args))
 
 
 def cmd_submit(args) -> None:
-    from .submission import upload
+    from houseprices.submission import upload
 
     params = _params(args)
     message = args.message or _default_message(params)
     print(upload(params.submission.path, message))
-    from .tracking import mark_submitted
+    from houseprices.tracking import mark_submitted
 
     mark_submitted(params, params.submission.path, message)  # registry alias @submitted
 
@@ -76,7 +76,7 @@ def _default_message(params) -> str:
 
 
 def cmd_download(args) -> None:
-    from .download import download
+    from houseprices.data.download import download
 
     for path in download(Path(args.dest), source=args.source, base_url=args.base_url,
                          checksums=Path(args.checksums), max_bytes=args.max_bytes):
@@ -84,7 +84,7 @@ def cmd_download(args) -> None:
 
 
 def cmd_search(args) -> None:
-    from .stages import search
+    from houseprices.stages import search
 
     search.run(_params(args), args.model, Path(args.params), Path(args.search_file), trials=args.trials,
                timeout=args.timeout, storage=args.storage, threads=args.threads, worker=args.worker,
@@ -92,13 +92,13 @@ def cmd_search(args) -> None:
 
 
 def cmd_runs(args) -> None:
-    from .runs import print_runs
+    from houseprices.reporting.runs import print_runs
 
     print_runs(_params(args), args.last)
 
 
 def cmd_leaderboard(args) -> None:
-    from .leaderboard import print_leaderboard
+    from houseprices.reporting.leaderboard import print_leaderboard
 
     print_leaderboard(Path(args.out))
 
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "runs":
             p.add_argument("-n", "--last", type=int, default=10, help="how many pipeline runs (default: 10)")
         if name == "download":
-            from .download import CHECKSUMS, D2L_BASE_URL, MAX_BYTES
+            from houseprices.data.download import CHECKSUMS, D2L_BASE_URL, MAX_BYTES
 
             p.add_argument("--dest", default="data/raw", help="target folder (default: %(default)s)")
             p.add_argument("--source", choices=["auto", "kaggle", "mirror"], default="auto",
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.simplefilter("default", UserWarning)
     try:
-        from .run_lifecycle import run_command
+        from houseprices.tracking.lifecycle import run_command
 
         run_command(args)  # bounded threads and HTTP, runs KILLED on signals, store errors as one line
     except (HousePricesError, FileNotFoundError) as err:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import ID, TARGET
-from .download import KAGGLE_COMPETITION, kaggle_credentials_available
-from .errors import SubmissionError
-from .io import write_csv
+from houseprices.data.validation import ID, TARGET
+from houseprices.data.download import KAGGLE_COMPETITION, kaggle_credentials_available
+from houseprices.errors import SubmissionError
+from houseprices.io import write_csv
 
 logger = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ def resolve_threads(configured: int) -> tuple[int, str]:
     load: BLAS results (ridge) differ in the last bits between thread counts."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
-        from .errors import ConfigError
+        from houseprices.errors import ConfigError
 
         if not raw.isdigit():
             raise ConfigError(f"${THREADS_ENV}={raw!r}: expected a whole number of threads (0: all cores)")

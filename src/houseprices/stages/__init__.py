@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import ID
-from ..errors import DataError
+from houseprices.data.validation import ID
+from houseprices.errors import DataError
 
 PREPARED = Path("data/prepared")
 MODELS = Path("models")

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import PARAMS_FILE, Params
-from ..data import ID
-from ..ensemble import (PriceModel, choose_method, choose_test_predictions, conformal_halfwidth, fit_combiner,
+from houseprices.config.params import PARAMS_FILE, Params
+from houseprices.data.validation import ID
+from houseprices.evaluation.ensemble import (PriceModel, choose_method, choose_test_predictions, conformal_halfwidth, fit_combiner,
                         nested_coverage)
-from ..features import outlier_mask, typical_rows
-from ..io import load_model, write_csv, write_json, write_parquet
-from ..figures import ensemble_figures
-from ..tracking import Tracker, file_sha256, flatten
-from ..training import Fold, log_rmse, make_folds
-from . import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
+from houseprices.features.transformers import outlier_mask, typical_rows
+from houseprices.io import load_model, write_csv, write_json, write_parquet
+from houseprices.reporting.figures import ensemble_figures
+from houseprices.tracking import Tracker, file_sha256, flatten
+from houseprices.evaluation.cross_validation import Fold, log_rmse, make_folds
+from houseprices.stages import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)

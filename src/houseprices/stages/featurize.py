@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from ..config import Params
-from ..data import ID
-from ..features import build_preprocessor, feature_names, outlier_mask
-from ..io import write_csv, write_json
-from ..tracking import Tracker, flatten
-from . import METRICS, PLOTS, load_prepared
+from houseprices.config.params import Params
+from houseprices.data.validation import ID
+from houseprices.features.transformers import build_preprocessor, feature_names, outlier_mask
+from houseprices.io import write_csv, write_json
+from houseprices.tracking import Tracker, flatten
+from houseprices.stages import METRICS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
 # What `dvc exp show` and `dvc metrics diff` show: numbers a params change moves. The full

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Params
-from ..data import ID, read_inputs, split_target, verify_checksums, warn_unseen_categories
-from ..io import write_parquet
-from . import PREPARED
+from houseprices.config.params import Params
+from houseprices.data.validation import ID, read_inputs, split_target, verify_checksums, warn_unseen_categories
+from houseprices.io import write_parquet
+from houseprices.stages import PREPARED
 
 logger = logging.getLogger(__name__)
 

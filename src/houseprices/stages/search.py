@@ -18,13 +18,13 @@ from pathlib import Path
 import optuna
 from tqdm import tqdm
 
-from ..config import PARAMS_FILE, SEARCH_FILE, Params, SearchConfig, load_search
-from ..errors import ConfigError, TrainingError
-from ..search import (TrialMonitor, apply_to_params, best_params, finished, load_study, make_objective,
+from houseprices.config.params import PARAMS_FILE, SEARCH_FILE, Params, SearchConfig, load_search
+from houseprices.errors import ConfigError, TrainingError
+from houseprices.tuning.search import (TrialMonitor, apply_to_params, best_params, finished, load_study, make_objective,
                       open_storage, safe_url, storage_url, study_name)
-from ..threads import limit_threads
-from ..tracking import Tracker, flatten
-from . import load_prepared
+from houseprices.threads import limit_threads
+from houseprices.tracking import Tracker, flatten
+from houseprices.stages import load_prepared
 
 logger = logging.getLogger(__name__)
 STATE_TAG = "optuna.state"

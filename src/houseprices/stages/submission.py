@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Params
-from ..data import ID, TARGET
-from ..io import write_csv
-from ..submission import INTERVALS_FILE, build_submission, check_destination, checked_submission
-from ..tracking import Tracker
-from . import MODELS
+from houseprices.config.params import Params
+from houseprices.data.validation import ID, TARGET
+from houseprices.io import write_csv
+from houseprices.submission import INTERVALS_FILE, build_submission, check_destination, checked_submission
+from houseprices.tracking import Tracker
+from houseprices.stages import MODELS
 
 logger = logging.getLogger(__name__)
 

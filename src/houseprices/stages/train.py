@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import PARAMS_FILE, Params
-from ..data import ID
-from ..ensemble import PriceModel
-from ..io import dump_model, write_json, write_parquet
-from ..leaderboard import write_timing
-from ..plots import write_member_plots
-from ..progress import FoldProgress, duration
-from ..tracking import Tracker, flatten
-from ..training import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
-from . import MEMBERS, METRICS, PLOTS, load_prepared
+from houseprices.config.params import PARAMS_FILE, Params
+from houseprices.data.validation import ID
+from houseprices.evaluation.ensemble import PriceModel
+from houseprices.io import dump_model, write_json, write_parquet
+from houseprices.reporting.leaderboard import write_timing
+from houseprices.reporting.dvc_plots import write_member_plots
+from houseprices.reporting.progress import FoldProgress, duration
+from houseprices.tracking import Tracker, flatten
+from houseprices.evaluation.cross_validation import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
+from houseprices.stages import MEMBERS, METRICS, PLOTS, load_prepared
 
 logger = logging.getLogger(__name__)
 

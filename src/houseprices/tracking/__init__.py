@@ -8,11 +8,11 @@
 - :mod:`.registry`: registered versions, their tags and the ``champion``/``submitted`` aliases
 """
 
-from .lineage import file_sha256, lineage_tags, pipeline_run_id, pipeline_run_name
-from .registry import CHAMPION, SUBMITTED, mark_submitted
-from .runlog import NullRun, RunLog, flatten, log_params
-from .store import check_reachable, in_workspace, repo_root, tracking_uri
-from .tracker import KIND_TAG, PIPELINE_RUN_TAG, NullTracker, Tracker, connect, pipeline_params
+from houseprices.tracking.lineage import file_sha256, lineage_tags, pipeline_run_id, pipeline_run_name
+from houseprices.tracking.registry import CHAMPION, SUBMITTED, mark_submitted
+from houseprices.tracking.runlog import NullRun, RunLog, flatten, log_params
+from houseprices.tracking.store import check_reachable, in_workspace, repo_root, tracking_uri
+from houseprices.tracking.tracker import KIND_TAG, PIPELINE_RUN_TAG, NullTracker, Tracker, connect, pipeline_params
 
 __all__ = [
     "CHAMPION", "KIND_TAG", "PIPELINE_RUN_TAG", "SUBMITTED", "NullRun", "NullTracker", "RunLog", "Tracker",

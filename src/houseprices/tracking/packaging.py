@@ -13,15 +13,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ..io import dump_model
-from .lineage import MODEL_PACKAGES, package_version
+from houseprices.io import dump_model
+from houseprices.tracking.lineage import MODEL_PACKAGES, package_version
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 ARTIFACT = "price_model"
 
 
 class PricePyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow face of a :class:`~houseprices.ensemble.PriceModel`: rows as in test.csv
+    """MLflow face of a :class:`~houseprices.evaluation.ensemble.PriceModel`: rows as in test.csv
     in, prices in dollars out."""
 
     def load_context(self, context) -> None:

@@ -19,7 +19,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .lineage import file_sha256
+from houseprices.tracking.lineage import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def mark_submitted(params, submission: Path, message: str) -> str | None:
     """After ``houseprices submit``: point ``@submitted`` at the version whose submission
     was uploaded and tag it with the message and time. Returns the version, or None (with a
     warning: the upload already happened) when the store or version cannot be found."""
-    from .tracker import connect
+    from houseprices.tracking.tracker import connect
 
     name = params.tracking.registered_model
     if not name:

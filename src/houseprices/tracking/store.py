@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ..errors import TrackingError
+from houseprices.errors import TrackingError
 
 EXPERIMENT_COPY = (".dvc", "tmp", "exps")
 

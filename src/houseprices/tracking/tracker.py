@@ -17,14 +17,14 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from ..errors import TrackingError
-from ..run_lifecycle import owner_tags, prepare_store
-from ..store_errors import as_tracking_error
-from .lineage import lineage_tags, pipeline_run_id, pipeline_run_name
-from .packaging import log_price_model
-from .registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
-from .runlog import NullRun, RunLog, flatten
-from .store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
+from houseprices.errors import TrackingError
+from houseprices.tracking.lifecycle import owner_tags, prepare_store
+from houseprices.tracking.failures import as_tracking_error
+from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline_run_name
+from houseprices.tracking.packaging import log_price_model
+from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
+from houseprices.tracking.runlog import NullRun, RunLog, flatten
+from houseprices.tracking.store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
 
 PIPELINE_RUN_TAG = "houseprices.pipeline_run_id"
 KIND_TAG = "houseprices.kind"

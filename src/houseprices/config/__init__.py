@@ -1,0 +1,1 @@
+"""Typed, validated params.yaml and search.yaml."""

@@ -1,0 +1,1 @@
+"""The competition files: column schema, checksums, CSV validation, download."""

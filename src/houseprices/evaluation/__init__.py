@@ -1,0 +1,1 @@
+"""Cross-validation, the log-RMSE metric, outlier rows and the ensemble."""

@@ -1,0 +1,199 @@
+"""K-fold cross-validation on the competition metric, with out-of-fold predictions.
+
+The whole estimator (preprocessing included) is cloned and fit inside every fold, so
+no statistic of a validation fold reaches its model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import RepeatedKFold
+
+from houseprices.config.params import ModelConfig, Params
+from houseprices.errors import ConfigError, TrainingError
+from houseprices.models.registry import build_estimator
+from houseprices.features.transformers import outlier_mask
+
+logger = logging.getLogger(__name__)
+
+
+def log_rmse(log_true, log_pred) -> float:
+    """The competition metric, on values already in log space."""
+    diff = np.asarray(log_true, dtype=np.float64) - np.asarray(log_pred, dtype=np.float64)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+@dataclass(frozen=True)
+class Fold:
+    repeat: int
+    fold: int
+    train: np.ndarray
+    valid: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return f"r{self.repeat + 1}f{self.fold + 1}"
+
+
+def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
+    """Shuffled, seeded (repeated) K-fold: every model in a run sees the same folds."""
+    if folds > n_rows:
+        raise ConfigError(f"cv.folds: {folds} folds need at least {folds} training rows; the prepared "
+                          f"data has {n_rows}")
+    splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    return [Fold(i // folds, i % folds, tr, va)
+            for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
+
+
+class FoldScores:
+    """Mean and spread of ``fold_scores`` (one log-RMSE per fold, all repeats)."""
+
+    fold_scores: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fold_scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.fold_scores))
+
+
+@dataclass
+class CVResult(FoldScores):
+    folds: list[Fold]
+    fold_scores: list[float]
+    oof: np.ndarray  # (repeats, n_rows) log-price predictions
+    test_fold_predictions: np.ndarray  # (n_folds_total, n_test)
+    curves: pd.DataFrame  # epoch, fold, train_loss, valid_loss
+    fold_seconds: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict:
+        """The headline numbers DVC declares as metrics; per-fold scores are a plot
+        (``plots/folds/<model>.csv``) so ``dvc exp show`` stays one column per number."""
+        return {"cv_log_rmse_mean": round(self.mean, 6), "cv_log_rmse_std": round(self.std, 6)}
+
+
+CURVE_COLUMNS = ["epoch", "fold", "train_loss", "valid_loss", "holdout_loss"]
+
+
+def is_net(estimator) -> bool:
+    """A skorch MLP, asked without importing torch: no net was built while its module is unloaded."""
+    mlp = sys.modules.get(f"{__package__}.mlp")
+    return mlp is not None and isinstance(estimator, mlp.MLPRegressor)
+
+
+def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
+    """Per-epoch losses of a fitted MLP pipeline (empty for other models): training loss,
+    the internal validation split's loss (when ``valid_fraction`` > 0) and the loss on
+    the fold's own validation rows (``holdout_loss``)."""
+    net = estimator[-1]
+    if not is_net(net):
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    rows = [{"epoch": h["epoch"], "fold": fold_label, "train_loss": h["train_loss"],
+             "valid_loss": h.get("valid_loss", np.nan), "holdout_loss": h.get("holdout_loss", np.nan)}
+            for h in net.history]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+@contextlib.contextmanager
+def divergence_named(name: str, where: str):
+    """A net that diverged (FloatingPointError) as one line naming model, fold and the key to fix."""
+    try:
+        yield
+    except FloatingPointError as err:
+        raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
+
+
+def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series,
+                  where: str, holdout: tuple[pd.DataFrame, pd.Series] | None = None):
+    """Build and fit one estimator on the given training rows (outliers removed there).
+
+    With ``holdout`` rows, an MLP also records its per-epoch loss on them; the
+    preprocessing is still fit on the training rows only and then applied to them.
+    """
+    keep = outlier_mask(X, y, params.features.outliers)
+    estimator = build_estimator(cfg, params.features, params.seed)
+    net = estimator[-1]
+    with divergence_named(name, where):
+        if holdout is not None and is_net(net):
+            preprocess = estimator[:-1]
+            features = preprocess.fit_transform(X[keep], y[keep])  # y: target statistics
+            net.set_params(callbacks__holdout__X=preprocess.transform(holdout[0]),
+                           callbacks__holdout__y=np.asarray(holdout[1]))
+            net.fit(features, y[keep])
+            net.set_params(callbacks__holdout__X=None, callbacks__holdout__y=None)  # not pickled
+        else:
+            estimator.fit(X[keep], y[keep])
+    return estimator
+
+
+def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndarray:
+    pred = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        raise TrainingError(f"model {name!r}, {where}: {int(bad.sum())} non-finite predictions; "
+                            f"the fit diverged: try a lower learning rate (models.{name}.lr)")
+    return pred
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    """One finished fold, as a fold hook sees it."""
+
+    fold: Fold
+    position: int  # 1-based, over all repeats
+    total: int
+    score: float
+    seconds: float
+    curves: pd.DataFrame
+
+
+# Entered around each fold's fit and predictions (e.g. an MLflow fold run and a progress
+# line); what it yields, if not None, is called with the fold's outcome before it exits.
+FoldScope = Callable[[Fold, int, int], AbstractContextManager[Callable[[FoldOutcome], None] | None]]
+
+
+def _no_scope(fold: Fold, position: int, total: int) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
+                   X_test: pd.DataFrame | None = None, *, fold_scope: FoldScope | None = None) -> CVResult:
+    cfg = params.model(name)
+    folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
+    oof = np.full((params.cv.repeats, len(X)), np.nan)
+    test_preds, scores, curves, seconds = [], [], [], []
+    y = y.reset_index(drop=True)
+    X = X.reset_index(drop=True)
+    for position, fold in enumerate(folds, 1):
+        with (fold_scope or _no_scope)(fold, position, len(folds)) as report:
+            start = time.perf_counter()
+            where = f"fold {fold.label}"
+            est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where,
+                                holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
+            pred = predict_finite(est, X.iloc[fold.valid], name, where)
+            oof[fold.repeat, fold.valid] = pred
+            scores.append(log_rmse(y.iloc[fold.valid], pred))
+            if X_test is not None:
+                test_preds.append(predict_finite(est, X_test, name, f"{where} test rows"))
+            curves.append(learning_curve(est, fold.label))
+            seconds.append(time.perf_counter() - start)
+            logger.debug("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, scores[-1], seconds[-1])
+            if report is not None:
+                report(FoldOutcome(fold, position, len(folds), scores[-1], seconds[-1], curves[-1]))
+    return CVResult(
+        folds=folds, fold_scores=scores, oof=oof,
+        test_fold_predictions=np.vstack(test_preds) if test_preds else np.empty((0, 0)),
+        curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
+        fold_seconds=seconds,
+    )

@@ -1,0 +1,1 @@
+"""Preprocessing transformers, always fit on a fold's training rows only."""

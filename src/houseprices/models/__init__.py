@@ -1,0 +1,1 @@
+"""Model kinds: validated ``models.<name>`` entries turned into scikit-learn pipelines."""

@@ -1,0 +1,1 @@
+"""The skorch-wrapped PyTorch MLP (torch is imported only where a net is built)."""

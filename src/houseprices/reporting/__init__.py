@@ -1,0 +1,1 @@
+"""What people read: DVC plot files, MLflow figures, leaderboard, runs table, progress."""

@@ -1,0 +1,66 @@
+"""``houseprices runs``: the last pipeline executions as a table, read back from MLflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from houseprices.config.params import Params
+from houseprices.errors import TrackingError
+from houseprices.tracking import KIND_TAG, check_reachable, repo_root, tracking_uri
+
+FIXED = ["time", "status", "commit", "experiment", "run_id"]
+SCORE = "cv_log_rmse"  # the ensemble's own score on a pipeline run; "<member>.cv_log_rmse" a member's
+
+
+def run_row(run: Run) -> dict:
+    """One pipeline run: when, which, how it ended, what code, and its CV scores."""
+    tags, metrics = run.data.tags, run.data.metrics
+    started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc)
+    row = {
+        "time": started.strftime("%Y-%m-%d %H:%M"),
+        "status": run.info.status,
+        "commit": tags.get("git.commit", "")[:7] + ("+" if tags.get("git.dirty") == "true" else ""),
+        "experiment": tags.get("dvc.experiment") or "-",
+        "run_id": run.info.run_id[:8],
+    }
+    if SCORE in metrics:
+        row["ensemble"] = metrics[SCORE]
+    row.update({k.removesuffix(f".{SCORE}"): v for k, v in metrics.items() if k.endswith(f".{SCORE}")})
+    return row
+
+
+def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    runs = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'pipeline'",
+                              order_by=["attributes.start_time DESC"], max_results=last)
+    return [run_row(run) for run in runs]
+
+
+def format_table(rows: list[dict]) -> str:
+    """Aligned columns; scores to 4 decimals, "-" where a run has none (failed, cached stage)."""
+    if not rows:
+        return "no pipeline runs yet: run `dvc repro`"
+    models = sorted({k for r in rows for k in r if k not in FIXED}, key=lambda k: (k != "ensemble", k))
+    header = FIXED + models
+    cells = [[str(r.get(k, "")) if k in FIXED else (f"{r[k]:.4f}" if k in r else "-") for k in header]
+             for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def print_runs(params: Params, last: int = 10) -> None:
+    uri = tracking_uri(params.tracking.uri, repo_root())
+    check_reachable(uri)
+    try:
+        rows = pipeline_runs(uri, params.tracking.experiment, last)
+    except Exception as err:
+        raise TrackingError(f"MLflow store {uri}: {err}") from err
+    print(format_table(rows))

@@ -1,0 +1,1 @@
+"""Optuna hyperparameter search and its per-worker preprocessing cache."""
