@@ -1,5 +1,6 @@
 # `make repro`: set up (first time) and run the pipeline; `make test`: set up and test;
-# `make test-fast`: the tests without the slow end-to-end runs, for the edit-test loop.
+# `make test-fast`: the tests without the slow end-to-end runs, for the edit-test loop;
+# `make lint`: ruff's checks and format check (`make format` rewrites the code to its format).
 # Tests run in TEST_WORKERS pytest-xdist processes, one per core (the DVC, MLflow and PostgreSQL
 # processes a test starts use one thread each; a third worker on 2 cores was 17 s slower: its own
 # imports cost more than its overlap saved), taking the tests in the order tests/conftest.py
@@ -11,7 +12,7 @@ PYTHON ?= python3
 TEST_WORKERS ?= $(shell nproc)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast bench ui exps
+.PHONY: setup repro test test-fast lint format bench ui exps
 
 setup: $(VENV)/.installed
 
@@ -29,6 +30,14 @@ test: setup
 
 test-fast: setup
 	python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not slow"
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff check --fix .
+	ruff format .
 
 bench: setup
 	python bench/train_speed.py

@@ -19,15 +19,17 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from houseprices.config.params import load_params, with_model_overrides  # noqa: E402
 from houseprices.data.validation import read_csv, split_target  # noqa: E402
-from houseprices.models.registry import build_estimator  # noqa: E402
 from houseprices.evaluation.cross_validation import cross_validate  # noqa: E402
+from houseprices.models.registry import build_estimator  # noqa: E402
 
 
 def main() -> int:
     params = load_params(ROOT / "params.yaml")
     X, y = split_target(read_csv(ROOT / "data/raw/train.csv", is_train=True))
-    print(f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}",
-          f"({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")
+    print(
+        f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}",
+        f"({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "",
+    )
     oofs = {}
     for device in ("cuda", "auto", "cpu"):
         if device != "cpu" and not torch.cuda.is_available():
@@ -41,8 +43,10 @@ def main() -> int:
         result = cross_validate("mlp", p, X, y)
         seconds = time.perf_counter() - start
         oofs[device] = result.oof[0]
-        print(f"device={device:5s} params on {sorted(where)} {sorted(dtypes)}: CV log-RMSE "
-              f"{result.mean:.5f} ± {result.std:.5f} in {seconds:.1f}s")
+        print(
+            f"device={device:5s} params on {sorted(where)} {sorted(dtypes)}: CV log-RMSE "
+            f"{result.mean:.5f} ± {result.std:.5f} in {seconds:.1f}s"
+        )
         if not np.isfinite(result.oof).all():
             print("non-finite predictions")
             return 1

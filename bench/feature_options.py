@@ -57,8 +57,9 @@ OPTIONS: dict[str, dict[str, object]] = {
     "skew=box-cox": {"skew.method": "box-cox"},
     "ordinal_quality=on": {"encoding.ordinal_quality": True},
     "min_frequency=10": {"encoding.min_frequency": 10},
-    "domain=all off": {f"domain.{k}": False for k in
-                       ("total_sf", "total_bathrooms", "ages", "porch_area", "has_flags")},
+    "domain=all off": {
+        f"domain.{k}": False for k in ("total_sf", "total_bathrooms", "ages", "porch_area", "has_flags")
+    },
     "pca=0.99": {"pca.enabled": True, "pca.n_components": 0.99, "pca.whiten": False},
     "pca=0.99 whiten": {"pca.enabled": True, "pca.n_components": 0.99, "pca.whiten": True},
     "outliers=off": {"outliers.enabled": False},
@@ -93,11 +94,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("options", nargs="*", help="option names (default: all)")
     parser.add_argument("--list", action="store_true", help="list the options and exit")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="one extra row changing these features keys together (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one extra row changing these features keys together (repeatable)",
+    )
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
-    parser.add_argument("--seed-noise", type=int, default=0, metavar="N",
-                        help="also run the baseline with N other network seeds, same folds")
+    parser.add_argument(
+        "--seed-noise",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the baseline with N other network seeds, same folds",
+    )
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     if args.list:
@@ -141,11 +152,20 @@ def main() -> None:
             baseline_scores = scores
         diff = scores - baseline_scores
         se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-        rows.append({"option": name, "cv_mean": result.mean, "cv_std": result.std,
-                     "diff": float(diff.mean()), "diff_se": float(se), "folds": scores.tolist(),
-                     "seconds": seconds})
-        print(f"{name:<40} {result.mean:8.5f} {result.std:7.5f} {diff.mean():+8.5f} {se:7.5f} {seconds:5.0f}",
-              flush=True)
+        rows.append(
+            {
+                "option": name,
+                "cv_mean": result.mean,
+                "cv_std": result.std,
+                "diff": float(diff.mean()),
+                "diff_se": float(se),
+                "folds": scores.tolist(),
+                "seconds": seconds,
+            }
+        )
+        print(
+            f"{name:<40} {result.mean:8.5f} {result.std:7.5f} {diff.mean():+8.5f} {se:7.5f} {seconds:5.0f}", flush=True
+        )
     seeds = [r["cv_mean"] for r in rows if r["option"] == "baseline" or r["option"].startswith("baseline, net seed")]
     if len(seeds) > 1:
         print(f"\nbaseline over {len(seeds)} net seeds: {np.mean(seeds):.5f} +- {np.std(seeds, ddof=1):.5f} (std)")

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from houseprices.config.params import load_params, parse_params
+from houseprices.evaluation.cross_validation import cross_validate, log_rmse, make_folds
 from houseprices.evaluation.ensemble import choose_method, greedy_weights
 from houseprices.features.transformers import outlier_mask
 from houseprices.stages import load_prepared
 from houseprices.threads import limit_threads
-from houseprices.evaluation.cross_validation import cross_validate, log_rmse, make_folds
 
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/score_bench"))
 TE = {"target_encoding": {"enabled": True}}
@@ -37,8 +37,15 @@ INTER = {"interactions": {"enabled": True}}
 BOTH = {**TE, **INTER}
 
 # LightGBM with squared loss and small trees (its defaults before the Huber member).
-LGB_L2 = {"kind": "lightgbm", "n_estimators": 1500, "learning_rate": 0.02, "num_leaves": 6, "min_child_samples": 10,
-          "colsample_bytree": 0.25, "objective": "regression"}
+LGB_L2 = {
+    "kind": "lightgbm",
+    "n_estimators": 1500,
+    "learning_rate": 0.02,
+    "num_leaves": 6,
+    "min_child_samples": 10,
+    "colsample_bytree": 0.25,
+    "objective": "regression",
+}
 
 # name -> (models entry, features overrides); a "base" key starts from params.yaml's entry.
 CANDIDATES: dict[str, tuple[dict, dict]] = {
@@ -67,15 +74,19 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "xgb_fe": ({"kind": "xgboost", "n_estimators": 1500, "learning_rate": 0.02}, BOTH),
     "xgb_fast": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, BOTH),
     "cat": ({"kind": "catboost", "iterations": 800, "learning_rate": 0.06, "depth": 5}, {}),
-    "cat_codes": ({"kind": "catboost", "iterations": 800, "learning_rate": 0.06, "depth": 5,
-                   "native_categorical": False}, BOTH),
+    "cat_codes": (
+        {"kind": "catboost", "iterations": 800, "learning_rate": 0.06, "depth": 5, "native_categorical": False},
+        BOTH,
+    ),
     "gbr_huber": ({"kind": "gradient_boosting", "n_estimators": 1000, "learning_rate": 0.05}, {}),
     "gbr_huber_fe": ({"kind": "gradient_boosting", "n_estimators": 1000, "learning_rate": 0.05}, BOTH),
     "gbr_fast_fe": ({"kind": "gradient_boosting", "n_estimators": 300, "learning_rate": 0.1, "max_depth": 3}, BOTH),
     "xgb_fast_inter": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, INTER),
     "xgb_fast_plain": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05}, {}),
-    "xgb_fast_keep": ({"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05},
-                      {**BOTH, "outliers": {"enabled": False}}),
+    "xgb_fast_keep": (
+        {"kind": "xgboost", "n_estimators": 600, "learning_rate": 0.05},
+        {**BOTH, "outliers": {"enabled": False}},
+    ),
     "svr_keep": ({"kind": "svr", "C": 3.0, "epsilon": 0.01, "gamma": 0.0003}, {**BOTH, "outliers": {"enabled": False}}),
     "cat_fast_fe": ({"kind": "catboost", "iterations": 400, "learning_rate": 0.1, "depth": 4}, BOTH),
     "lgb_huber_fe": ({**LGB_L2, "objective": "huber", "huber_delta": 0.1}, BOTH),
@@ -110,51 +121,102 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "mlp_wd10_swa50_fe": ({"base": "mlp", "weight_decay": 10.0, "swa_fraction": 0.5}, BOTH),
     "mlp_lr3e3_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0}, BOTH),  # the control of the one above
     "mlp_lr3e3_swa80_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.8}, BOTH),
-    "mlp_lr3e3_swa50_lr1e3_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.5,
-                                  "swa_lr": 0.001}, BOTH),
+    "mlp_lr3e3_swa50_lr1e3_fe": (
+        {"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.5, "swa_lr": 0.001},
+        BOTH,
+    ),
     "mlp_lr3e3_wd2_swa50_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 2.0, "swa_fraction": 0.5}, BOTH),
     "mlp_lr1e2_wd07_swa50_fe": ({"base": "mlp", "lr": 0.01, "weight_decay": 0.7, "swa_fraction": 0.5}, BOTH),
     "mlp_lr3e3_wd4_swa80_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 4.0, "swa_fraction": 0.8}, BOTH),
     "mlp_lr3e3_swa90_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.9}, BOTH),
-    "mlp_lr3e3_swa80_lr3e3_fe": ({"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.8,
-                                  "swa_lr": 0.003}, BOTH),
+    "mlp_lr3e3_swa80_lr3e3_fe": (
+        {"base": "mlp", "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.8, "swa_lr": 0.003},
+        BOTH,
+    ),
     "mlp_lr5e3_swa80_fe": ({"base": "mlp", "lr": 0.005, "weight_decay": 3.0, "swa_fraction": 0.8}, BOTH),
     "mlp_lr2e3_wd4_swa80_fe": ({"base": "mlp", "lr": 0.002, "weight_decay": 4.0, "swa_fraction": 0.8}, BOTH),
-    "mlp_e150_lr3e3_swa120_fe": ({"base": "mlp", "epochs": 150, "lr": 0.003, "weight_decay": 3.0,
-                                  "swa_fraction": 0.8}, BOTH),
+    "mlp_e150_lr3e3_swa120_fe": (
+        {"base": "mlp", "epochs": 150, "lr": 0.003, "weight_decay": 3.0, "swa_fraction": 0.8},
+        BOTH,
+    ),
     # SWA at a held rate: lr (then the held swa_lr) and weight decay around 3e-3 and 3.
-    **{f"mlp_c{lr * 1e4:g}e4_wd{wd:g}_swa{k}_fe".replace(".", "p"): (
-        {"base": "mlp", "lr": lr, "weight_decay": wd, "swa_fraction": k / 100, "swa_lr": lr}, BOTH)
-       for lr, wd, k in [(0.003, 3.0, 90), (0.005, 3.0, 80), (0.003, 2.0, 80), (0.003, 4.0, 80), (0.002, 4.0, 80),
-                         (0.005, 2.0, 80), (0.003, 3.0, 60), (0.01, 1.0, 80), (0.01, 2.0, 80), (0.007, 1.5, 80),
-                         (0.007, 2.0, 80), (0.005, 1.5, 80), (0.005, 2.0, 60), (0.01, 3.0, 80), (0.015, 2.0, 80),
-                         (0.02, 2.0, 80), (0.01, 2.0, 60), (0.015, 1.5, 80)]},
+    **{
+        f"mlp_c{lr * 1e4:g}e4_wd{wd:g}_swa{k}_fe".replace(".", "p"): (
+            {"base": "mlp", "lr": lr, "weight_decay": wd, "swa_fraction": k / 100, "swa_lr": lr},
+            BOTH,
+        )
+        for lr, wd, k in [
+            (0.003, 3.0, 90),
+            (0.005, 3.0, 80),
+            (0.003, 2.0, 80),
+            (0.003, 4.0, 80),
+            (0.002, 4.0, 80),
+            (0.005, 2.0, 80),
+            (0.003, 3.0, 60),
+            (0.01, 1.0, 80),
+            (0.01, 2.0, 80),
+            (0.007, 1.5, 80),
+            (0.007, 2.0, 80),
+            (0.005, 1.5, 80),
+            (0.005, 2.0, 60),
+            (0.01, 3.0, 80),
+            (0.015, 2.0, 80),
+            (0.02, 2.0, 80),
+            (0.01, 2.0, 60),
+            (0.015, 1.5, 80),
+        ]
+    },
     "mlp_lr5e3_wd2_fe": ({"base": "mlp", "lr": 0.005, "weight_decay": 2.0}, BOTH),  # the control: no averaging
     # Optional features on top of interactions and target statistics.
-    **{f"{name}_{short}": ({"base": base}, {**BOTH, section: {"enabled": True}})
-       for name, base in [("lasso", "lasso"), ("mlp", "mlp"), ("xgb", "xgboost"), ("svr", "svr"), ("lgb", "lightgbm")]
-       for short, section in [("nrel", "neighborhood_relative"), ("qs", "quality_score")]},
+    **{
+        f"{name}_{short}": ({"base": base}, {**BOTH, section: {"enabled": True}})
+        for name, base in [("lasso", "lasso"), ("mlp", "mlp"), ("xgb", "xgboost"), ("svr", "svr"), ("lgb", "lightgbm")]
+        for short, section in [("nrel", "neighborhood_relative"), ("qs", "quality_score")]
+    },
     # The MLP default before weight averaging (the candidates above were screened from it: "base"
     # entries start from params.yaml as it was then).
-    "mlp_pre_swa_fe": ({"base": "mlp", "lr": 0.001, "weight_decay": 7.0, "lr_schedule": "cosine", "swa_fraction": 0.0},
-                       BOTH),
+    "mlp_pre_swa_fe": (
+        {"base": "mlp", "lr": 0.001, "weight_decay": 7.0, "lr_schedule": "cosine", "swa_fraction": 0.0},
+        BOTH,
+    ),
     # The same as mlp_c70e4_wd2_swa80_fe (a held rate equal to lr is a constant rate): the default since.
-    "mlp_swa_const_fe": ({"base": "mlp", "lr": 0.007, "weight_decay": 2.0, "lr_schedule": "none", "swa_fraction": 0.8,
-                          "swa_lr": None}, BOTH),
-    "mlp_const_fe": ({"base": "mlp", "lr": 0.007, "weight_decay": 2.0, "lr_schedule": "none", "swa_fraction": 0.0,
-                      "swa_lr": None}, BOTH),  # its control: the same rate, no averaging
+    "mlp_swa_const_fe": (
+        {"base": "mlp", "lr": 0.007, "weight_decay": 2.0, "lr_schedule": "none", "swa_fraction": 0.8, "swa_lr": None},
+        BOTH,
+    ),
+    "mlp_const_fe": (
+        {"base": "mlp", "lr": 0.007, "weight_decay": 2.0, "lr_schedule": "none", "swa_fraction": 0.0, "swa_lr": None},
+        BOTH,
+    ),  # its control: the same rate, no averaging
     # Each default member with one more global preprocessing option (the `_d` rows: as params.yaml).
-    **{f"{short}_{option}": ({"base": base}, {**BOTH, **extra})
-       for short, base in [("mlp", "mlp"), ("lasso", "lasso"), ("xgb", "xgboost"), ("svr", "svr"), ("lgb", "lightgbm")]
-       for option, extra in [("d", {}), ("oq", {"encoding": {"ordinal_quality": True}}),
-                             ("mi", {"impute": {"missing_indicators": True}})]},
+    **{
+        f"{short}_{option}": ({"base": base}, {**BOTH, **extra})
+        for short, base in [("mlp", "mlp"), ("lasso", "lasso"), ("xgb", "xgboost"), ("svr", "svr"), ("lgb", "lightgbm")]
+        for option, extra in [
+            ("d", {}),
+            ("oq", {"encoding": {"ordinal_quality": True}}),
+            ("mi", {"impute": {"missing_indicators": True}}),
+        ]
+    },
     # The weight-averaged default MLP with one more change.
-    **{f"mlp_{short}": ({"base": "mlp", **change}, BOTH) for short, change in [
-        ("h256", {"hidden": [256]}), ("h64", {"hidden": [64]}), ("h128x2", {"hidden": [128, 128]}),
-        ("do1", {"dropout": 0.1}), ("e150", {"epochs": 150}), ("bs32", {"batch_size": 32}),
-        ("bs128", {"batch_size": 128}), ("lr1e2", {"lr": 0.01}), ("wd3", {"weight_decay": 3.0}),
-        ("wd1p5", {"weight_decay": 1.5}), ("relu", {"activation": "relu"}), ("mse", {"loss": "mse"}),
-        ("bn", {"batch_norm": True})]},
+    **{
+        f"mlp_{short}": ({"base": "mlp", **change}, BOTH)
+        for short, change in [
+            ("h256", {"hidden": [256]}),
+            ("h64", {"hidden": [64]}),
+            ("h128x2", {"hidden": [128, 128]}),
+            ("do1", {"dropout": 0.1}),
+            ("e150", {"epochs": 150}),
+            ("bs32", {"batch_size": 32}),
+            ("bs128", {"batch_size": 128}),
+            ("lr1e2", {"lr": 0.01}),
+            ("wd3", {"weight_decay": 3.0}),
+            ("wd1p5", {"weight_decay": 1.5}),
+            ("relu", {"activation": "relu"}),
+            ("mse", {"loss": "mse"}),
+            ("bn", {"batch_norm": True}),
+        ]
+    },
 }
 
 
@@ -168,8 +230,12 @@ def candidate_params(base, name: str, repeats: int = 1):
         entry.setdefault("n_jobs", 1)
     if entry.get("kind") == "catboost":
         entry.setdefault("thread_count", 1)
-    for section in ("interactions", "target_encoding", "neighborhood_relative",
-                    "quality_score"):  # off unless the candidate names them
+    for section in (
+        "interactions",
+        "target_encoding",
+        "neighborhood_relative",
+        "quality_score",
+    ):  # off unless the candidate names them
         raw["features"][section] = {**raw["features"][section], "enabled": False}
     raw["models"] = {name: entry}
     raw["ensemble"] = {**raw["ensemble"], "members": [name]}
@@ -204,15 +270,17 @@ def cached(name: str, repeats: int = 1) -> tuple[np.ndarray, float]:
 
 
 def score_rows(pred, y, folds, rows):
-    return float(np.mean([log_rmse(y[f.valid[rows[f.valid]]], pred[f.repeat, f.valid[rows[f.valid]]])
-                          for f in folds]))
+    return float(np.mean([log_rmse(y[f.valid[rows[f.valid]]], pred[f.repeat, f.valid[rows[f.valid]]]) for f in folds]))
 
 
 def report_members(names, oofs, seconds, y, folds, typical):
     print(f"{'member':<16}{'cv':>9}{'excl':>9}{'s/fit':>8}")
     for n in sorted(names, key=lambda n: score_rows(oofs[n], y, folds, np.ones(len(y), bool))):
-        print(f"{n:<16}{score_rows(oofs[n], y, folds, np.ones(len(y), bool)):>9.5f}"
-              f"{score_rows(oofs[n], y, folds, typical):>9.5f}{seconds[n]:>8.2f}", flush=True)
+        print(
+            f"{n:<16}{score_rows(oofs[n], y, folds, np.ones(len(y), bool)):>9.5f}"
+            f"{score_rows(oofs[n], y, folds, typical):>9.5f}{seconds[n]:>8.2f}",
+            flush=True,
+        )
 
 
 def report_ensembles(names, oofs, y, folds, typical, fit_rows):
@@ -220,10 +288,12 @@ def report_ensembles(names, oofs, y, folds, typical, fit_rows):
     best, nested = choose_method("auto", stack, y, folds, fit_rows)
     for method, score in nested.items():
         mark = " <- nested choice" if method == best else ""
-        print(f"  {method:<9}{score.mean:.5f} +- {score.std:.5f}  excl {score_rows(score.oof, y, folds, typical):.5f}"
-              f"{mark}")
+        print(
+            f"  {method:<9}{score.mean:.5f} +- {score.std:.5f}  excl {score_rows(score.oof, y, folds, typical):.5f}"
+            f"{mark}"
+        )
     w = greedy_weights(stack[:, 0, fit_rows].T, y[fit_rows])
-    print("  greedy weights (all fit rows):", {n: round(float(v), 3) for n, v in zip(names, w) if v > 0})
+    print("  greedy weights (all fit rows):", {n: round(float(v), 3) for n, v in zip(names, w, strict=True) if v > 0})
 
 
 def main() -> None:
@@ -244,10 +314,13 @@ def main() -> None:
     names = args.names or list(CANDIDATES)
     oofs, seconds = {}, {}
     for name in names:
-        oofs[name], seconds[name] = (cached(name, args.repeats) if args.cached
-                                     else oof_for(base, name, X, y_series, args.repeats))
-        print(f"{name}: {score_rows(oofs[name], y, folds, np.ones(len(y), bool)):.5f} "
-              f"({seconds[name]:.1f}s per fit)", flush=True)
+        oofs[name], seconds[name] = (
+            cached(name, args.repeats) if args.cached else oof_for(base, name, X, y_series, args.repeats)
+        )
+        print(
+            f"{name}: {score_rows(oofs[name], y, folds, np.ones(len(y), bool)):.5f} ({seconds[name]:.1f}s per fit)",
+            flush=True,
+        )
     report_members(names, oofs, seconds, y, folds, typical)
     if args.only:
         return

@@ -26,8 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A plain starting point (ReLU, MSE, constant rate, AdamW wd 10), spelled out because the
 # code defaults are the committed models.mlp; every other MLP row changes only what it names.
-BASE = {"kind": "mlp", "hidden": [128], "activation": "relu", "optimizer": "adamw", "lr": 1e-3,
-        "weight_decay": 10.0, "lr_schedule": "none", "loss": "mse", "epochs": 100, "batch_size": 64}
+BASE = {
+    "kind": "mlp",
+    "hidden": [128],
+    "activation": "relu",
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 10.0,
+    "lr_schedule": "none",
+    "loss": "mse",
+    "epochs": 100,
+    "batch_size": 64,
+}
 
 CONFIGS: dict[str, dict] = {
     "lasso": {"kind": "lasso", "alpha": 0.0005},
@@ -41,15 +51,13 @@ CONFIGS: dict[str, dict] = {
     "cosine": {"lr_schedule": "cosine", "lr": 3e-3},
     "huber": {"loss": "huber", "huber_delta": 1.0},
     "binned": {"head": "binned", "n_bins": 32},
-    "early_stopping": {"epochs": 300, "valid_fraction": 0.15,
-                       "early_stopping": {"enabled": True, "patience": 20}},
+    "early_stopping": {"epochs": 300, "valid_fraction": 0.15, "early_stopping": {"enabled": True, "patience": 20}},
     "elastic_l1": {"l1": 1e-4},
     "input_dropout": {"input_dropout": 0.2},
     "tanh": {"activation": "tanh"},
     "tanh_wd7": {"activation": "tanh", "weight_decay": 7.0},
     # The committed models.mlp default.
-    "tanh_wd7_huber_cosine": {"activation": "tanh", "weight_decay": 7.0, "loss": "huber",
-                              "lr_schedule": "cosine"},
+    "tanh_wd7_huber_cosine": {"activation": "tanh", "weight_decay": 7.0, "loss": "huber", "lr_schedule": "cosine"},
 }
 
 
@@ -65,13 +73,18 @@ def model_config(name: str, extra: dict | None = None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="configurations to run (default: all)")
-    parser.add_argument("--set", metavar="NAME=JSON", action="append", default=[],
-                        help="an extra MLP config: overrides of BASE (repeatable)")
+    parser.add_argument(
+        "--set",
+        metavar="NAME=JSON",
+        action="append",
+        default=[],
+        help="an extra MLP config: overrides of BASE (repeatable)",
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, help="append one JSON line per result here")
     args = parser.parse_args()
     if args.list:
-        for name, cfg in CONFIGS.items():
+        for name in CONFIGS:
             print(f"{name:16s} {json.dumps(model_config(name))}")
         return
     torch.set_num_threads(1)
@@ -89,12 +102,22 @@ def main() -> None:
         result = cross_validate(name, params, X, y)
         seconds = time.perf_counter() - start
         settings = {k: v for k, v in cfg.items() if BASE.get(k) != v or k in ("hidden", "kind")}
-        print(f"{name:16s} {result.mean:8.4f} {result.std:7.4f} {seconds:7.1f}  {json.dumps(settings)}",
-              flush=True)
+        print(f"{name:16s} {result.mean:8.4f} {result.std:7.4f} {seconds:7.1f}  {json.dumps(settings)}", flush=True)
         if args.out:
             with args.out.open("a") as fh:
-                fh.write(json.dumps({"name": name, "config": cfg, "mean": result.mean, "std": result.std,
-                                     "folds": result.fold_scores, "seconds": seconds}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "name": name,
+                            "config": cfg,
+                            "mean": result.mean,
+                            "std": result.std,
+                            "folds": result.fold_scores,
+                            "seconds": seconds,
+                        }
+                    )
+                    + "\n"
+                )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def _children_cpu() -> float:
 
 
 def per_stage() -> int:
-    names = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=ROOT, env=_env(), check=True,
-                           capture_output=True, text=True).stdout.split()
+    names = subprocess.run(
+        ["dvc", "stage", "list", "--name-only"], cwd=ROOT, env=_env(), check=True, capture_output=True, text=True
+    ).stdout.split()
     wall_total = cpu_total = 0.0
     for name in names:
         start, cpu = time.perf_counter(), _children_cpu()
@@ -56,8 +57,9 @@ def main() -> int:
     cmd = ["dvc", "repro", "-f", *sys.argv[1:]]
     start = last = time.perf_counter()
     stage, timings = None, []
-    with subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as proc:
+    with subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         for line in proc.stdout:
             if line.startswith("Running stage '"):
                 now = time.perf_counter()

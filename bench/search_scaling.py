@@ -1,8 +1,9 @@
 """What pruning and a second worker buy a search, measured side by side in one run.
 
 (a) ``houseprices search --model mlp`` with pruning (search.yaml's pruner, or each
-    ``--pruner`` given) vs without (same space, sampler and seed): trials per hour (from the study's first trial start to its last trial end)
-    and the best CV log-RMSE each found. Target: pruning >= 2x trials per hour.
+    ``--pruner`` given) vs without (same space, sampler and seed): trials per hour (from the
+    study's first trial start to its last trial end) and the best CV log-RMSE each found.
+    Target: pruning >= 2x trials per hour.
 (b) A PostgreSQL study finishing a fixed number of lasso trials (no pruning, so every trial
     is the same work): one worker running all of them vs two workers running half each at
     the same time. Wall time from launch to the last worker's exit, and the ratio.
@@ -57,12 +58,29 @@ def write_files(work: Path, args, model: str, pruner: str, trials: int) -> tuple
     return params_file, search_file
 
 
-def launch(work: Path, params_file: Path, search_file: Path, model: str, storage: str, trials: int,
-           worker: int = 0) -> subprocess.Popen:
+def launch(
+    work: Path, params_file: Path, search_file: Path, model: str, storage: str, trials: int, worker: int = 0
+) -> subprocess.Popen:
     uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    cmd = [sys.executable, "-m", "houseprices.cli", "search", "--model", model, "--params", str(params_file),
-           "--search-file", str(search_file), "--storage", storage, "--trials", str(trials), "--worker", str(worker)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "houseprices.cli",
+        "search",
+        "--model",
+        model,
+        "--params",
+        str(params_file),
+        "--search-file",
+        str(search_file),
+        "--storage",
+        storage,
+        "--trials",
+        str(trials),
+        "--worker",
+        str(worker),
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -76,7 +94,8 @@ def wait_all(procs: list[subprocess.Popen]) -> None:
 def prepare_tracking(work: Path) -> None:
     """The MLflow experiment exists before concurrent workers start (no creation race)."""
     MlflowClient(f"sqlite:///{work / 'mlflow.db'}").create_experiment(
-        "houseprices", artifact_location=(work / "mlruns").as_uri())
+        "houseprices", artifact_location=(work / "mlruns").as_uri()
+    )
 
 
 def study_of(storage: str) -> optuna.Study:
@@ -94,9 +113,16 @@ def pruning_arm(args, base: Path, pruner: str) -> dict:
     trials = [t for t in study_of(storage).trials if t.datetime_complete]
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     states = [t.state.name.lower() for t in trials]
-    return {"pruner": pruner, "trials": len(trials), "pruned": states.count("pruned"), "seconds": span,
-            "per_hour": len(trials) / span * 3600, "best": study_of(storage).best_value,
-            "folds": sum(len(t.intermediate_values) for t in trials), "load": os.getloadavg()[1]}
+    return {
+        "pruner": pruner,
+        "trials": len(trials),
+        "pruned": states.count("pruned"),
+        "seconds": span,
+        "per_hour": len(trials) / span * 3600,
+        "best": study_of(storage).best_value,
+        "folds": sum(len(t.intermediate_values) for t in trials),
+        "load": os.getloadavg()[1],
+    }
 
 
 def workers_arm(args, base: Path, server: PostgresServer, workers: int) -> dict:
@@ -119,19 +145,30 @@ def main() -> None:
     parser.add_argument("--mlp-trials", type=int, default=60)
     parser.add_argument("--mlp-epochs", type=int, default=20)
     kinds = [k for k in get_args(PrunerConfig.model_fields["kind"].annotation) if k != "none"]
-    parser.add_argument("--pruner", choices=kinds, action="append",
-                        help="pruned arm(s), each against the same search without pruning (default: search.yaml's)")
-    parser.add_argument("--startup-trials", type=int, default=None,
-                        help="median pruner's full trials first (default: search.yaml's)")
-    parser.add_argument("--percentile", type=float, default=None,
-                        help="percentile pruner's cut (default: search.yaml's, else 50)")
-    parser.add_argument("--reduction-factor", type=int, default=None,
-                        help="hyperband's and successive_halving's 1 in this many going on at each rung "
-                             "(default: search.yaml's, else 3)")
+    parser.add_argument(
+        "--pruner",
+        choices=kinds,
+        action="append",
+        help="pruned arm(s), each against the same search without pruning (default: search.yaml's)",
+    )
+    parser.add_argument(
+        "--startup-trials", type=int, default=None, help="median pruner's full trials first (default: search.yaml's)"
+    )
+    parser.add_argument(
+        "--percentile", type=float, default=None, help="percentile pruner's cut (default: search.yaml's, else 50)"
+    )
+    parser.add_argument(
+        "--reduction-factor",
+        type=int,
+        default=None,
+        help="hyperband's and successive_halving's 1 in this many going on at each rung "
+        "(default: search.yaml's, else 3)",
+    )
     parser.add_argument("--lasso-trials", type=int, default=48, help="total, split over the workers")
     parser.add_argument("--folds", type=int, default=None, help="default: params.yaml's cv.folds")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="default: params.yaml's cv.repeats (what a search runs)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="default: params.yaml's cv.repeats (what a search runs)"
+    )
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--skip", choices=["pruning", "workers"], action="append", default=[])
     args = parser.parse_args()
@@ -146,23 +183,31 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "houseprices.cli", "prepare"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
         base = Path(tmp)
-        print(f"cv {args.folds}x{args.repeats}, sampler {args.sampler}, {os.cpu_count()} cores, "
-              f"load {os.getloadavg()[0]:.1f}")
+        print(
+            f"cv {args.folds}x{args.repeats}, sampler {args.sampler}, {os.cpu_count()} cores, "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
         if "pruning" not in args.skip:
-            print(f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, pruner {' / '.join(args.pruner)} "
-                  f"(median/percentile after {args.startup_trials} startup trials; percentile "
-                  f"{args.percentile or 'of search.yaml'}; reduction factor "
-                  f"{args.reduction_factor or 'of search.yaml'}) vs none")
+            print(
+                f"(a) mlp, {args.mlp_trials} trials, {args.mlp_epochs} epochs, pruner {' / '.join(args.pruner)} "
+                f"(median/percentile after {args.startup_trials} startup trials; percentile "
+                f"{args.percentile or 'of search.yaml'}; reduction factor "
+                f"{args.reduction_factor or 'of search.yaml'}) vs none"
+            )
             arms = [pruning_arm(args, base, kind) for kind in args.pruner] + [pruning_arm(args, base, "none")]
             for a in arms:
-                print(f"  pruner {a['pruner']:18s}: {a['trials']} trials ({a['pruned']} pruned, "
-                      f"{a['folds']} folds fit) "
-                      f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}; "
-                      f"{a['seconds'] / a['folds']:.2f} s per fold, load {a['load']:.1f} (5-min mean at its end)")
+                print(
+                    f"  pruner {a['pruner']:18s}: {a['trials']} trials ({a['pruned']} pruned, "
+                    f"{a['folds']} folds fit) "
+                    f"in {a['seconds']:.0f} s = {a['per_hour']:.0f} trials/hour, best CV {a['best']:.5f}; "
+                    f"{a['seconds'] / a['folds']:.2f} s per fold, load {a['load']:.1f} (5-min mean at its end)"
+                )
             none = arms[-1]
             for a in arms[:-1]:
-                print(f"  trials per hour, {a['pruner']} / none: {a['per_hour'] / none['per_hour']:.2f}x (target >= 2); "
-                      f"folds fit per trial, none / {a['pruner']}: {none['folds'] / a['folds']:.2f}x")
+                print(
+                    f"  trials per hour, {a['pruner']} / none: {a['per_hour'] / none['per_hour']:.2f}x (target >= 2); "
+                    f"folds fit per trial, none / {a['pruner']}: {none['folds'] / a['folds']:.2f}x"
+                )
         if "workers" not in args.skip:
             if unavailable():
                 sys.exit(f"(b) needs a PostgreSQL server: {unavailable()}")
@@ -173,10 +218,14 @@ def main() -> None:
             finally:
                 server.stop()
             for a in (one, two):
-                print(f"  {a['workers']} worker(s): {a['trials']} trials, wall {a['wall']:.1f} s "
-                      f"(first trial start to last end {a['span']:.1f} s)")
-            print(f"  wall time, 2 workers / 1 worker: {two['wall'] / one['wall']:.2f} (target <= 0.65); "
-                  f"trial span ratio {two['span'] / one['span']:.2f}; load {os.getloadavg()[0]:.1f}")
+                print(
+                    f"  {a['workers']} worker(s): {a['trials']} trials, wall {a['wall']:.1f} s "
+                    f"(first trial start to last end {a['span']:.1f} s)"
+                )
+            print(
+                f"  wall time, 2 workers / 1 worker: {two['wall'] / one['wall']:.2f} (target <= 0.65); "
+                f"trial span ratio {two['span'] / one['span']:.2f}; load {os.getloadavg()[0]:.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ import optuna
 import yaml
 
 from houseprices.config.params import SearchFile, load_search, parse_params, with_model_overrides
-from houseprices.tuning.fold_cache import PreprocessCache
-from houseprices.tuning.search import fold_scores, open_storage, suggest
 from houseprices.stages import load_prepared
 from houseprices.threads import limit_threads
+from houseprices.tuning.fold_cache import PreprocessCache
+from houseprices.tuning.search import fold_scores, open_storage, suggest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,16 +55,23 @@ def preprocessing_cache(args) -> None:
         cached += time.perf_counter() - start
         assert got == expected, (values, got, expected)
     folds = args.trials * 5
-    print(f"(1) mlp, {args.epochs} epochs, {args.trials} trials x 5 folds: {plain / folds:.3f} s per fold refitting "
-          f"the preprocessing, {cached / folds:.3f} s cached ({plain / cached:.2f}x; scores equal; "
-          f"{cache.hits} hits, {cache.misses} misses)")
+    print(
+        f"(1) mlp, {args.epochs} epochs, {args.trials} trials x 5 folds: {plain / folds:.3f} s per fold refitting "
+        f"the preprocessing, {cached / folds:.3f} s cached ({plain / cached:.2f}x; scores equal; "
+        f"{cache.hits} hits, {cache.misses} misses)"
+    )
 
 
 def bookkeeping(url: str, storage, n: int) -> float:
-    study = optuna.create_study(storage=storage, study_name="b", sampler=optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
-    space = load_search(ROOT / "search.yaml", parse_params(yaml.safe_load((ROOT / "params.yaml").read_text())),
-                        "mlp")[1].space
+    study = optuna.create_study(
+        storage=storage,
+        study_name="b",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1),
+    )
+    space = load_search(ROOT / "search.yaml", parse_params(yaml.safe_load((ROOT / "params.yaml").read_text())), "mlp")[
+        1
+    ].space
     start = time.perf_counter()
     for i in range(n):
         trial = study.ask()
@@ -81,8 +88,10 @@ def storage_cost(n: int) -> None:
         wal_url = f"sqlite:///{Path(tmp) / 'wal.db'}"
         plain = bookkeeping(default_url, optuna.storages.RDBStorage(default_url), n)
         wal = bookkeeping(wal_url, open_storage(wal_url, SearchFile.model_validate({"models": {}})), n)
-    print(f"(2) Optuna bookkeeping per trial on SQLite ({n} trials): {plain * 1000:.0f} ms Optuna's default, "
-          f"{wal * 1000:.0f} ms in WAL mode")
+    print(
+        f"(2) Optuna bookkeeping per trial on SQLite ({n} trials): {plain * 1000:.0f} ms Optuna's default, "
+        f"{wal * 1000:.0f} ms in WAL mode"
+    )
 
 
 def main() -> None:

@@ -56,16 +56,28 @@ BLAS = "import numpy as np\na = np.random.rand(800, 800)\nwhile True: a @ a"
 
 def user_env() -> dict:
     """A user's shell: no thread caps (this repo's dev shells set them to 1)."""
-    drop = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-            "NUMEXPR_NUM_THREADS", "HOUSEPRICES_THREADS")
+    drop = (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "HOUSEPRICES_THREADS",
+    )
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     return env
 
 
 def train(mode: str, epochs: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(epochs)], cwd=ROOT, env=user_env(),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(epochs)],
+        cwd=ROOT,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -99,9 +111,11 @@ def main() -> None:
         runs["idle"].append(train("bounded", args.epochs))
         runs["busy"].append(loaded("bounded", args.epochs, args.busy))
         runs["old"].append(train("old", args.epochs))
-    rows = [("bounded", "idle", median(runs["idle"])),
-            ("bounded", f"2 busy ({args.busy})", median(runs["busy"])),
-            ("old default", "idle", median(runs["old"]))]
+    rows = [
+        ("bounded", "idle", median(runs["idle"])),
+        ("bounded", f"2 busy ({args.busy})", median(runs["busy"])),
+        ("old default", "idle", median(runs["old"])),
+    ]
     if args.old_loaded:
         rows.append(("old default", f"2 busy ({args.busy})", loaded("old", args.epochs, args.busy)))
     print(f"cores available: {len(os.sched_getaffinity(0))}")

@@ -34,10 +34,10 @@ from skorch import NeuralNetRegressor
 
 from houseprices.config.params import FeaturesConfig, MLPConfig
 from houseprices.data.validation import read_csv, split_target
-from houseprices.models.mlp.regressor import TensorBatches
-from houseprices.models.mlp.factory import build_mlp, torch_optimizer
 from houseprices.features.transformers import build_preprocessor
+from houseprices.models.mlp.factory import build_mlp, torch_optimizer
 from houseprices.models.mlp.modules import MLP
+from houseprices.models.mlp.regressor import TensorBatches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +51,18 @@ def load_matrix(seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
 def config(batch_size: int, epochs: int) -> MLPConfig:
     # fit_plain's loop: ReLU, MSE, a constant rate, no weight averaging (spelled out: the
     # defaults are params.yaml's; its swa_fraction 0.8 adds a weight average each epoch).
-    return MLPConfig(hidden=[128], activation="relu", optimizer="adamw", lr=1e-3, weight_decay=10.0,
-                     lr_schedule="none", loss="mse", swa_fraction=0.0, epochs=epochs, batch_size=batch_size)
+    return MLPConfig(
+        hidden=[128],
+        activation="relu",
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=10.0,
+        lr_schedule="none",
+        loss="mse",
+        swa_fraction=0.0,
+        epochs=epochs,
+        batch_size=batch_size,
+    )
 
 
 def standardised(y: np.ndarray) -> np.ndarray:
@@ -75,11 +85,24 @@ def fit_skorch_itself(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 
     z = standardised(y)
     optimizer_cls, kwargs = torch_optimizer(cfg)
     net = NeuralNetRegressor(
-        MLP, module__n_inputs=X.shape[1], module__n_outputs=1, module__hidden=tuple(cfg.hidden),
-        module__activation=cfg.activation, module__init=cfg.init, criterion=torch.nn.MSELoss,
-        optimizer=optimizer_cls, lr=cfg.lr, **{f"optimizer__{k}": v for k, v in kwargs.items()},
-        max_epochs=cfg.epochs, batch_size=cfg.batch_size, iterator_train=TensorBatches,
-        iterator_train__shuffle=True, iterator_valid=TensorBatches, train_split=None, verbose=0)
+        MLP,
+        module__n_inputs=X.shape[1],
+        module__n_outputs=1,
+        module__hidden=tuple(cfg.hidden),
+        module__activation=cfg.activation,
+        module__init=cfg.init,
+        criterion=torch.nn.MSELoss,
+        optimizer=optimizer_cls,
+        lr=cfg.lr,
+        **{f"optimizer__{k}": v for k, v in kwargs.items()},
+        max_epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        iterator_train=TensorBatches,
+        iterator_train__shuffle=True,
+        iterator_valid=TensorBatches,
+        train_split=None,
+        verbose=0,
+    )
     net.fit(X, z)
     return time.perf_counter() - start
 
@@ -90,8 +113,7 @@ def fit_plain(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> fl
     torch.manual_seed(seed)
     z = standardised(y)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(z)
-    module = MLP(n_inputs=X.shape[1], n_outputs=1, hidden=tuple(cfg.hidden),
-                 activation=cfg.activation, init=cfg.init)
+    module = MLP(n_inputs=X.shape[1], n_outputs=1, hidden=tuple(cfg.hidden), activation=cfg.activation, init=cfg.init)
     optimizer_cls, kwargs = torch_optimizer(cfg)
     optimizer = optimizer_cls(module.parameters(), lr=cfg.lr, **kwargs)
     criterion = torch.nn.MSELoss()
@@ -102,7 +124,7 @@ def fit_plain(cfg: MLPConfig, X: np.ndarray, y: np.ndarray, seed: int = 0) -> fl
         Xs, ys = Xt[order], yt[order]
         for i in range(0, n, bs):
             optimizer.zero_grad()
-            loss = criterion(module(Xs[i:i + bs]), ys[i:i + bs])
+            loss = criterion(module(Xs[i : i + bs]), ys[i : i + bs])
             loss.backward()
             optimizer.step()
     return time.perf_counter() - start
@@ -117,7 +139,7 @@ def measure(X: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, repeats:
     times: dict[str, list[float]] = {name: [] for name in ARMS}
     names = list(ARMS)
     for repeat in range(repeats + 1):  # interleaved, so load changes hit all alike
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:  # each arm first in turn
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:  # each arm first in turn
             gc.collect()  # each fit pays for its own garbage, not an earlier arm's
             seconds = ARMS[name](cfg, X, y)
             if repeat:  # the first set warms up
@@ -130,15 +152,28 @@ def in_processes(args) -> dict[int, list[dict[str, list[float]]]]:
 
     One process's median of 9 sets swung 1.08-1.32 between runs on this machine; the
     median of more sets, from interpreters that each start afresh, swings less."""
-    command = [sys.executable, __file__, "--worker", "--epochs", str(args.epochs), "--repeats", str(args.repeats),
-               "--threads", str(args.threads), "--batch-sizes", *map(str, args.batch_sizes)]
-    runs = [json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-            for _ in range(args.processes)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--epochs",
+        str(args.epochs),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        "--batch-sizes",
+        *map(str, args.batch_sizes),
+    ]
+    runs = [
+        json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        for _ in range(args.processes)
+    ]
     return {bs: [run[str(bs)] for run in runs] for bs in args.batch_sizes}
 
 
 def ratios(times: dict[str, list[float]], arm: str) -> list[float]:
-    return [a / b for a, b in zip(times[arm], times["plain torch"])]
+    return [a / b for a, b in zip(times[arm], times["plain torch"], strict=True)]
 
 
 def report(batch_size: int, processes: list[dict[str, list[float]]]) -> None:
@@ -146,9 +181,11 @@ def report(batch_size: int, processes: list[dict[str, list[float]]]) -> None:
     medians = "  ".join(f"{name} {statistics.median(t):.3f}s" for name, t in pooled.items())
     low, _, high = statistics.quantiles(ratios(pooled, "skorch"), n=4)
     per_process = " ".join(f"{statistics.median(ratios(run, 'skorch')):.2f}" for run in processes)
-    print(f"batch {batch_size:4d}: {medians}  ratio {statistics.median(ratios(pooled, 'skorch')):.2f} "
-          f"(middle half of the sets {low:.2f}-{high:.2f}; per process {per_process}; "
-          f"skorch itself {statistics.median(ratios(pooled, 'skorch itself')):.2f})")
+    print(
+        f"batch {batch_size:4d}: {medians}  ratio {statistics.median(ratios(pooled, 'skorch')):.2f} "
+        f"(middle half of the sets {low:.2f}-{high:.2f}; per process {per_process}; "
+        f"skorch itself {statistics.median(ratios(pooled, 'skorch itself')):.2f})"
+    )
 
 
 def main() -> None:
@@ -158,16 +195,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6, help="interleaved sets per process")
     parser.add_argument("--processes", type=int, default=3, help="fresh interpreters whose sets are pooled")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--profile", type=int, metavar="BATCH_SIZE",
-                        help="cProfile one skorch fit at this batch size instead")
+    parser.add_argument(
+        "--profile", type=int, metavar="BATCH_SIZE", help="cProfile one skorch fit at this batch size instead"
+    )
     parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
     parser.add_argument("--top", type=int, default=25, help="rows printed by --profile")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one process's times as JSON
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.worker and not args.profile and args.processes > 1:
-        print(f"{args.epochs} epochs, torch threads {args.threads}, "
-              f"{args.processes} processes x {args.repeats} sets, pooled")
+        print(
+            f"{args.epochs} epochs, torch threads {args.threads}, "
+            f"{args.processes} processes x {args.repeats} sets, pooled"
+        )
         for bs, processes in in_processes(args).items():
             report(bs, processes)
         return

@@ -23,6 +23,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
 
+# The throwaway PostgreSQL server fixture (tests/postgres.py), for the tests that share a study.
+pytest_plugins = ["postgres"]
+
 # Tests never log to the developer's store unless a test asks for one.
 os.environ.setdefault("GIT_AUTHOR_NAME", "houseprices tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@houseprices.invalid")
@@ -57,10 +60,12 @@ def pytest_collection_modifyitems(items):
     unit_seconds = defaultdict(float)  # a group goes to one worker as one unit of work
     for item in items:
         unit_seconds[work_unit(item)] += expected_seconds(item)
-    slow = {work_unit(item) for item in items if item.get_closest_marker("slow")
-            or item.get_closest_marker("xdist_group")}
-    waits = [work_unit(item) for item in items if SHARED_BUILD in item.fixturenames
-             and work_unit(item) in slow]  # in collection order: every worker picks the same builder
+    slow = {
+        work_unit(item) for item in items if item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")
+    }
+    waits = [
+        work_unit(item) for item in items if SHARED_BUILD in item.fixturenames and work_unit(item) in slow
+    ]  # in collection order: every worker picks the same builder
     builder = max(waits, key=lambda unit: unit_seconds[unit], default=None)
 
     def rank(item: pytest.Item) -> int:
@@ -91,8 +96,9 @@ def quick_tests_behind_each_long_one(items: list[pytest.Item], unit_seconds: dic
     units = defaultdict(list)
     for item in items:
         units[work_unit(item)].append(item)
-    fillers = iter([unit for unit, tests in units.items()
-                    if len(tests) == 1 and not tests[0].get_closest_marker("slow")])
+    fillers = iter(
+        [unit for unit, tests in units.items() if len(tests) == 1 and not tests[0].get_closest_marker("slow")]
+    )
     ordered, moved = [], set()
 
     def move_up(count: int) -> None:
@@ -204,8 +210,11 @@ def edit_cell(path: Path, line: int, column: str, value: str) -> None:
 
 
 def snapshot(ws: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(ws)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(ws.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(ws)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(ws.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def refused(ws: Path, capsys, command: list[str], *fragments: str) -> str:
@@ -220,7 +229,7 @@ def refused(ws: Path, capsys, command: list[str], *fragments: str) -> str:
     assert "Traceback" not in err
     message = next((line for line in err.splitlines() if line.startswith(f"houseprices {command[0]}: error:")), "")
     assert message, err
-    tail = err[err.index(message):]
+    tail = err[err.index(message) :]
     for fragment in fragments:
         assert fragment in tail, f"{fragment!r} not in:\n{tail}"
     assert snapshot(ws) == before, "a refused command changed files on disk"
@@ -230,8 +239,13 @@ def refused(ws: Path, capsys, command: list[str], *fragments: str) -> str:
 def make_repo(dest: Path, params: dict | None = None) -> Path:
     """A git repo holding what a clean clone would (tracked files plus new, non-ignored
     ones), with the tiny params committed."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for rel in filter(None, listed.split("\0")):
         src = ROOT / rel
         if src.is_file():
@@ -256,11 +270,26 @@ def start_mlflow_server(work: Path) -> tuple[str, subprocess.Popen]:
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{work}/backend.db", "--artifacts-destination", str(work / "artifacts"),
-         "--workers", "1"],
-        cwd=work, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL, stderr=(work / "server.log").open("w"), start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{work}/backend.db",
+            "--artifacts-destination",
+            str(work / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=work,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "server.log").open("w"),
+        start_new_session=True,
+    )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while not _healthy(uri):
@@ -273,7 +302,7 @@ def start_mlflow_server(work: Path) -> tuple[str, subprocess.Popen]:
 
 def _healthy(uri: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:  # noqa: S310 - a local http server
             return resp.status == 200
     except OSError:
         return False
@@ -317,6 +346,7 @@ def copy_repo(built: Path, dest: Path) -> Path:
 def cross_validate_recording_fits(monkeypatch, name: str, params, X, y):
     """``cross_validate`` with every fold's fit recorded: (result, [(training row index, fitted estimator)])."""
     from houseprices.evaluation import cross_validation as training
+
     fitted = []
     real_fit = training.fit_estimator
 

@@ -36,8 +36,12 @@ def test_submission_is_valid(repo):
 
 
 def test_outputs_stay_out_of_git(repo):
-    ignored = subprocess.run(["git", "check-ignore", "submission.csv", "models/members/mlp", "mlflow.db",
-                              "mlruns", "data/prepared"], cwd=repo, capture_output=True, text=True)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "submission.csv", "models/members/mlp", "mlflow.db", "mlruns", "data/prepared"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert len(ignored.stdout.split()) == 5, ignored.stdout
 
 
@@ -62,8 +66,7 @@ def test_mlflow_holds_one_tree_with_folds_and_a_loadable_model(repo):
     parent = parents[0]
     assert parent.data.tags["git.commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     assert parent.data.tags["git.dirty"] == "false"  # dvc.lock and metrics change during a run
-    children = {r.info.run_name: r for r in runs
-                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     # featurize may be skipped: its params are unchanged and its committed outputs current.
     assert {"train mlp", "train ridge", "ensemble"} <= set(children)
     train_mlp = children["train mlp"]
@@ -83,11 +86,25 @@ def test_mlflow_holds_one_tree_with_folds_and_a_loadable_model(repo):
 @pytest.mark.slow(seconds=25)
 def test_mlflow_models_predict_reproduces_the_submission(repo, tmp_path):
     out = tmp_path / "predictions.json"
-    run(["mlflow", "models", "predict", "-m", "models:/houseprices-ensemble/1", "-i", "data/raw/test.csv",
-         "-t", "csv", "--env-manager", "local", "-o", str(out)], repo,
-        MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
+    run(
+        [
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            "models:/houseprices-ensemble/1",
+            "-i",
+            "data/raw/test.csv",
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+            "-o",
+            str(out),
+        ],
+        repo,
+        MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}",
+    )
     predicted = np.asarray(json.loads(out.read_text())["predictions"], dtype=float)
     sub = pd.read_csv(repo / "submission.csv")
     np.testing.assert_allclose(predicted, sub["SalePrice"], atol=0.01)
-
-

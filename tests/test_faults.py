@@ -65,7 +65,7 @@ def wait_for_running(uri: str, name: str, *procs: subprocess.Popen, timeout: flo
             if sum(r.info.run_name == name and r.info.status == "RUNNING" for r in runs(uri)) >= len(procs):
                 time.sleep(1.0)  # into the folds
                 return
-        except Exception:  # noqa: BLE001 - the store may be busy or not yet created
+        except Exception:  # noqa: BLE001, S110 - the store may be busy or not yet created
             pass
         time.sleep(0.5)
     pytest.fail(f"no {len(procs)} RUNNING runs {name!r} within {timeout}s")
@@ -76,8 +76,9 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def popen(cmd: list[str], cwd: Path, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=cwd, env=stage_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=stage_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 # -------------------------------------------------------------- fixtures
@@ -100,8 +101,10 @@ def test_server_killed_mid_stage_then_away_at_the_next_start(built_repo, tmp_pat
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     mlp_outputs = ("models/members/mlp", "metrics/mlp.json")
     before = digests(built_repo, *mlp_outputs)
-    stages = {required: popen(["houseprices", "train", "--model", "mlp"], repo, MLFLOW_TRACKING_URI=uri)
-              for required, repo in repos.items()}
+    stages = {
+        required: popen(["houseprices", "train", "--model", "mlp"], repo, MLFLOW_TRACKING_URI=uri)
+        for required, repo in repos.items()
+    }
     wait_for_running(uri, "train mlp", *stages.values())
     kill_server(proc)
     killed_at = time.perf_counter()
@@ -136,8 +139,11 @@ def interrupt_mid_stage(repo: Path, uri: str, sig: signal.Signals):
     seen = {r.info.run_id for r in runs(uri)}
     dvc = popen(["dvc", "repro"], repo)
     wait_for_running(uri, "train mlp", dvc)
-    stage = next(p for p in psutil.Process(dvc.pid).children(recursive=True)
-                 if "train" in p.cmdline() and any(a.endswith("houseprices") for a in p.cmdline()))
+    stage = next(
+        p
+        for p in psutil.Process(dvc.pid).children(recursive=True)
+        if "train" in p.cmdline() and any(a.endswith("houseprices") for a in p.cmdline())
+    )
     stage.send_signal(sig)
     _, err = dvc.communicate(timeout=120)
     assert dvc.returncode != 0
@@ -256,8 +262,13 @@ def test_full_disk_at_a_write(repo_copy, tmp_path):
     target = repo_copy / "models/members/ridge/test.parquet"
     before = digests(repo_copy, "models", "metrics")
     path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
-    failed = run(["houseprices", "train", "--model", "ridge"], repo_copy, check=False,
-                 FAULT_ENOSPC="test.parquet", PYTHONPATH=path)
+    failed = run(
+        ["houseprices", "train", "--model", "ridge"],
+        repo_copy,
+        check=False,
+        FAULT_ENOSPC="test.parquet",
+        PYTHONPATH=path,
+    )
     assert failed.returncode == 2, failed.stderr
     assert "Traceback" not in failed.stderr
     (line,) = error_lines(failed.stderr)
@@ -285,5 +296,11 @@ def test_only_runs_of_gone_processes_on_this_host_are_closed(tmp_path):
 
     assert close_stale_runs(client, exp) == sorted([killed, fold])
     status = {rid: client.get_run(rid).info.status for rid in (killed, fold, alive, remote, untagged, done)}
-    assert status == {killed: "KILLED", fold: "KILLED", alive: "RUNNING", remote: "RUNNING",
-                      untagged: "RUNNING", done: "FINISHED"}
+    assert status == {
+        killed: "KILLED",
+        fold: "KILLED",
+        alive: "RUNNING",
+        remote: "RUNNING",
+        untagged: "RUNNING",
+        done: "FINISHED",
+    }

@@ -16,12 +16,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from houseprices.cli import main
 from conftest import RAW, edit_cell, free_port, refused, snapshot, stage_env
+from houseprices.cli import main
 
-PREVIOUS = ("data/prepared/X_train.parquet", "data/prepared/y_train.parquet", "data/prepared/X_test.parquet",
-            "submission.csv", "predictions_with_intervals.csv", "metrics/features.json",
-            "models/members/ridge/model.joblib", "metrics/ridge.json")
+PREVIOUS = (
+    "data/prepared/X_train.parquet",
+    "data/prepared/y_train.parquet",
+    "data/prepared/X_test.parquet",
+    "submission.csv",
+    "predictions_with_intervals.csv",
+    "metrics/features.json",
+    "models/members/ridge/model.joblib",
+    "metrics/ridge.json",
+)
 
 
 def closed_port_uri() -> str:
@@ -45,8 +52,9 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ids = pd.read_csv(RAW / "sample_submission.csv")["Id"]
     log_price = np.full(len(ids), np.log(180000.0))
     (tmp_path / "models/ensemble").mkdir(parents=True)
-    pd.DataFrame({"Id": ids, "log_price": log_price, "lower_80": log_price - 0.1, "upper_80": log_price + 0.1}
-                 ).to_parquet(tmp_path / "models/ensemble/predictions.parquet", index=False)
+    pd.DataFrame(
+        {"Id": ids, "log_price": log_price, "lower_80": log_price - 0.1, "upper_80": log_price + 0.1}
+    ).to_parquet(tmp_path / "models/ensemble/predictions.parquet", index=False)
     monkeypatch.chdir(tmp_path)
     for var in [v for v in os.environ if v.startswith(("MLFLOW_", "DVC_", "HOUSEPRICES_"))]:
         monkeypatch.delenv(var)
@@ -71,24 +79,27 @@ def edit_params(ws: Path, **changes: object) -> None:
 
 
 # ------------------------------------------------------------------ params
-@pytest.mark.parametrize("key, value, fragment", [
-    ("models.lasso.alpha", float("inf"), "models.lasso.alpha: Input should be a finite number"),
-    ("features.pca.n_components", float("nan"), "features.pca.n_components"),
-    ("features.outliers.max_price", float("-inf"), "features.outliers.max_price"),
-    ("seed", 2**40, "seed: Input should be less than 4294967296"),
-    ("ensemble.members", ["lasso", "lasso"], "ensemble.members: ['lasso'] listed more than once"),
-    ("models|../../pwned", {"kind": "ridge"}, "model name(s) ['../../pwned'] must be letters, digits"),
-    ("models|-rf", {"kind": "ridge"}, "model name(s) ['-rf'] must be letters, digits"),
-    ("data.price_range", [500000, 1000], "data.price_range: low (500000) must be below high (1000)"),
-    ("submission.path", "data/raw/train.csv", "submission.path"),
-    ("submission.path", "data/raw/new.csv", "submission.path"),
-    ("submission.path", "../outside.csv", "submission.path: '../outside.csv' is not a plain relative path"),
-    ("submission.path", "/tmp/outside.csv", "submission.path: '/tmp/outside.csv' is not a plain relative path"),
-    ("submission.path", "", "submission.path: empty"),
-    ("submission.path", "submission.txt", "submission.path: 'submission.txt' must end in .csv"),
-    ("submission.path", "models/x.csv", "submission.path: 'models/x.csv' is inside models/"),
-    ("submission.path", "predictions_with_intervals.csv", "would overwrite an input or another output"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("models.lasso.alpha", float("inf"), "models.lasso.alpha: Input should be a finite number"),
+        ("features.pca.n_components", float("nan"), "features.pca.n_components"),
+        ("features.outliers.max_price", float("-inf"), "features.outliers.max_price"),
+        ("seed", 2**40, "seed: Input should be less than 4294967296"),
+        ("ensemble.members", ["lasso", "lasso"], "ensemble.members: ['lasso'] listed more than once"),
+        ("models|../../pwned", {"kind": "ridge"}, "model name(s) ['../../pwned'] must be letters, digits"),
+        ("models|-rf", {"kind": "ridge"}, "model name(s) ['-rf'] must be letters, digits"),
+        ("data.price_range", [500000, 1000], "data.price_range: low (500000) must be below high (1000)"),
+        ("submission.path", "data/raw/train.csv", "submission.path"),
+        ("submission.path", "data/raw/new.csv", "submission.path"),
+        ("submission.path", "../outside.csv", "submission.path: '../outside.csv' is not a plain relative path"),
+        ("submission.path", "/tmp/outside.csv", "submission.path: '/tmp/outside.csv' is not a plain relative path"),
+        ("submission.path", "", "submission.path: empty"),
+        ("submission.path", "submission.txt", "submission.path: 'submission.txt' must end in .csv"),
+        ("submission.path", "models/x.csv", "submission.path: 'models/x.csv' is inside models/"),
+        ("submission.path", "predictions_with_intervals.csv", "would overwrite an input or another output"),
+    ],
+)
 @pytest.mark.parametrize("command", [["prepare"], ["submission"]])
 def test_params_that_cannot_work_are_refused_at_load(ws, capsys, command, key, value, fragment):
     edit_params(ws, **{key: value})
@@ -119,8 +130,12 @@ def test_a_test_row_cut_short_is_refused(ws, capsys):
     lines = path.read_text().rstrip("\n").split("\n")
     lines[-1] = ",".join(lines[-1].split(",")[:64])
     path.write_text("\n".join(lines) + "\n")
-    refused(ws, capsys, ["prepare"], "data/raw/test.csv: 1 row(s) with the wrong number of fields "
-            f"(the header has 80): line {len(lines)} has 64")
+    refused(
+        ws,
+        capsys,
+        ["prepare"],
+        f"data/raw/test.csv: 1 row(s) with the wrong number of fields (the header has 80): line {len(lines)} has 64",
+    )
 
 
 def test_a_long_training_row_is_refused(ws, capsys):
@@ -138,17 +153,25 @@ def test_test_ids_in_train_are_refused(ws, capsys):
 
 def test_test_ids_not_in_the_sample_are_refused(ws, capsys):
     edit_cell(ws / "data/raw/test.csv", 4, "Id", "99999")
-    refused(ws, capsys, ["prepare"], "column 'Id': not in data/raw/sample_submission.csv at line 4 (e.g. 99999)",
-            "1 Id(s) of data/raw/sample_submission.csv have no test row (e.g. [1463])")
+    refused(
+        ws,
+        capsys,
+        ["prepare"],
+        "column 'Id': not in data/raw/sample_submission.csv at line 4 (e.g. 99999)",
+        "1 Id(s) of data/raw/sample_submission.csv have no test row (e.g. [1463])",
+    )
 
 
-@pytest.mark.parametrize("file, column, value, fragment", [
-    ("train.csv", "LotArea", "1e308", "column 'LotArea': beyond ±1e+15 at line 4 (e.g. 1e+308)"),
-    ("test.csv", "LotArea", "1e308", "column 'LotArea': beyond ±1e+15 at line 4"),
-    ("test.csv", "GrLivArea", "inf", "column 'GrLivArea': not a finite number at line 4"),
-    ("train.csv", "SalePrice", "1e300", "column 'SalePrice': outside data.price_range [10000, 2e+06] at line 4"),
-    ("train.csv", "SalePrice", "5", "column 'SalePrice': outside data.price_range [10000, 2e+06] at line 4"),
-])
+@pytest.mark.parametrize(
+    "file, column, value, fragment",
+    [
+        ("train.csv", "LotArea", "1e308", "column 'LotArea': beyond ±1e+15 at line 4 (e.g. 1e+308)"),
+        ("test.csv", "LotArea", "1e308", "column 'LotArea': beyond ±1e+15 at line 4"),
+        ("test.csv", "GrLivArea", "inf", "column 'GrLivArea': not a finite number at line 4"),
+        ("train.csv", "SalePrice", "1e300", "column 'SalePrice': outside data.price_range [10000, 2e+06] at line 4"),
+        ("train.csv", "SalePrice", "5", "column 'SalePrice': outside data.price_range [10000, 2e+06] at line 4"),
+    ],
+)
 def test_values_outside_their_range_name_column_and_line(ws, capsys, file, column, value, fragment):
     edit_cell(ws / "data/raw" / file, 4, column, value)
     refused(ws, capsys, ["prepare"], f"data/raw/{file}", fragment)
@@ -157,18 +180,28 @@ def test_values_outside_their_range_name_column_and_line(ws, capsys, file, colum
 def test_checksum_mismatch_names_the_list_and_the_switch(ws, capsys):
     edit_params(ws, **{"data.verify_checksums": True})
     edit_cell(ws / "data/raw/train.csv", 4, "LotArea", "12345")
-    refused(ws, capsys, ["prepare"], "verification against data/raw/SHA256SUMS", "data.verify_checksums: false",
-            "data/raw/train.csv: checksum mismatch")
+    refused(
+        ws,
+        capsys,
+        ["prepare"],
+        "verification against data/raw/SHA256SUMS",
+        "data.verify_checksums: false",
+        "data/raw/train.csv: checksum mismatch",
+    )
 
 
 def test_a_latin1_byte_is_reported_at_its_offset(ws, capsys):
     path = ws / "data/raw/train.csv"
     data = path.read_bytes()
     offset = data.index(b"NoRidge", 5000) + 2
-    path.write_bytes(data[:offset] + b"\xe9" + data[offset + 1:])
+    path.write_bytes(data[:offset] + b"\xe9" + data[offset + 1 :])
     line = data.count(b"\n", 0, offset) + 1
-    refused(ws, capsys, ["prepare"], f"data/raw/train.csv: not UTF-8 text (invalid continuation byte at byte "
-            f"offset {offset}, line {line}")
+    refused(
+        ws,
+        capsys,
+        ["prepare"],
+        f"data/raw/train.csv: not UTF-8 text (invalid continuation byte at byte offset {offset}, line {line}",
+    )
 
 
 # ----------------------------------------------- counts known after prepare
@@ -189,8 +222,12 @@ def test_more_pca_components_than_features_is_refused(prepared, capsys):
 
 def test_more_folds_than_rows_is_refused(prepared, capsys):
     edit_params(prepared, **{"cv.folds": 20, "models.ridge": {"kind": "ridge"}})
-    refused(prepared, capsys, ["train", "--model", "ridge"],
-            "cv.folds: 20 folds need at least 20 training rows; the prepared data has 15")
+    refused(
+        prepared,
+        capsys,
+        ["train", "--model", "ridge"],
+        "cv.folds: 20 folds need at least 20 training rows; the prepared data has 15",
+    )
 
 
 # -------------------------------------------------------------- submission
@@ -225,8 +262,14 @@ def test_a_valid_submission_is_written_with_the_umask_modes(ws, capsys):
 def test_the_console_script_exits_2_without_a_traceback(ws):
     edit_params(ws, **{"models.lasso.alpha": float("inf")})
     before = snapshot(ws)
-    result = subprocess.run([str(Path(sys.executable).parent / "houseprices"), "prepare"], cwd=ws,
-                            env=stage_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "houseprices"), "prepare"],
+        cwd=ws,
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "houseprices prepare: error: params.yaml" in result.stderr
     assert "models.lasso.alpha" in result.stderr and "Traceback" not in result.stderr

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import RAW
 from houseprices.errors import SubmissionError
 from houseprices.submission import build_submission, check_destination, checked_submission, upload, write_submission
-from conftest import RAW
 
 
 @pytest.fixture()
@@ -25,13 +25,16 @@ def test_valid_submission_is_written_in_sample_order(tmp_path, sample):
     assert len(written) == 1459
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda f: f.rename(columns={"SalePrice": "Price"}), "header"),
-    (lambda f: f.iloc[:-1], "1 missing"),
-    (lambda f: pd.concat([f, f.iloc[:1]]), "duplicate"),
-    (lambda f: f.assign(SalePrice=f["SalePrice"].where(f.index != 3, np.nan)), "not finite and positive"),
-    (lambda f: f.assign(SalePrice=f["SalePrice"].where(f.index != 3, -5.0)), "not finite and positive"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda f: f.rename(columns={"SalePrice": "Price"}), "header"),
+        (lambda f: f.iloc[:-1], "1 missing"),
+        (lambda f: pd.concat([f, f.iloc[:1]]), "duplicate"),
+        (lambda f: f.assign(SalePrice=f["SalePrice"].where(f.index != 3, np.nan)), "not finite and positive"),
+        (lambda f: f.assign(SalePrice=f["SalePrice"].where(f.index != 3, -5.0)), "not finite and positive"),
+    ],
+)
 def test_invalid_submission_is_refused_and_nothing_written(tmp_path, sample, mutate, message):
     frame = mutate(build_submission(sample["Id"], np.full(len(sample), 150000.0)))
     out = tmp_path / "submission.csv"

@@ -20,7 +20,7 @@ import pytest
 # The nested runs have no pyproject.toml: its addopts' plugin switch, and no cache in the temp folder.
 NO_UNUSED_PLUGINS = ("-p", "no:hydra_pytest", "-p", "no:cacheprovider")
 
-USERS_OF_A_SHARED_FIXTURE = '''
+USERS_OF_A_SHARED_FIXTURE = """
 import os
 
 import pytest
@@ -35,10 +35,10 @@ def repo():
 @pytest.mark.parametrize("i", range(6))
 def test_uses_the_built_repo(repo, i):
     pass
-'''
+"""
 
 
-USERS_OF_A_BUILD_BUILT_ONCE = '''
+USERS_OF_A_BUILD_BUILT_ONCE = """
 import os
 import time
 
@@ -62,7 +62,7 @@ def test_copies_the_built_repo(built, i):
     assert built.is_dir()
     with open(os.environ["USER_LOG"], "a") as log:
         log.write(f"{os.getpid()}\\n")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +73,31 @@ def nested_suite(tmp_path_factory) -> Path:
     shutil.copy(Path(__file__).with_name("conftest.py"), folder / "conftest.py")
     (folder / "test_shared_fixture.py").write_text(USERS_OF_A_SHARED_FIXTURE)
     (folder / "test_built_once.py").write_text(USERS_OF_A_BUILD_BUILT_ONCE)
-    env = {"FIXTURE_LOG": str(folder / "fixture.log"), "BUILD_LOG": str(folder / "builds.log"),
-           "USER_LOG": str(folder / "users.log")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "--no-loadscope-reorder",
-                           "-q", *NO_UNUSED_PLUGINS, str(folder)],
-                          cwd=folder, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    env = {
+        "FIXTURE_LOG": str(folder / "fixture.log"),
+        "BUILD_LOG": str(folder / "builds.log"),
+        "USER_LOG": str(folder / "users.log"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "3",
+            "--dist",
+            "loadgroup",
+            "--no-loadscope-reorder",
+            "-q",
+            *NO_UNUSED_PLUGINS,
+            str(folder),
+        ],
+        cwd=folder,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "12 passed" in proc.stdout, proc.stdout + proc.stderr
     return folder
 
@@ -95,7 +115,7 @@ def test_a_build_made_once_serves_tests_on_every_worker(nested_suite):
     assert len(set((nested_suite / "users.log").read_text().split())) > 1  # not grouped: several workers
 
 
-SLOW_TESTS_OF_SEVERAL_LENGTHS = '''
+SLOW_TESTS_OF_SEVERAL_LENGTHS = """
 import pytest
 
 
@@ -142,19 +162,34 @@ def test_copies_the_build(built_repo):
 @pytest.mark.slow(seconds=60)
 def test_copies_the_build_longest(built_repo):
     pass
-'''
+"""
 
 
 def test_slow_work_starts_longest_first_with_quick_tests_queued_behind_each_long_unit(tmp_path):
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "test_lengths.py").write_text(SLOW_TESTS_OF_SEVERAL_LENGTHS)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *NO_UNUSED_PLUGINS, str(tmp_path)],
-                          cwd=tmp_path, env={**os.environ, "PYTEST_XDIST_WORKER_COUNT": "2"},  # as in a worker of -n 2
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *NO_UNUSED_PLUGINS, str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTEST_XDIST_WORKER_COUNT": "2"},  # as in a worker of -n 2
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     order = [line.split("::")[1] for line in proc.stdout.splitlines() if "::" in line]
     # The longest user of the shared build starts it; the other users follow the work that does not wait.
     # Each worker's second unit is a quick test, and behind each long unit quick tests make three
     # unfinished tests (xdist tops a worker up below that), while they last.
-    assert order == ["test_copies_the_build_longest", "test_grouped_a", "test_grouped_b", "test_fast[0]",
-                     "test_fast[1]", "test_long", "test_fast[2]", "test_fast[3]", "test_short",
-                     "test_slow_unsaid", "test_copies_the_build"], proc.stdout + proc.stderr
+    assert order == [
+        "test_copies_the_build_longest",
+        "test_grouped_a",
+        "test_grouped_b",
+        "test_fast[0]",
+        "test_fast[1]",
+        "test_long",
+        "test_fast[2]",
+        "test_fast[3]",
+        "test_short",
+        "test_slow_unsaid",
+        "test_copies_the_build",
+    ], proc.stdout + proc.stderr

@@ -78,17 +78,31 @@ def _default_message(params) -> str:
 def cmd_download(args) -> None:
     from houseprices.data.download import download
 
-    for path in download(Path(args.dest), source=args.source, base_url=args.base_url,
-                         checksums=Path(args.checksums), max_bytes=args.max_bytes):
+    for path in download(
+        Path(args.dest),
+        source=args.source,
+        base_url=args.base_url,
+        checksums=Path(args.checksums),
+        max_bytes=args.max_bytes,
+    ):
         print(path)
 
 
 def cmd_search(args) -> None:
     from houseprices.stages import search
 
-    search.run(_params(args), args.model, Path(args.params), Path(args.search_file), trials=args.trials,
-               timeout=args.timeout, storage=args.storage, threads=args.threads, worker=args.worker,
-               apply=args.apply)
+    search.run(
+        _params(args),
+        args.model,
+        Path(args.params),
+        Path(args.search_file),
+        trials=args.trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        threads=args.threads,
+        worker=args.worker,
+        apply=args.apply,
+    )
 
 
 def cmd_runs(args) -> None:
@@ -104,54 +118,92 @@ def cmd_leaderboard(args) -> None:
 
 
 STAGES = {
-    "prepare": (cmd_prepare, "verify checksums and validate the raw CSVs",
-                "reads data/raw/{train,test,sample_submission}.csv and SHA256SUMS (params: data); "
-                "writes data/prepared/{X_train,y_train,X_test}.parquet (target as log price)"),
-    "featurize": (cmd_featurize, "fit the preprocessing on training rows and report it",
-                  "reads data/prepared/ (params: seed, features); writes metrics/features.json and "
-                  "plots/features/{missing_rate,pca_variance}.csv; logs an MLflow run"),
-    "train": (cmd_train, "cross-validate one named model, refit it, predict the test rows",
-              "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
-              "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json, "
-              "plots/folds/<name>.csv and, for models trained in epochs, plots/curves/<name>.csv; logs an "
-              "MLflow run with a child per fold and the model"),
-    "ensemble": (cmd_ensemble, "weight the members on out-of-fold predictions, add intervals",
-                 "reads models/members/<member>/{oof,test}.parquet and data/prepared/ (params: ensemble, "
-                 "cv, seed, features.outliers); writes "
-                 "models/ensemble/predictions.parquet, metrics/ensemble.json, plots/ensemble/*.{csv,png}; "
-                 "logs and registers the ensemble as an MLflow model"),
-    "submission": (cmd_submission, "write and validate submission.csv",
-                   "reads models/ensemble/predictions.parquet and data/raw/sample_submission.csv "
-                   "(params: submission); writes submission.csv and predictions_with_intervals.csv"),
-    "submit": (cmd_submit, "upload submission.csv to Kaggle (needs Kaggle credentials)",
-               "reads submission.csv and metrics/ensemble.json; writes nothing locally; "
-               "without credentials it exits 2 and uploads nothing"),
-    "download": (cmd_download, "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)",
-                 "writes DEST/train.csv and DEST/test.csv (checksum-verified, atomically); the Kaggle "
-                 "route also writes sample_submission.csv and data_description.txt"),
-    "search": (cmd_search, "Optuna hyperparameter search for one model (run more workers to go faster)",
-               "reads data/prepared/ and search.yaml (models.<model>: trials, sampler, pruner, space; params: "
-               "cv, features, models.<model>); adds trials to the model's study in the Optuna storage "
-               "(--storage, else $HOUSEPRICES_OPTUNA_STORAGE, else search.yaml's storage, else "
-               "search/optuna.db); logs each trial as an MLflow child run; --apply writes the best "
-               "params into params.yaml"),
-    "runs": (cmd_runs, "list the last pipeline runs from MLflow",
-             "reads the MLflow store (params: tracking); prints a table"),
-    "leaderboard": (cmd_leaderboard, "members and ensemble, best first: CV scores, fit and predict times",
-                    "reads models/ensemble/report.json, metrics/ensemble.json and "
-                    "models/members/<member>/timing.json; prints a table and writes it to metrics/leaderboard.md"),
+    "prepare": (
+        cmd_prepare,
+        "verify checksums and validate the raw CSVs",
+        "reads data/raw/{train,test,sample_submission}.csv and SHA256SUMS (params: data); "
+        "writes data/prepared/{X_train,y_train,X_test}.parquet (target as log price)",
+    ),
+    "featurize": (
+        cmd_featurize,
+        "fit the preprocessing on training rows and report it",
+        "reads data/prepared/ (params: seed, features); writes metrics/features.json and "
+        "plots/features/{missing_rate,pca_variance}.csv; logs an MLflow run",
+    ),
+    "train": (
+        cmd_train,
+        "cross-validate one named model, refit it, predict the test rows",
+        "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
+        "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json, "
+        "plots/folds/<name>.csv and, for models trained in epochs, plots/curves/<name>.csv; logs an "
+        "MLflow run with a child per fold and the model",
+    ),
+    "ensemble": (
+        cmd_ensemble,
+        "weight the members on out-of-fold predictions, add intervals",
+        "reads models/members/<member>/{oof,test}.parquet and data/prepared/ (params: ensemble, "
+        "cv, seed, features.outliers); writes "
+        "models/ensemble/predictions.parquet, metrics/ensemble.json, plots/ensemble/*.{csv,png}; "
+        "logs and registers the ensemble as an MLflow model",
+    ),
+    "submission": (
+        cmd_submission,
+        "write and validate submission.csv",
+        "reads models/ensemble/predictions.parquet and data/raw/sample_submission.csv "
+        "(params: submission); writes submission.csv and predictions_with_intervals.csv",
+    ),
+    "submit": (
+        cmd_submit,
+        "upload submission.csv to Kaggle (needs Kaggle credentials)",
+        "reads submission.csv and metrics/ensemble.json; writes nothing locally; "
+        "without credentials it exits 2 and uploads nothing",
+    ),
+    "download": (
+        cmd_download,
+        "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)",
+        "writes DEST/train.csv and DEST/test.csv (checksum-verified, atomically); the Kaggle "
+        "route also writes sample_submission.csv and data_description.txt",
+    ),
+    "search": (
+        cmd_search,
+        "Optuna hyperparameter search for one model (run more workers to go faster)",
+        "reads data/prepared/ and search.yaml (models.<model>: trials, sampler, pruner, space; params: "
+        "cv, features, models.<model>); adds trials to the model's study in the Optuna storage "
+        "(--storage, else $HOUSEPRICES_OPTUNA_STORAGE, else search.yaml's storage, else "
+        "search/optuna.db); logs each trial as an MLflow child run; --apply writes the best "
+        "params into params.yaml",
+    ),
+    "runs": (
+        cmd_runs,
+        "list the last pipeline runs from MLflow",
+        "reads the MLflow store (params: tracking); prints a table",
+    ),
+    "leaderboard": (
+        cmd_leaderboard,
+        "members and ensemble, best first: CV scores, fit and predict times",
+        "reads models/ensemble/report.json, metrics/ensemble.json and "
+        "models/members/<member>/timing.json; prints a table and writes it to metrics/leaderboard.md",
+    ),
 }
 
 
 def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search-file", default="search.yaml", help="search settings (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=None,
-                   help="trials this worker adds (default: search.yaml's trials; 0 with --apply: apply only)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="trials this worker adds (default: search.yaml's trials; 0 with --apply: apply only)",
+    )
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL of the Optuna storage shared by workers")
     p.add_argument("--threads", type=int, default=1, help="threads per trial (default: %(default)s; 0: all cores)")
-    p.add_argument("--worker", type=int, default=0,
-                   help="distinct id per concurrent worker, so their samplers draw different points")
+    p.add_argument(
+        "--worker",
+        type=int,
+        default=0,
+        help="distinct id per concurrent worker, so their samplers draw different points",
+    )
     p.add_argument("--apply", action="store_true", help="write the study's best params into params.yaml")
 
 
@@ -159,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="houseprices",
         description="Kaggle House Prices pipeline. Each subcommand is one DVC stage (see dvc.yaml); "
-                    "run them all with `dvc repro`.")
+        "run them all with `dvc repro`.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (func, summary, io_text) in STAGES.items():
@@ -181,19 +234,29 @@ def build_parser() -> argparse.ArgumentParser:
             from houseprices.data.download import CHECKSUMS, D2L_BASE_URL, MAX_BYTES
 
             p.add_argument("--dest", default="data/raw", help="target folder (default: %(default)s)")
-            p.add_argument("--source", choices=["auto", "kaggle", "mirror"], default="auto",
-                           help="auto: Kaggle CLI when credentials exist, else the d2l.ai mirror")
+            p.add_argument(
+                "--source",
+                choices=["auto", "kaggle", "mirror"],
+                default="auto",
+                help="auto: Kaggle CLI when credentials exist, else the d2l.ai mirror",
+            )
             p.add_argument("--base-url", default=D2L_BASE_URL, help="mirror URL (default: %(default)s)")
-            p.add_argument("--checksums", default=str(CHECKSUMS),
-                           help="SHA-256 list every file is verified against (default: %(default)s)")
+            p.add_argument(
+                "--checksums",
+                default=str(CHECKSUMS),
+                help="SHA-256 list every file is verified against (default: %(default)s)",
+            )
             p.add_argument("--max-bytes", type=int, default=MAX_BYTES, help="size cap per file (default: %(default)s)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.simplefilter("default", UserWarning)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from houseprices.data.validation import ID, TARGET
 from houseprices.data.download import KAGGLE_COMPETITION, kaggle_credentials_available
+from houseprices.data.validation import ID, TARGET
 from houseprices.errors import SubmissionError
 from houseprices.io import write_csv
 
@@ -36,8 +36,10 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, source: str =
     missing = sorted(set(sample[ID]) - set(ids))
     extra = sorted(set(ids) - set(sample[ID]))
     if missing or extra:
-        raise SubmissionError(f"{source}: Ids differ from the sample submission: "
-                              f"{len(missing)} missing (e.g. {missing[:5]}), {len(extra)} unexpected (e.g. {extra[:5]})")
+        raise SubmissionError(
+            f"{source}: Ids differ from the sample submission: "
+            f"{len(missing)} missing (e.g. {missing[:5]}), {len(extra)} unexpected (e.g. {extra[:5]})"
+        )
     prices = frame[TARGET].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(prices) | (prices <= 0)
     if bad.any():
@@ -70,9 +72,19 @@ def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> s
     if not kaggle_credentials_available():
         raise SubmissionError(
             "Kaggle credentials not found: put kaggle.json in ~/.kaggle/ (or set KAGGLE_USERNAME and "
-            "KAGGLE_KEY) and `pip install kaggle`; nothing was uploaded")
-    cmd = [shutil.which("kaggle") or "kaggle", "competitions", "submit", "-c", competition,
-           "-f", str(path), "-m", message]
+            "KAGGLE_KEY) and `pip install kaggle`; nothing was uploaded"
+        )
+    cmd = [
+        shutil.which("kaggle") or "kaggle",
+        "competitions",
+        "submit",
+        "-c",
+        competition,
+        "-f",
+        str(path),
+        "-m",
+        message,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise SubmissionError(f"kaggle CLI failed ({result.returncode}): {result.stderr.strip()}")

@@ -3,9 +3,9 @@ import re
 import pytest
 import yaml
 
+from conftest import ROOT
 from houseprices.config.params import Params, load_params, load_search, parse_params
 from houseprices.errors import ConfigError
-from conftest import ROOT
 
 
 def test_code_defaults_equal_the_committed_params():
@@ -34,24 +34,30 @@ def test_committed_params_spell_out_every_key():
     assert keys(dumped) <= keys(raw)
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({"sed": 1}, "sed"),
-    ({"cv": {"fold": 3}}, "cv.fold"),
-    ({"models": {"mlp": {"kind": "mlp", "lrr": 0.1}}}, "models.mlp.lrr"),
-    ({"features": {"skew": {"treshold": 1}}}, "features.skew.treshold"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"sed": 1}, "sed"),
+        ({"cv": {"fold": 3}}, "cv.fold"),
+        ({"models": {"mlp": {"kind": "mlp", "lrr": 0.1}}}, "models.mlp.lrr"),
+        ({"features": {"skew": {"treshold": 1}}}, "features.skew.treshold"),
+    ],
+)
 def test_unknown_key_is_named(raw, key):
     with pytest.raises(ConfigError, match=rf"{key}: unknown key"):
         parse_params(raw)
 
 
-@pytest.mark.parametrize("raw, key", [
-    ({"cv": {"folds": 1}}, "cv.folds"),
-    ({"cv": {"folds": "five"}}, "cv.folds"),
-    ({"models": {"mlp": {"kind": "mlp", "lr": -1}}}, "models.mlp.lr"),
-    ({"models": {"mlp": {"kind": "mlp", "dropout": 1.5}}}, "models.mlp.dropout"),
-    ({"features": {"scaling": "zscore"}}, "features.scaling"),
-])
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"cv": {"folds": 1}}, "cv.folds"),
+        ({"cv": {"folds": "five"}}, "cv.folds"),
+        ({"models": {"mlp": {"kind": "mlp", "lr": -1}}}, "models.mlp.lr"),
+        ({"models": {"mlp": {"kind": "mlp", "dropout": 1.5}}}, "models.mlp.dropout"),
+        ({"features": {"scaling": "zscore"}}, "features.scaling"),
+    ],
+)
 def test_bad_value_is_named(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_params(raw)
@@ -93,11 +99,14 @@ def test_a_hyphenated_model_name_stays_in_the_error_path():
         parse_params({"models": {"mlp-wide": {"kind": "mlp", "lrr": 0.1}}})
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"low": 1.0, "high": 0.1}, r"models\.m\.space\.lr: low \(1\.0\) must be below high \(0\.1\)"),
-    ({"low": 1.0}, r"models\.m\.space\.lr\.high: Field required"),
-    ({"choices": []}, r"models\.m\.space\.lr\.choices: List should have at least 1 item"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"low": 1.0, "high": 0.1}, r"models\.m\.space\.lr: low \(1\.0\) must be below high \(0\.1\)"),
+        ({"low": 1.0}, r"models\.m\.space\.lr\.high: Field required"),
+        ({"choices": []}, r"models\.m\.space\.lr\.choices: List should have at least 1 item"),
+    ],
+)
 def test_a_bad_search_range_is_one_line_about_the_closest_form(space, message, tmp_path):
     params = parse_params({"models": {"m": {"kind": "mlp"}}, "ensemble": {"members": ["m"]}})
     path = tmp_path / "search.yaml"

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import RAW, edit_cell, refused
 from houseprices.data.validation import (
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
@@ -25,7 +26,6 @@ from houseprices.data.validation import (
     warn_unseen_categories,
 )
 from houseprices.errors import DataError
-from conftest import RAW, edit_cell, refused
 
 HOUSEPRICES = Path(sys.executable).parent / "houseprices"
 PREPARED = ("X_train.parquet", "y_train.parquet", "X_test.parquet")
@@ -44,8 +44,10 @@ def add_column(path: Path, column: str, value: str) -> None:
 
 
 def write_checksums(ws: Path) -> None:
-    lines = [f"{hashlib.sha256((ws / 'raw' / n).read_bytes()).hexdigest()}  {n}"
-             for n in ("train.csv", "test.csv", "sample_submission.csv")]
+    lines = [
+        f"{hashlib.sha256((ws / 'raw' / n).read_bytes()).hexdigest()}  {n}"
+        for n in ("train.csv", "test.csv", "sample_submission.csv")
+    ]
     (ws / "raw" / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
@@ -69,9 +71,16 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def set_params(ws: Path, **data) -> None:
-    params = {"data": {"train": "raw/train.csv", "test": "raw/test.csv",
-                       "sample_submission": "raw/sample_submission.csv",
-                       "checksums": "raw/SHA256SUMS", "verify_checksums": False, **data}}
+    params = {
+        "data": {
+            "train": "raw/train.csv",
+            "test": "raw/test.csv",
+            "sample_submission": "raw/sample_submission.csv",
+            "checksums": "raw/SHA256SUMS",
+            "verify_checksums": False,
+            **data,
+        }
+    }
     (ws / "params.yaml").write_text(yaml.safe_dump(params))
 
 
@@ -79,8 +88,14 @@ def prepare(ws: Path) -> subprocess.CompletedProcess:
     """The real stage command, as dvc.yaml runs it (a process of its own: its warnings print)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.run([str(HOUSEPRICES), "prepare", "--params", "params.yaml"], cwd=ws, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(HOUSEPRICES), "prepare", "--params", "params.yaml"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_refused(ws: Path, capsys, *fragments: str) -> str:
@@ -92,7 +107,7 @@ def assert_refused(ws: Path, capsys, *fragments: str) -> str:
 def test_train_problems_are_all_reported_with_file_column_and_line(ws, capsys):
     train = ws / "raw" / "train.csv"
     edit_cell(train, 3, "Id", "2.5")
-    edit_cell(train, 5, "Id", "1")            # duplicates line 2's id
+    edit_cell(train, 5, "Id", "1")  # duplicates line 2's id
     edit_cell(train, 6, "LotArea", "big")
     edit_cell(train, 7, "GrLivArea", "inf")
     edit_cell(train, 8, "SalePrice", "-5")
@@ -110,8 +125,13 @@ def test_test_file_problems_stop_before_anything_is_written(ws, capsys):
     test = ws / "raw" / "test.csv"
     drop_column(test, "Neighborhood")
     edit_cell(test, 10, "TotalBsmtSF", "n/a?")
-    assert_refused(ws, capsys, "raw/test.csv: 2 problem(s)", "missing required column(s): Neighborhood",
-                   "column 'TotalBsmtSF': not a finite number at line 10 (e.g. 'n/a?')")
+    assert_refused(
+        ws,
+        capsys,
+        "raw/test.csv: 2 problem(s)",
+        "missing required column(s): Neighborhood",
+        "column 'TotalBsmtSF': not a finite number at line 10 (e.g. 'n/a?')",
+    )
 
 
 def test_train_without_saleprice_is_refused(ws, capsys):
@@ -119,10 +139,13 @@ def test_train_without_saleprice_is_refused(ws, capsys):
     assert_refused(ws, capsys, "raw/train.csv", "missing required column(s): SalePrice")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "raw/train.csv: file is empty"),
-    ("Id,MSSubClass,SalePrice\n", "raw/train.csv: no data rows"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "raw/train.csv: file is empty"),
+        ("Id,MSSubClass,SalePrice\n", "raw/train.csv: no data rows"),
+    ],
+)
 def test_empty_files_are_refused(ws, content, message, capsys):
     (ws / "raw" / "train.csv").write_text(content)
     assert_refused(ws, capsys, message)
@@ -138,10 +161,14 @@ def test_checksum_mismatch_and_missing_file_are_named(ws, capsys):
     write_checksums(ws)
     edit_cell(ws / "raw" / "train.csv", 4, "LotArea", "12345")
     (ws / "raw" / "sample_submission.csv").unlink()
-    assert_refused(ws, capsys, "input files failed verification against raw/SHA256SUMS",
-                   "set data.verify_checksums: false",
-                   "raw/train.csv: checksum mismatch: expected",
-                   "raw/sample_submission.csv: file is missing")
+    assert_refused(
+        ws,
+        capsys,
+        "input files failed verification against raw/SHA256SUMS",
+        "set data.verify_checksums: false",
+        "raw/train.csv: checksum mismatch: expected",
+        "raw/sample_submission.csv: file is missing",
+    )
 
 
 def test_missing_checksum_list_is_named(ws, capsys):
@@ -170,10 +197,10 @@ def test_test_only_columns_and_categories_warn_and_succeed(ws):
 # ----------------------------------------------------------- in process
 def test_line_numbers_count_skipped_blank_lines(tmp_path):
     text = (RAW / "train.csv").read_text().split("\n")
-    text.insert(3, "")                        # a blank line after data line 3
+    text.insert(3, "")  # a blank line after data line 3
     path = tmp_path / "train.csv"
     path.write_text("\n".join(text))
-    edit_cell(path, 6, "LotArea", "oops")     # line 6 of the file, data row 4
+    edit_cell(path, 6, "LotArea", "oops")  # line 6 of the file, data row 4
     with pytest.raises(DataError, match=r"column 'LotArea': not a finite number at line 6 "):
         read_csv(path, is_train=True)
 
@@ -186,8 +213,11 @@ def test_not_utf8_is_reported_at_its_byte_offset(tmp_path):
     offset = data.index(b"\xe9")
     line = data.count(b"\n", 0, offset) + 1
     assert offset > 5000  # where pandas used to report "byte 1"
-    with pytest.raises(DataError, match=rf"not UTF-8 text \(invalid continuation byte at byte offset {offset}, "
-                                        rf"line {line}: "):
+    with pytest.raises(
+        DataError,
+        match=rf"not UTF-8 text \(invalid continuation byte at byte offset {offset}, "
+        rf"line {line}: ",
+    ):
         read_csv(path, is_train=True)
 
 
@@ -199,8 +229,11 @@ def test_long_and_short_rows_are_named_with_their_lines(tmp_path):
     last = max(i for i, line in enumerate(lines) if line)
     lines[last] = ",".join(lines[last].split(",")[:64])  # the last row cut short
     path.write_text("\n".join(lines))
-    with pytest.raises(DataError, match=rf"test\.csv: 2 row\(s\) with the wrong number of fields \(the header "
-                                        rf"has 80\): line 5 has 83, line {last + 1} has 64$"):
+    with pytest.raises(
+        DataError,
+        match=rf"test\.csv: 2 row\(s\) with the wrong number of fields \(the header "
+        rf"has 80\): line 5 has 83, line {last + 1} has 64$",
+    ):
         read_csv(path, is_train=False)
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from houseprices.data.validation import download as dl
 from conftest import free_port
+from houseprices.data.validation import download as dl
 
 TRAIN_BYTES = b"Id,LotArea,SalePrice\n1,8450,208500\n2,9600,181500\n"
 TEST_BYTES = b"Id,LotArea\n1461,11622\n1462,14267\n"
@@ -130,7 +130,8 @@ def test_mirror_download_writes_exact_bytes(
 
 
 def test_checksum_mismatch_raises_and_leaves_nothing(
-    tmp_path: Path, sums: Path,
+    tmp_path: Path,
+    sums: Path,
     served_dir: Path,
     base_url: str,
     fake_files: dict[str, bytes],
@@ -148,7 +149,8 @@ def test_checksum_mismatch_raises_and_leaves_nothing(
 
 
 def test_checksum_mismatch_keeps_existing_file(
-    tmp_path: Path, sums: Path,
+    tmp_path: Path,
+    sums: Path,
     served_dir: Path,
     base_url: str,
     fake_files: dict[str, bytes],
@@ -165,7 +167,8 @@ def test_checksum_mismatch_keeps_existing_file(
 
 
 def test_http_404_raises_and_leaves_nothing(
-    tmp_path: Path, sums: Path,
+    tmp_path: Path,
+    sums: Path,
     served_dir: Path,
     base_url: str,
     fake_files: dict[str, bytes],
@@ -179,9 +182,7 @@ def test_http_404_raises_and_leaves_nothing(
     assert list(dest.iterdir()) == []
 
 
-def test_connection_error_raises_download_error(
-    tmp_path: Path, sums: Path, fake_files: dict[str, bytes]
-) -> None:
+def test_connection_error_raises_download_error(tmp_path: Path, sums: Path, fake_files: dict[str, bytes]) -> None:
     port = free_port()  # free, then closed: nothing listens
     url = f"http://127.0.0.1:{port}/"
     dest = tmp_path / "out"
@@ -191,7 +192,8 @@ def test_connection_error_raises_download_error(
 
 
 def test_auto_uses_mirror_without_credentials(
-    tmp_path: Path, sums: Path,
+    tmp_path: Path,
+    sums: Path,
     base_url: str,
     fake_files: dict[str, bytes],
     no_credentials: Path,
@@ -210,7 +212,8 @@ def test_auto_uses_mirror_without_credentials(
 
 
 def test_auto_uses_kaggle_with_credentials(
-    tmp_path: Path, sums: Path,
+    tmp_path: Path,
+    sums: Path,
     no_credentials: Path,
     fake_kaggle_bin: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -311,7 +314,7 @@ def _serve(handler_cls) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def _redirecting_to(target: str):
     class Redirect(_QuietHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             self.send_response(302)
             self.send_header("Location", target.format(path=self.path))
             self.end_headers()
@@ -319,10 +322,13 @@ def _redirecting_to(target: str):
     return Redirect
 
 
-@pytest.mark.parametrize("target", [
-    "http://localhost:{port}{path}",          # another host name
-    "http://127.0.0.1:{port}/elsewhere.csv",  # the same host, another path
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://localhost:{port}{path}",  # another host name
+        "http://127.0.0.1:{port}/elsewhere.csv",  # the same host, another path
+    ],
+)
 def test_redirects_elsewhere_are_refused(
     tmp_path: Path, sums: Path, base_url: str, fake_files: dict[str, bytes], target: str
 ) -> None:
@@ -364,9 +370,7 @@ def test_one_bad_file_replaces_none(
     assert _leftovers(dest, {"train.csv"}) == set()
 
 
-def test_files_get_the_umask_modes(
-    tmp_path: Path, sums: Path, base_url: str, fake_files: dict[str, bytes]
-) -> None:
+def test_files_get_the_umask_modes(tmp_path: Path, sums: Path, base_url: str, fake_files: dict[str, bytes]) -> None:
     old = os.umask(0o022)
     try:
         paths = dl.download_from_mirror(tmp_path / "out", base_url=base_url, timeout=5, checksums=sums)
@@ -398,8 +402,9 @@ def test_kaggle_archive_members_are_size_capped(tmp_path: Path, sums: Path, fake
     assert list(dest.iterdir()) == []
 
 
-def test_unlisted_files_are_not_downloaded(tmp_path: Path, sums: Path, base_url: str,
-                                           fake_files: dict[str, bytes]) -> None:
+def test_unlisted_files_are_not_downloaded(
+    tmp_path: Path, sums: Path, base_url: str, fake_files: dict[str, bytes]
+) -> None:
     sums.write_text(f"{_sha256(TRAIN_BYTES)}  train.csv\n")
     with pytest.raises(dl.DownloadError, match=r"no SHA-256 listed for \['test.csv'\]"):
         dl.download_from_mirror(tmp_path / "out", base_url=base_url, timeout=5, checksums=sums)

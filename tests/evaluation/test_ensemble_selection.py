@@ -8,10 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from houseprices.evaluation.ensemble import (BAGGING_MIN_GAIN, Combiner, choose_method, choose_test_predictions,
-                                  fit_combiner, greedy_weights)
-from houseprices.reporting.leaderboard import leaderboard, to_markdown, write_timing
 from houseprices.evaluation.cross_validation import make_folds
+from houseprices.evaluation.ensemble import (
+    BAGGING_MIN_GAIN,
+    Combiner,
+    choose_method,
+    choose_test_predictions,
+    fit_combiner,
+    greedy_weights,
+)
+from houseprices.reporting.leaderboard import leaderboard, to_markdown, write_timing
 
 
 @pytest.fixture()
@@ -73,11 +79,19 @@ def test_leaderboard_sorts_members_and_ensemble_with_times(tmp_path):
     members_dir = tmp_path / "members"
     write_timing(members_dir / "a", 30.0, 15, 2.0, 0.1, 1459)
     write_timing(members_dir / "b", 10.0, 15, 0.5, 0.05, 1459)
-    report = {"members": {"a": {"cv_log_rmse_mean": 0.125, "cv_log_rmse_std": 0.01, "cv_log_rmse_excl_outliers": 0.11},
-                          "b": {"cv_log_rmse_mean": 0.120, "cv_log_rmse_std": 0.02, "cv_log_rmse_excl_outliers": 0.10}},
-              "weights": {"a": 0.4, "b": 0.6}}
-    headline = {"method": "greedy", "cv_log_rmse_mean": 0.115, "cv_log_rmse_std": 0.015,
-                "cv_log_rmse_excl_outliers": 0.099}
+    report = {
+        "members": {
+            "a": {"cv_log_rmse_mean": 0.125, "cv_log_rmse_std": 0.01, "cv_log_rmse_excl_outliers": 0.11},
+            "b": {"cv_log_rmse_mean": 0.120, "cv_log_rmse_std": 0.02, "cv_log_rmse_excl_outliers": 0.10},
+        },
+        "weights": {"a": 0.4, "b": 0.6},
+    }
+    headline = {
+        "method": "greedy",
+        "cv_log_rmse_mean": 0.115,
+        "cv_log_rmse_std": 0.015,
+        "cv_log_rmse_excl_outliers": 0.099,
+    }
     (tmp_path / "report.json").write_text(json.dumps(report))
     (tmp_path / "ensemble.json").write_text(json.dumps(headline))
     board = leaderboard(tmp_path / "report.json", members_dir, tmp_path / "ensemble.json")

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from threadpoolctl import threadpool_limits
 from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
@@ -22,11 +21,12 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
     check_set_params,
 )
+from threadpoolctl import threadpool_limits
 
 from conftest import cross_validate_recording_fits
-from houseprices.evaluation import cross_validation as training
 from houseprices.config.params import parse_params
 from houseprices.data.validation import split_target
+from houseprices.evaluation import cross_validation as training
 from houseprices.features.pipelines import build_member_preprocessor
 from houseprices.features.transformers import (
     ORDINAL_SCALES,
@@ -42,6 +42,7 @@ from houseprices.features.transformers import (
     outlier_mask,
     typical_rows,
 )
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
@@ -118,14 +119,27 @@ def wild(X: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------- leakage
 # Learned statistics that rows outside the training rows would move.
-WATCHED = ("lot_frontage/group_medians_", "num/impute/statistics_", "num/skew/skewed_mask_",
-           "power_/lambdas_", "num/clip/data_max_", "num/scale/mean_", "num/scale/scale_", "num/scale/center_",
-           "cat/onehot/categories_", "missing_indicators/columns_", "pca/components_", "pca/mean_")
+WATCHED = (
+    "lot_frontage/group_medians_",
+    "num/impute/statistics_",
+    "num/skew/skewed_mask_",
+    "power_/lambdas_",
+    "num/clip/data_max_",
+    "num/scale/mean_",
+    "num/scale/scale_",
+    "num/scale/center_",
+    "cat/onehot/categories_",
+    "missing_indicators/columns_",
+    "pca/components_",
+    "pca/mean_",
+)
 
 
-@pytest.mark.parametrize("cfg", [{}, EVERYTHING, {"scaling": "robust", "skew": {"method": "box-cox"},
-                                                  "impute": {"categorical": "most_frequent"}}],
-                         ids=["default", "everything", "robust-boxcox"])
+@pytest.mark.parametrize(
+    "cfg",
+    [{}, EVERYTHING, {"scaling": "robust", "skew": {"method": "box-cox"}, "impute": {"categorical": "most_frequent"}}],
+    ids=["default", "everything", "robust-boxcox"],
+)
 def test_statistics_come_from_training_rows_only(xy, cfg):
     X, _ = xy
     train, test = X.iloc[:200], X.iloc[200:]
@@ -143,28 +157,42 @@ def test_statistics_come_from_training_rows_only(xy, cfg):
     watched = [k for k in state if k.endswith(WATCHED)]
     if features(cfg).impute.categorical == "most_frequent":
         watched.append("columns/cat/impute/statistics_")
-    assert {"lot_frontage/group_medians_", "columns/num/impute/statistics_", "columns/num/skew/skewed_mask_",
-            "columns/cat/onehot/categories_"} <= set(watched)
+    assert {
+        "lot_frontage/group_medians_",
+        "columns/num/impute/statistics_",
+        "columns/num/skew/skewed_mask_",
+        "columns/cat/onehot/categories_",
+    } <= set(watched)
     assert any(k.startswith("columns/num/scale/") for k in watched)
     for key in watched:
         with pytest.raises(AssertionError):
             np.testing.assert_equal(leaked[key], state[key], err_msg=key)
 
 
-@pytest.mark.parametrize("model", [{"kind": "ridge"},
-                                   # the MLP path also scores each epoch on the fold's validation rows
-                                   {"kind": "mlp", "hidden": [8], "epochs": 2}])
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"kind": "ridge"},
+        # the MLP path also scores each epoch on the fold's validation rows
+        {"kind": "mlp", "hidden": [8], "epochs": 2},
+    ],
+)
 def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, model):
     X, y = xy
     poison = 7  # one row with an extreme value, a new neighbourhood and its own lot frontage
     X.loc[poison, ["Neighborhood", "LotArea", "LotFrontage"]] = ["Atlantis", 1e9, 999.0]
-    params = parse_params({"models": {"m": model}, "ensemble": {"members": ["m"]}, "cv": {"folds": 3, "repeats": 1},
-                           "features": {"scaling": "minmax", "skew": {"method": "none"},
-                                        "impute": {"missing_indicators": True}}})
+    params = parse_params(
+        {
+            "models": {"m": model},
+            "ensemble": {"members": ["m"]},
+            "cv": {"folds": 3, "repeats": 1},
+            "features": {"scaling": "minmax", "skew": {"method": "none"}, "impute": {"missing_indicators": True}},
+        }
+    )
     result, fitted = cross_validate_recording_fits(monkeypatch, "m", params, X, y)
     assert len(fitted) == 3 and np.isfinite(result.oof).all()
     seen = []
-    for fold, (rows, est) in zip(result.folds, fitted):
+    for fold, (rows, est) in zip(result.folds, fitted, strict=True):
         assert set(rows) == set(fold.train)  # the fold's fit got its training rows only
         pre = est.named_steps["preprocess"]
         cat = pre.named_steps["columns"].named_transformers_["cat"]
@@ -180,7 +208,8 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
         reference = build_member_preprocessor(params.model("m"), params.features, params.seed).fit(
-            train_X[keep], train_y[keep])
+            train_X[keep], train_y[keep]
+        )
         np.testing.assert_equal(learned_state(pre), learned_state(reference))
     assert sorted(seen) == [False, True, True]  # the poisoned row was validation once
 
@@ -201,8 +230,14 @@ def test_outliers_leave_training_folds_only(xy, monkeypatch, enabled):
     y.loc[outliers] = np.log(150_000)
     outliers = np.flatnonzero(~outlier_mask(X, y, parse_params({}).features.outliers))
     assert len(outliers) >= 3
-    params = parse_params({"models": {"m": {"kind": "ridge"}}, "ensemble": {"members": ["m"]},
-                           "cv": {"folds": 3, "repeats": 1}, "features": {"outliers": {"enabled": enabled}}})
+    params = parse_params(
+        {
+            "models": {"m": {"kind": "ridge"}},
+            "ensemble": {"members": ["m"]},
+            "cv": {"folds": 3, "repeats": 1},
+            "features": {"outliers": {"enabled": enabled}},
+        }
+    )
     fit_rows = []
     real_build = training.build_estimator
 
@@ -219,7 +254,7 @@ def test_outliers_leave_training_folds_only(xy, monkeypatch, enabled):
 
     monkeypatch.setattr(training, "build_estimator", spy_build)
     result = training.cross_validate("m", params, X, y)
-    for fold, rows in zip(result.folds, fit_rows):
+    for fold, rows in zip(result.folds, fit_rows, strict=True):
         expected = set(fold.train) - (set(outliers) if enabled else set())
         assert rows == expected
     # Validation rows are never dropped: every outlier has an out-of-fold prediction and score.
@@ -242,13 +277,29 @@ def test_outlier_mask_thresholds():
 
 
 # ------------------------------------------------------------ robustness
-@pytest.mark.parametrize("cfg", [{}, EVERYTHING,
-                                 {"impute": {"numeric": "most_frequent", "categorical": "most_frequent",
-                                             "na_means_none": False, "lot_frontage_by_neighborhood": False},
-                                  "scaling": "minmax", "skew": {"method": "box-cox"}},
-                                 {"impute": {"numeric": "constant"}, "encoding": {"min_frequency": 10},
-                                  "pca": {"enabled": True, "n_components": 7}}],
-                         ids=["default", "everything", "most-frequent", "constant-pca7"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        EVERYTHING,
+        {
+            "impute": {
+                "numeric": "most_frequent",
+                "categorical": "most_frequent",
+                "na_means_none": False,
+                "lot_frontage_by_neighborhood": False,
+            },
+            "scaling": "minmax",
+            "skew": {"method": "box-cox"},
+        },
+        {
+            "impute": {"numeric": "constant"},
+            "encoding": {"min_frequency": 10},
+            "pca": {"enabled": True, "n_components": 7},
+        },
+    ],
+    ids=["default", "everything", "most-frequent", "constant-pca7"],
+)
 def test_unknown_categories_and_empty_columns_give_finite_features(xy, cfg):
     X, _ = xy
     train, test = X.iloc[:150].copy(), X.iloc[150:].copy()
@@ -287,8 +338,7 @@ def test_numeric_impute_strategy(xy, strategy):
     X, _ = xy
     X.loc[:9, "GarageYrBlt"] = np.nan
     known = X["GarageYrBlt"].dropna()
-    expected = {"mean": known.mean(), "median": known.median(),
-                "most_frequent": known.mode().iloc[0], "constant": 0.0}
+    expected = {"mean": known.mean(), "median": known.median(), "most_frequent": known.mode().iloc[0], "constant": 0.0}
     assert len(set(expected.values())) == 4
     out = frame_out(features(PLAIN, {"impute": {"numeric": strategy}}), X)
     missing = X["GarageYrBlt"].isna()
@@ -385,8 +435,9 @@ def test_skew_threshold_is_used(xy):
     X, _ = xy
     low = build_preprocessor(features({"skew": {"threshold": 0.5}})).fit(X)
     high = build_preprocessor(features({"skew": {"threshold": 50}})).fit(X)
-    chosen = [p.named_steps["columns"].named_transformers_["num"].named_steps["skew"].skewed_columns()
-              for p in (low, high)]
+    chosen = [
+        p.named_steps["columns"].named_transformers_["num"].named_steps["skew"].skewed_columns() for p in (low, high)
+    ]
     assert len(chosen[0]) > 10 and chosen[1] == []
 
 
@@ -463,9 +514,13 @@ def test_as_categorical(xy, as_categorical):
         assert (f"num__{col}" in out.columns) == (col not in as_categorical)
 
 
-DOMAIN = {"total_sf": ["TotalSF"], "total_bathrooms": ["TotalBathrooms"],
-          "ages": ["HouseAge", "YearsSinceRemodel"], "porch_area": ["TotalPorchSF"],
-          "has_flags": ["HasPool", "HasGarage", "HasBasement", "HasFireplace", "Has2ndFloor"]}
+DOMAIN = {
+    "total_sf": ["TotalSF"],
+    "total_bathrooms": ["TotalBathrooms"],
+    "ages": ["HouseAge", "YearsSinceRemodel"],
+    "porch_area": ["TotalPorchSF"],
+    "has_flags": ["HasPool", "HasGarage", "HasBasement", "HasFireplace", "Has2ndFloor"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -495,9 +550,15 @@ def test_domain_all_off_drops_the_step(xy):
     assert not any(n.endswith(tuple(sum(DOMAIN.values(), []))) for n in feature_names(pre))
 
 
-@pytest.mark.parametrize("pca", [{"enabled": False}, {"enabled": True, "n_components": 7},
-                                 {"enabled": True, "n_components": 0.9},
-                                 {"enabled": True, "n_components": 0.9, "whiten": True}])
+@pytest.mark.parametrize(
+    "pca",
+    [
+        {"enabled": False},
+        {"enabled": True, "n_components": 7},
+        {"enabled": True, "n_components": 0.9},
+        {"enabled": True, "n_components": 0.9, "whiten": True},
+    ],
+)
 def test_pca(xy, pca):
     X, _ = xy
     pre = build_preprocessor(features({"pca": pca})).fit(X)
@@ -538,9 +599,18 @@ def test_training_range_clip_passes_check_estimator():
     check_estimator(TrainingRangeClip())
 
 
-@pytest.mark.parametrize("est", [HouseFrame(), NoneFiller(), MissingIndicators(), GroupMedianImputer(),
-                                 DomainFeatures(total_sf=False), SkewTransformer(method="box-cox", threshold=1.0)],
-                         ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "est",
+    [
+        HouseFrame(),
+        NoneFiller(),
+        MissingIndicators(),
+        GroupMedianImputer(),
+        DomainFeatures(total_sf=False),
+        SkewTransformer(method="box-cox", threshold=1.0),
+    ],
+    ids=lambda e: type(e).__name__,
+)
 def test_frame_transformers_keep_the_estimator_contract(est, xy):
     name = type(est).__name__
     check_no_attributes_set_in_init(name, est)
@@ -565,9 +635,11 @@ def test_frame_transformers_keep_the_estimator_contract(est, xy):
             type(est)(*est.get_params().values())
 
 
-@pytest.mark.parametrize("cfg", [{}, EVERYTHING, {"impute": {"missing_indicators": True},
-                                                  "encoding": {"ordinal_quality": True}}],
-                         ids=["default", "everything", "indicators-ordinal"])
+@pytest.mark.parametrize(
+    "cfg",
+    [{}, EVERYTHING, {"impute": {"missing_indicators": True}, "encoding": {"ordinal_quality": True}}],
+    ids=["default", "everything", "indicators-ordinal"],
+)
 def test_feature_names_run_through_the_whole_preprocessor(xy, cfg):
     X, _ = xy
     pre = build_preprocessor(features(cfg)).fit(X)

@@ -9,19 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_features import learned_state
 from threadpoolctl import threadpool_limits
 
 from conftest import cross_validate_recording_fits
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError
 from houseprices.features.extra import (
-    INTERACTIONS, RELATIVE_AREAS, RELATIVE_QUALITY, TE_SUFFIX, Interactions, NeighborhoodRelative, QualityScore,
-    TargetStatistics)
+    INTERACTIONS,
+    RELATIVE_AREAS,
+    RELATIVE_QUALITY,
+    TE_SUFFIX,
+    Interactions,
+    NeighborhoodRelative,
+    QualityScore,
+    TargetStatistics,
+)
 from houseprices.features.pipelines import build_member_preprocessor
-from houseprices.models.regressors import CatBoostMember, cores
-from houseprices.models.registry import build_estimator
 from houseprices.features.transformers import outlier_mask
-from test_features import learned_state
+from houseprices.models.registry import build_estimator
+from houseprices.models.regressors import CatBoostMember, cores
 
 TINY = {
     "lightgbm": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "regression"},
@@ -32,8 +39,7 @@ TINY = {
     "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 20},
     "lightgbm_huber": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "huber"},
     "mlp_embeddings": {"kind": "mlp", "hidden": [8], "epochs": 3, "embedding_dim": 3},
-    "mlp_swa": {"kind": "mlp", "hidden": [8], "epochs": 4, "swa_fraction": 0.5, "swa_lr": 0.0005,
-                "batch_norm": True},
+    "mlp_swa": {"kind": "mlp", "hidden": [8], "epochs": 4, "swa_fraction": 0.5, "swa_lr": 0.0005, "batch_norm": True},
 }
 FEATURES = {"interactions": {"enabled": True}, "target_encoding": {"enabled": True, "inner_folds": 3}}
 PLAIN = {"interactions": {"enabled": False}, "target_encoding": {"enabled": False}}
@@ -52,8 +58,14 @@ def xy(small_xy):
 
 
 def params_for(name: str, features: dict | None = None, folds: int = 3):
-    return parse_params({"models": {name: TINY[name]}, "ensemble": {"members": [name]},
-                         "cv": {"folds": folds, "repeats": 1}, "features": features or PLAIN})
+    return parse_params(
+        {
+            "models": {name: TINY[name]},
+            "ensemble": {"members": [name]},
+            "cv": {"folds": folds, "repeats": 1},
+            "features": features or PLAIN,
+        }
+    )
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -84,21 +96,24 @@ def test_trees_see_codes_and_catboost_sees_text(xy):
     assert "Neighborhood" in model.cat_features_ and "LotArea" not in model.cat_features_
 
 
-@pytest.mark.parametrize("name,bad,key", [
-    ("lightgbm", {"num_leaves": 1}, "models.m.num_leaves"),
-    ("xgboost", {"subsample": 1.5}, "models.m.subsample"),
-    ("catboost", {"depth": 0}, "models.m.depth"),
-    ("svr", {"C": -1}, "models.m.C"),
-    ("gradient_boosting", {"loss": "hubber"}, "models.m.loss"),
-    ("lightgbm", {"n_jobs": -1}, "models.m.n_jobs"),
-    ("xgboost", {"max_dept": 3}, "models.m.max_dept"),
-    ("lightgbm", {"objective": "hubber"}, "models.m.objective"),
-    ("lightgbm", {"huber_delta": 0.0}, "models.m.huber_delta"),
-    ("mlp_embeddings", {"embedding_dim": -1}, "models.m.embedding_dim"),
-    ("mlp_embeddings", {"embedding_weight_decay": -1.0}, "models.m.embedding_weight_decay"),
-    ("mlp_swa", {"swa_fraction": 1.0}, "models.m.swa_fraction"),
-    ("mlp_swa", {"swa_lr": -0.1}, "models.m.swa_lr"),
-])
+@pytest.mark.parametrize(
+    "name,bad,key",
+    [
+        ("lightgbm", {"num_leaves": 1}, "models.m.num_leaves"),
+        ("xgboost", {"subsample": 1.5}, "models.m.subsample"),
+        ("catboost", {"depth": 0}, "models.m.depth"),
+        ("svr", {"C": -1}, "models.m.C"),
+        ("gradient_boosting", {"loss": "hubber"}, "models.m.loss"),
+        ("lightgbm", {"n_jobs": -1}, "models.m.n_jobs"),
+        ("xgboost", {"max_dept": 3}, "models.m.max_dept"),
+        ("lightgbm", {"objective": "hubber"}, "models.m.objective"),
+        ("lightgbm", {"huber_delta": 0.0}, "models.m.huber_delta"),
+        ("mlp_embeddings", {"embedding_dim": -1}, "models.m.embedding_dim"),
+        ("mlp_embeddings", {"embedding_weight_decay": -1.0}, "models.m.embedding_weight_decay"),
+        ("mlp_swa", {"swa_fraction": 1.0}, "models.m.swa_fraction"),
+        ("mlp_swa", {"swa_lr": -0.1}, "models.m.swa_lr"),
+    ],
+)
 def test_bad_params_name_the_key(name, bad, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_params({"models": {"m": {**TINY[name], **bad}}})
@@ -121,8 +136,13 @@ def test_zero_threads_means_the_process_thread_cap(monkeypatch):
     assert cores(3) == 3
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cores(0) == available_cores()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                "NUMEXPR_NUM_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    ):
         monkeypatch.setenv(var, "1")  # monkeypatch restores what limit_threads writes
     limit_threads(1)
     assert cores(0) == 1
@@ -139,7 +159,7 @@ def poisoned_folds(X, y, monkeypatch, name: str, features: dict):
     result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
     assert np.isfinite(result.oof).all()
     out = []
-    for fold, (rows, est) in zip(result.folds, fitted):
+    for fold, (rows, est) in zip(result.folds, fitted, strict=True):
         assert set(rows) == set(fold.train)
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
@@ -149,8 +169,9 @@ def poisoned_folds(X, y, monkeypatch, name: str, features: dict):
     return out
 
 
-@pytest.mark.parametrize("name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber",
-                                  "mlp_embeddings"])
+@pytest.mark.parametrize(
+    "name", ["lightgbm", "catboost", "gradient_boosting", "svr", "lightgbm_huber", "mlp_embeddings"]
+)
 def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatch, name):
     for in_train, pre, reference in poisoned_folds(*xy, monkeypatch, name, FEATURES):
         te = pre.named_steps["target_statistics"].encoder_
@@ -194,7 +215,8 @@ def test_target_statistics_are_fold_safe(xy):
     own = y.copy()
     own.iloc[0] += 5.0
     moved = TargetStatistics(("Neighborhood",), inner_folds=5, random_state=0).fit_transform(
-        X.iloc[train], own.iloc[train])
+        X.iloc[train], own.iloc[train]
+    )
     col = f"Neighborhood{TE_SUFFIX}"
     assert moved[col].iloc[0] == pytest.approx(Z_train[col].iloc[0])
     # ...but it does reach other training rows of its neighbourhood, and the scored rows.
@@ -204,9 +226,17 @@ def test_target_statistics_are_fold_safe(xy):
 
 
 def test_neighborhood_relative_divides_by_the_fit_rows_median():
-    frame = pd.DataFrame({"Neighborhood": ["A", "A", "A", "B"], "GrLivArea": [1000.0, 2000.0, 3000.0, 500.0],
-                          "TotalBsmtSF": [0.0] * 4, "1stFlrSF": [1000.0] * 4, "2ndFlrSF": [0.0] * 4,
-                          "LotArea": [8000.0] * 4, "OverallQual": [5, 6, 7, 4]})
+    frame = pd.DataFrame(
+        {
+            "Neighborhood": ["A", "A", "A", "B"],
+            "GrLivArea": [1000.0, 2000.0, 3000.0, 500.0],
+            "TotalBsmtSF": [0.0] * 4,
+            "1stFlrSF": [1000.0] * 4,
+            "2ndFlrSF": [0.0] * 4,
+            "LotArea": [8000.0] * 4,
+            "OverallQual": [5, 6, 7, 4],
+        }
+    )
     step = NeighborhoodRelative().fit(frame)
     scored = frame.iloc[[0, 3]].copy()
     scored.loc[3, "Neighborhood"] = "Atlantis"  # unseen: the median over all fit rows
@@ -218,8 +248,14 @@ def test_neighborhood_relative_divides_by_the_fit_rows_median():
 
 
 def test_quality_score_sums_the_ratings_and_counts_a_missing_one_as_typical():
-    ratings = {"ExterQual": ["Ex", "Po"], "KitchenQual": ["Gd", "Po"], "BsmtQual": ["TA", "None"],
-               "HeatingQC": ["Fa", "Po"], "FireplaceQu": ["None", np.nan], "GarageQual": ["Ex", "Po"]}
+    ratings = {
+        "ExterQual": ["Ex", "Po"],
+        "KitchenQual": ["Gd", "Po"],
+        "BsmtQual": ["TA", "None"],
+        "HeatingQC": ["Fa", "Po"],
+        "FireplaceQu": ["None", np.nan],
+        "GarageQual": ["Ex", "Po"],
+    }
     frame = pd.DataFrame({**ratings, "GrLivArea": [1000.0, 2000.0]})
     Z = QualityScore().fit(frame).transform(frame)
     np.testing.assert_allclose(Z["QualityScore"], [5 + 4 + 3 + 2 + 0 + 5, 1 + 1 + 0 + 1 + 3 + 1])
@@ -229,7 +265,7 @@ def test_quality_score_sums_the_ratings_and_counts_a_missing_one_as_typical():
 def test_interactions_multiply_quality_by_area(xy):
     X, _ = xy
     Z = Interactions().fit(X).transform(X)
-    assert list(Z.columns[-len(INTERACTIONS):]) == list(INTERACTIONS)
+    assert list(Z.columns[-len(INTERACTIONS) :]) == list(INTERACTIONS)
     np.testing.assert_allclose(Z["QualGrLivArea"], X["OverallQual"] * X["GrLivArea"])
 
 
@@ -241,8 +277,15 @@ def test_gaussian_rank_replaces_the_numeric_scaler(xy):
     scale = pre.named_steps["columns"].named_transformers_["num"]["scale"]
     assert type(scale).__name__ == "QuantileTransformer" and scale.output_distribution == "normal"
     plain = parse_params({"models": {"mlp": {"kind": "mlp"}}})
-    assert type(build_member_preprocessor(plain.model("mlp"), plain.features, 0).fit(X, y)
-                .named_steps["columns"].named_transformers_["num"]["scale"]).__name__ == "StandardScaler"
+    assert (
+        type(
+            build_member_preprocessor(plain.model("mlp"), plain.features, 0)
+            .fit(X, y)
+            .named_steps["columns"]
+            .named_transformers_["num"]["scale"]
+        ).__name__
+        == "StandardScaler"
+    )
 
 
 def test_seed_average_fits_distinct_nets_and_averages_them(xy):
@@ -274,8 +317,9 @@ def test_huber_objective_reaches_lightgbm_and_resists_a_mispriced_house(xy):
     X, y = xy
     fits = {}
     for objective in ("regression", "huber"):
-        params = parse_params({"models": {"m": {**TINY["lightgbm"], "objective": objective, "n_estimators": 200}},
-                               "features": PLAIN})
+        params = parse_params(
+            {"models": {"m": {**TINY["lightgbm"], "objective": objective, "n_estimators": 200}}, "features": PLAIN}
+        )
         est = build_estimator(params.model("m"), params.features, 0)
         bad = y.copy()
         bad.iloc[:20] += 3.0  # twenty houses priced 20 times too high
@@ -312,8 +356,12 @@ def test_embeddings_replace_one_hot_with_one_code_per_categorical_column(xy, tes
 
 def test_embedding_tables_get_their_own_weight_decay(xy):
     X, y = xy
-    params = parse_params({"models": {"m": {**TINY["mlp_embeddings"], "weight_decay": 2.0,
-                                            "embedding_weight_decay": 0.5}}, "features": PLAIN})
+    params = parse_params(
+        {
+            "models": {"m": {**TINY["mlp_embeddings"], "weight_decay": 2.0, "embedding_weight_decay": 0.5}},
+            "features": PLAIN,
+        }
+    )
     net = build_estimator(params.model("m"), params.features, 0).fit(X, y)[-1]
     decays = sorted((g["weight_decay"], len(g["params"])) for g in net.optimizer_.param_groups)
     assert decays == [(0.5, 1), (2.0, 4)]

@@ -16,11 +16,11 @@ from torch import nn
 
 from houseprices.config.params import MLPConfig, parse_params
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.models.registry import CLASSICAL, build_regressor
-from houseprices.models.mlp.factory import build_mlp, resolve_device
-from houseprices.models.mlp.regressor import BinnedMLPRegressor, MLPRegressor, TensorBatches
-from houseprices.models.mlp.modules import GaussianNoise
 from houseprices.evaluation.cross_validation import cross_validate, fit_estimator
+from houseprices.models.mlp.factory import build_mlp, resolve_device
+from houseprices.models.mlp.modules import GaussianNoise
+from houseprices.models.mlp.regressor import BinnedMLPRegressor, MLPRegressor, TensorBatches
+from houseprices.models.registry import CLASSICAL, build_regressor
 
 N_FEATURES = 8
 
@@ -46,8 +46,16 @@ XY = synthetic()
 
 def config(**kw) -> MLPConfig:
     """A small plain net: each test switches on only the option it checks."""
-    base = {"hidden": [16], "epochs": 5, "batch_size": 32, "activation": "relu", "loss": "mse",
-            "weight_decay": 0.0, "lr_schedule": "none", "swa_fraction": 0.0}
+    base = {
+        "hidden": [16],
+        "epochs": 5,
+        "batch_size": 32,
+        "activation": "relu",
+        "loss": "mse",
+        "weight_decay": 0.0,
+        "lr_schedule": "none",
+        "swa_fraction": 0.0,
+    }
     return MLPConfig(**{**base, **kw})
 
 
@@ -138,10 +146,17 @@ def test_input_noise_perturbs_training_inputs_only():
     assert not layers(built(input_noise=0.0), GaussianNoise)
 
 
-@pytest.mark.parametrize("name, cls", [
-    ("relu", nn.ReLU), ("leaky_relu", nn.LeakyReLU), ("elu", nn.ELU),
-    ("gelu", nn.GELU), ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid),
-])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("relu", nn.ReLU),
+        ("leaky_relu", nn.LeakyReLU),
+        ("elu", nn.ELU),
+        ("gelu", nn.GELU),
+        ("tanh", nn.Tanh),
+        ("sigmoid", nn.Sigmoid),
+    ],
+)
 def test_each_activation_is_used(name, cls):
     net = built(hidden=[16, 8], activation=name)
     assert len(layers(net, cls)) == 2
@@ -153,18 +168,20 @@ def test_each_activation_is_used(name, cls):
 FAN_IN, FAN_OUT = 400, 300
 
 
-@pytest.mark.parametrize("scheme, activation, std, bound", [
-    ("he_normal", "relu", math.sqrt(2 / FAN_IN), None),
-    ("he_normal", "leaky_relu", math.sqrt(2 / (1 + 0.01**2) / FAN_IN), None),
-    ("he_normal", "tanh", 5 / 3 / math.sqrt(FAN_IN), None),
-    ("he_uniform", "relu", None, math.sqrt(6 / FAN_IN)),
-    ("xavier_normal", "relu", math.sqrt(2 / (FAN_IN + FAN_OUT)), None),
-    ("xavier_uniform", "relu", None, math.sqrt(6 / (FAN_IN + FAN_OUT))),
-    ("normal", "relu", 0.05, None),
-])
+@pytest.mark.parametrize(
+    "scheme, activation, std, bound",
+    [
+        ("he_normal", "relu", math.sqrt(2 / FAN_IN), None),
+        ("he_normal", "leaky_relu", math.sqrt(2 / (1 + 0.01**2) / FAN_IN), None),
+        ("he_normal", "tanh", 5 / 3 / math.sqrt(FAN_IN), None),
+        ("he_uniform", "relu", None, math.sqrt(6 / FAN_IN)),
+        ("xavier_normal", "relu", math.sqrt(2 / (FAN_IN + FAN_OUT)), None),
+        ("xavier_uniform", "relu", None, math.sqrt(6 / (FAN_IN + FAN_OUT))),
+        ("normal", "relu", 0.05, None),
+    ],
+)
 def test_init_scheme_statistics_and_bias(scheme, activation, std, bound):
-    net = built(n_inputs=FAN_IN, hidden=[FAN_OUT], init=scheme, activation=activation,
-                init_std=0.05, bias_init=0.3)
+    net = built(n_inputs=FAN_IN, hidden=[FAN_OUT], init=scheme, activation=activation, init_std=0.05, bias_init=0.3)
     w = net.module_.layers[0].weight.detach()
     assert abs(float(w.mean())) < 0.01
     if bound is not None:
@@ -209,7 +226,8 @@ def test_l1_is_added_to_the_training_loss_only():
 def test_weight_decay_shrinks_weight_norms():
     norm = lambda net: sum(float(w.norm()) for w in weight_matrices(net))  # noqa: E731
     assert norm(fitted(optimizer="adamw", lr=0.01, weight_decay=5.0)) < 0.7 * norm(
-        fitted(optimizer="adamw", lr=0.01, weight_decay=0.0))
+        fitted(optimizer="adamw", lr=0.01, weight_decay=0.0)
+    )
     assert built(weight_decay=3.0).optimizer_.param_groups[0]["weight_decay"] == 3.0
 
 
@@ -226,8 +244,16 @@ def test_grad_clip_bounds_the_gradient_norm():
 def test_early_stopping_restores_the_best_epoch():
     X, y = synthetic(n=80, d=40, seed=1)
     y = y + np.random.default_rng(2).normal(scale=0.3, size=len(y))  # noise to overfit
-    net = fitted(X, y, hidden=[64], optimizer="adam", lr=0.01, epochs=200, valid_fraction=0.25,
-                 early_stopping={"enabled": True, "patience": 5})
+    net = fitted(
+        X,
+        y,
+        hidden=[64],
+        optimizer="adam",
+        lr=0.01,
+        epochs=200,
+        valid_fraction=0.25,
+        early_stopping={"enabled": True, "patience": 5},
+    )
     losses = net.history[:, "valid_loss"]
     best_epoch = dict(net.callbacks_)["early_stopping"].best_epoch_
     assert len(net.history) == best_epoch + 5 < 200  # stopped after `patience` epochs without progress
@@ -243,15 +269,18 @@ def test_early_stopping_restores_the_best_epoch():
 
 
 # ------------------------------------------------------------------- optimisation
-@pytest.mark.parametrize("name, cls, expected", [
-    ("sgd", torch.optim.SGD, {"momentum": 0, "nesterov": False}),
-    ("momentum", torch.optim.SGD, {"momentum": 0.8, "nesterov": False}),
-    ("nesterov", torch.optim.SGD, {"momentum": 0.8, "nesterov": True}),
-    ("adagrad", torch.optim.Adagrad, {}),
-    ("rmsprop", torch.optim.RMSprop, {"momentum": 0}),
-    ("adam", torch.optim.Adam, {"betas": (0.85, 0.99)}),
-    ("adamw", torch.optim.AdamW, {"betas": (0.85, 0.99), "weight_decay": 0.5}),
-])
+@pytest.mark.parametrize(
+    "name, cls, expected",
+    [
+        ("sgd", torch.optim.SGD, {"momentum": 0, "nesterov": False}),
+        ("momentum", torch.optim.SGD, {"momentum": 0.8, "nesterov": False}),
+        ("nesterov", torch.optim.SGD, {"momentum": 0.8, "nesterov": True}),
+        ("adagrad", torch.optim.Adagrad, {}),
+        ("rmsprop", torch.optim.RMSprop, {"momentum": 0}),
+        ("adam", torch.optim.Adam, {"betas": (0.85, 0.99)}),
+        ("adamw", torch.optim.AdamW, {"betas": (0.85, 0.99), "weight_decay": 0.5}),
+    ],
+)
 def test_each_optimizer_maps_to_its_torch_class(name, cls, expected):
     net = built(optimizer=name, lr=0.02, momentum=0.8, beta1=0.85, beta2=0.99, weight_decay=0.5)
     assert type(net.optimizer_) is cls
@@ -267,20 +296,22 @@ def lr_trajectory(**kw) -> LRProbe:
     return probe
 
 
-@pytest.mark.parametrize("schedule, expected", [
-    ("none", [0.1] * 8),
-    ("step", [0.1] * 3 + [0.05] * 3 + [0.025] * 2),
-    ("exponential", [0.1 * 0.5**e for e in range(8)]),
-    ("cosine", [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)]),
-])
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("none", [0.1] * 8),
+        ("step", [0.1] * 3 + [0.05] * 3 + [0.025] * 2),
+        ("exponential", [0.1 * 0.5**e for e in range(8)]),
+        ("cosine", [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)]),
+    ],
+)
 def test_epoch_schedules_follow_their_formula(schedule, expected):
     lrs = lr_trajectory(lr_schedule=schedule, lr_step_size=3, lr_gamma=0.5).epochs
     np.testing.assert_allclose(lrs, expected, rtol=1e-6)
 
 
 def test_warmup_starts_low_and_reaches_the_learning_rate():
-    np.testing.assert_allclose(lr_trajectory(warmup_epochs=3).epochs,
-                               [0.025, 0.05, 0.075] + [0.1] * 5, rtol=1e-6)
+    np.testing.assert_allclose(lr_trajectory(warmup_epochs=3).epochs, [0.025, 0.05, 0.075] + [0.1] * 5, rtol=1e-6)
     cosine = lr_trajectory(warmup_epochs=2, lr_schedule="cosine").epochs
     assert cosine[0] < cosine[1] < cosine[2] == pytest.approx(0.1)
     assert cosine[-1] < 0.1 * 0.2
@@ -288,17 +319,30 @@ def test_warmup_starts_low_and_reaches_the_learning_rate():
 
 def test_plateau_lowers_the_rate_when_validation_stalls():
     # A learning rate too small to move anything: valid_loss never improves.
-    lrs = lr_trajectory(lr=1e-6, lr_schedule="plateau", lr_gamma=0.5, valid_fraction=0.2,
-                        early_stopping={"enabled": False, "patience": 2}).epochs
+    lrs = lr_trajectory(
+        lr=1e-6,
+        lr_schedule="plateau",
+        lr_gamma=0.5,
+        valid_fraction=0.2,
+        early_stopping={"enabled": False, "patience": 2},
+    ).epochs
     assert lrs[0] == 1e-6 and lrs[-1] <= 1e-6 * 0.25
-    assert all(b <= a for a, b in zip(lrs, lrs[1:]))
+    assert all(b <= a for a, b in zip(lrs, lrs[1:], strict=False))
 
 
 def test_onecycle_steps_every_batch_of_the_training_split():
     X, y = synthetic(n=202)  # 202 - 41 validation rows = 161 = 5 * 32 + a lone row (dropped)
     probe = LRProbe()
-    net = fitted(X, y, extra_callbacks=[("probe", probe)], optimizer="sgd", lr=0.1, epochs=8,
-                 lr_schedule="onecycle", valid_fraction=0.2)
+    net = fitted(
+        X,
+        y,
+        extra_callbacks=[("probe", probe)],
+        optimizer="sgd",
+        lr=0.1,
+        epochs=8,
+        lr_schedule="onecycle",
+        valid_fraction=0.2,
+    )
     scheduler = dict(net.callbacks_)["lr_scheduler"].lr_scheduler_
     assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
     assert len(probe.batches) == 8 * 5 == scheduler.total_steps
@@ -311,11 +355,14 @@ def test_onecycle_steps_every_batch_of_the_training_split():
 
 
 # ------------------------------------------------------------------- loss and target
-@pytest.mark.parametrize("loss, cls, value", [
-    ("mse", nn.MSELoss, (4 + 0) / 2),
-    ("l1", nn.L1Loss, (2 + 0) / 2),
-    ("huber", nn.HuberLoss, (0.5 * (2 - 0.5 / 2) + 0) / 2),  # delta 0.5: linear beyond it
-])
+@pytest.mark.parametrize(
+    "loss, cls, value",
+    [
+        ("mse", nn.MSELoss, (4 + 0) / 2),
+        ("l1", nn.L1Loss, (2 + 0) / 2),
+        ("huber", nn.HuberLoss, (0.5 * (2 - 0.5 / 2) + 0) / 2),  # delta 0.5: linear beyond it
+    ],
+)
 def test_each_loss_is_the_criterion(loss, cls, value):
     net = built(loss=loss, huber_delta=0.5)
     assert type(net.criterion_) is cls
@@ -335,8 +382,7 @@ def test_target_is_standardised_inside_fit_and_predict():
 def test_training_runs_in_float32():
     net = fitted(epochs=1)
     assert all(p.dtype == torch.float32 for p in net.module_.parameters())
-    Xb, yb = next(iter(TensorBatches(type("D", (), {"X": np.ones((5, 3)), "y": np.ones((5, 1))})(),
-                                     2, shuffle=True)))
+    Xb, yb = next(iter(TensorBatches(type("D", (), {"X": np.ones((5, 3)), "y": np.ones((5, 1))})(), 2, shuffle=True)))
     assert Xb.dtype == yb.dtype == torch.float32
 
 
@@ -428,8 +474,11 @@ def test_swa_lr_is_annealed_to_then_held_while_averaging():
     np.testing.assert_allclose(cosine, expected, rtol=1e-6)
     np.testing.assert_allclose(lr_trajectory(swa_fraction=0.25, swa_lr=0.03).epochs, [0.1] * 6 + [0.03] * 2, rtol=1e-6)
     # swa_lr null: the schedule runs on unchanged through the averaged epochs.
-    np.testing.assert_allclose(lr_trajectory(lr_schedule="cosine", swa_fraction=0.375).epochs,
-                               [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)], rtol=1e-6)
+    np.testing.assert_allclose(
+        lr_trajectory(lr_schedule="cosine", swa_fraction=0.375).epochs,
+        [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)],
+        rtol=1e-6,
+    )
 
 
 def test_weight_averaging_recomputes_batch_norm_statistics_for_the_averaged_weights():
@@ -450,14 +499,17 @@ def test_weight_averaging_is_deterministic_for_a_seed():
     assert not np.allclose(fitted(seed=4, **kw).predict(X), fitted(seed=5, **kw).predict(X))
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"swa_fraction": 1.0}, r"models\.m\.swa_fraction"),
-    ({"swa_fraction": -0.1}, r"models\.m\.swa_fraction"),
-    ({"swa_fraction": 0.0, "swa_lr": 0.01}, r"swa_lr .*swa_fraction > 0"),
-    ({"swa_lr": 0.01, "lr_schedule": "onecycle"}, r"swa_lr .*lr_schedule.*'onecycle'"),
-    ({"valid_fraction": 0.2, "early_stopping": {"enabled": True}}, r"swa_fraction .*early_stopping\.enabled"),
-    ({"swa_lr": 0.0}, r"models\.m\.swa_lr"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"swa_fraction": 1.0}, r"models\.m\.swa_fraction"),
+        ({"swa_fraction": -0.1}, r"models\.m\.swa_fraction"),
+        ({"swa_fraction": 0.0, "swa_lr": 0.01}, r"swa_lr .*swa_fraction > 0"),
+        ({"swa_lr": 0.01, "lr_schedule": "onecycle"}, r"swa_lr .*lr_schedule.*'onecycle'"),
+        ({"valid_fraction": 0.2, "early_stopping": {"enabled": True}}, r"swa_fraction .*early_stopping\.enabled"),
+        ({"swa_lr": 0.0}, r"models\.m\.swa_lr"),
+    ],
+)
 def test_weight_averaging_refuses_bad_params_naming_the_keys(bad, message):
     with pytest.raises(ConfigError, match=message) as err:
         parse_params({"models": {"m": {"kind": "mlp", "epochs": 5, **bad}}})
@@ -467,11 +519,22 @@ def test_weight_averaging_refuses_bad_params_naming_the_keys(bad, message):
 # ------------------------------------------------------------------- divergence, device
 def test_divergence_names_model_fold_and_epoch(small_xy):
     X, y = small_xy
-    params = parse_params({
-        "models": {"wild": {"kind": "mlp", "hidden": [16], "activation": "relu", "loss": "mse",
-                            "optimizer": "sgd", "lr": 1e6, "epochs": 3}},
-        "cv": {"folds": 2, "repeats": 1},
-    })
+    params = parse_params(
+        {
+            "models": {
+                "wild": {
+                    "kind": "mlp",
+                    "hidden": [16],
+                    "activation": "relu",
+                    "loss": "mse",
+                    "optimizer": "sgd",
+                    "lr": 1e6,
+                    "epochs": 3,
+                }
+            },
+            "cv": {"folds": 2, "repeats": 1},
+        }
+    )
     with pytest.raises(TrainingError, match=r"model 'wild', fold r1f1: train_loss became (nan|inf) at epoch 1"):
         cross_validate("wild", params, X, y, X.head(5))
     with pytest.raises(TrainingError, match=r"model 'wild', refit: .*epoch 1.*models\.wild\.lr"):

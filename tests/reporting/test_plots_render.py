@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, run
-from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.evaluation.cross_validation import make_folds
+from houseprices.reporting.dvc_plots import write_member_plots
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 VEGA_JS = Path(os.environ.get("VEGA_JS_DIR", ROOT / "build" / "vega-js"))
@@ -97,8 +97,15 @@ def render(index: Path, screenshot: Path | None = None) -> dict:
     """Open DVC's page in headless chromium; the probe's JSON report per chart."""
     probe = index.with_name("probe.html")
     probe.write_bytes(_with_local_scripts(index.read_text(encoding="utf-8")).encode("utf-8"))
-    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-            "--virtual-time-budget=30000", "--window-size=1400,2000"]
+    base = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=30000",
+        "--window-size=1400,2000",
+    ]
     out = subprocess.run([*base, "--dump-dom", probe.as_uri()], capture_output=True, timeout=180)
     dom = out.stdout.decode("utf-8")
     found = re.search(r'<pre id="probe-report"[^>]*>(.*?)</pre>', dom, re.S)
@@ -116,32 +123,62 @@ def _plot_data(repo: Path, shift: float) -> None:
     rng = np.random.default_rng(int(shift * 1000))
     folds = make_folds(60, 5, 2, 0)
     epochs = np.arange(1, 7)
-    curves = pd.DataFrame([{"epoch": e, "fold": f.label, "train_loss": 0.5 / e + shift,
-                            "valid_loss": np.nan, "holdout_loss": 0.6 / e + shift + 0.01 * f.fold}
-                           for f in folds for e in epochs])
+    curves = pd.DataFrame(
+        [
+            {
+                "epoch": e,
+                "fold": f.label,
+                "train_loss": 0.5 / e + shift,
+                "valid_loss": np.nan,
+                "holdout_loss": 0.6 / e + shift + 0.01 * f.fold,
+            }
+            for f in folds
+            for e in epochs
+        ]
+    )
     for name in MEMBERS:
         scores = list(0.12 + shift + 0.01 * rng.standard_normal(len(folds)))
         has_epochs = name == "mlp"
-        write_member_plots(repo / "plots", name, SimpleNamespace(
-            folds=folds, fold_scores=scores, curves=curves if has_epochs else curves.iloc[:0]))
+        write_member_plots(
+            repo / "plots",
+            name,
+            SimpleNamespace(folds=folds, fold_scores=scores, curves=curves if has_epochs else curves.iloc[:0]),
+        )
     actual = rng.normal(12.0, 0.4, 80)
     predicted = actual + rng.normal(shift, 0.1, 80)
     ens = repo / "plots" / "ensemble"
     ens.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"Id": np.arange(1, 81), "actual": np.exp(actual).round(2), "predicted": np.exp(predicted).round(2),
-                  "log_actual": actual.round(6), "log_predicted": predicted.round(6),
-                  "residual": (actual - predicted).round(6)}).to_csv(ens / "oof.csv", index=False)
+    pd.DataFrame(
+        {
+            "Id": np.arange(1, 81),
+            "actual": np.exp(actual).round(2),
+            "predicted": np.exp(predicted).round(2),
+            "log_actual": actual.round(6),
+            "log_predicted": predicted.round(6),
+            "residual": (actual - predicted).round(6),
+        }
+    ).to_csv(ens / "oof.csv", index=False)
     pd.DataFrame({"log_predicted": predicted.round(6), "residual": (actual - predicted).round(6)}).to_csv(
-        ens / "residuals.csv", index=False)
-    pd.DataFrame({"member": MEMBERS, "weight": [0.5 - shift, 0.3 + shift, 0.2]}).to_csv(ens / "weights.csv", index=False)
+        ens / "residuals.csv", index=False
+    )
+    pd.DataFrame({"member": MEMBERS, "weight": [0.5 - shift, 0.3 + shift, 0.2]}).to_csv(
+        ens / "weights.csv", index=False
+    )
     pd.DataFrame({"model": [*MEMBERS, "ensemble"], "cv_log_rmse": [0.123, 0.125 + shift, 0.133, 0.121]}).to_csv(
-        ens / "scores.csv", index=False)
+        ens / "scores.csv", index=False
+    )
     feats = repo / "plots" / "features"
     feats.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"column": ["PoolQC", "Alley", "LotFrontage"], "missing_rate": [0.99, 0.93, 0.18 + shift],
-                  "imputed_rate": [0.0, 0.0, 0.18]}).to_csv(feats / "missing_rate.csv", index=False)
+    pd.DataFrame(
+        {
+            "column": ["PoolQC", "Alley", "LotFrontage"],
+            "missing_rate": [0.99, 0.93, 0.18 + shift],
+            "imputed_rate": [0.0, 0.0, 0.18],
+        }
+    ).to_csv(feats / "missing_rate.csv", index=False)
     pd.DataFrame({"component": np.arange(1, 11), "cumulative_explained_variance": np.linspace(0.3, 1.0, 10)}).to_csv(
-        feats / "pca_variance.csv", index=False)
+        feats / "pca_variance.csv", index=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -225,9 +262,15 @@ def _screenshot_path(name: str) -> Path | None:
 
 def test_member_plots_hold_fold_scores_and_curves_only_for_epoch_models(tmp_path):
     folds = make_folds(20, 2, 1, 0)
-    curves = pd.DataFrame({"epoch": [1, 2, 1, 2], "fold": ["r1f1", "r1f1", "r1f2", "r1f2"],
-                           "train_loss": [0.5, 0.25, 0.6, 0.3], "valid_loss": np.nan,
-                           "holdout_loss": [0.55, 0.333333333, 0.65, 0.35]})
+    curves = pd.DataFrame(
+        {
+            "epoch": [1, 2, 1, 2],
+            "fold": ["r1f1", "r1f1", "r1f2", "r1f2"],
+            "train_loss": [0.5, 0.25, 0.6, 0.3],
+            "valid_loss": np.nan,
+            "holdout_loss": [0.55, 0.333333333, 0.65, 0.35],
+        }
+    )
     write_member_plots(tmp_path, "mlp", SimpleNamespace(folds=folds, fold_scores=[0.1234567, 0.2], curves=curves))
     scores = pd.read_csv(tmp_path / "folds" / "mlp.csv")
     assert scores.to_dict("list") == {"fold": ["r1f1", "r1f2"], "log_rmse": [0.123457, 0.2]}

@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from houseprices.reporting.progress import FoldProgress, duration
 from houseprices.evaluation.cross_validation import Fold, FoldOutcome
+from houseprices.reporting.progress import FoldProgress, duration
 
 
 def outcome(position: int, total: int, seconds: float = 4.25) -> FoldOutcome:

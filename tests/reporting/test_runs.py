@@ -23,16 +23,27 @@ def store(tmp_path_factory):
     client = MlflowClient(uri)
     exp = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
     start = int(time.time() * 1000)
-    specs = [("FINISHED", {"cv_log_rmse": 0.123456, "mlp.cv_log_rmse": 0.13, "ridge.cv_log_rmse": 0.1251}, "exp-a"),
-             ("FAILED", {"ridge.cv_log_rmse": 0.2}, ""),
-             ("KILLED", {}, ""),
-             ("RUNNING", {}, "exp-d")]
+    specs = [
+        ("FINISHED", {"cv_log_rmse": 0.123456, "mlp.cv_log_rmse": 0.13, "ridge.cv_log_rmse": 0.1251}, "exp-a"),
+        ("FAILED", {"ridge.cv_log_rmse": 0.2}, ""),
+        ("KILLED", {}, ""),
+        ("RUNNING", {}, "exp-d"),
+    ]
     for i, (status, metrics, experiment) in enumerate(specs):
-        run = client.create_run(exp, start_time=start + i * 60_000, run_name=f"run {i}", tags={
-            KIND_TAG: "pipeline", "git.commit": f"{i}abcdef0123", "git.dirty": str(i == 1).lower(),
-            "dvc.experiment": experiment})
-        client.log_batch(run.info.run_id, metrics=[Metric(k, v, start, 0) for k, v in metrics.items()],
-                         tags=[RunTag("x", "y")])
+        run = client.create_run(
+            exp,
+            start_time=start + i * 60_000,
+            run_name=f"run {i}",
+            tags={
+                KIND_TAG: "pipeline",
+                "git.commit": f"{i}abcdef0123",
+                "git.dirty": str(i == 1).lower(),
+                "dvc.experiment": experiment,
+            },
+        )
+        client.log_batch(
+            run.info.run_id, metrics=[Metric(k, v, start, 0) for k, v in metrics.items()], tags=[RunTag("x", "y")]
+        )
         if status != "RUNNING":
             client.set_terminated(run.info.run_id, status)
     client.create_run(exp, run_name="train mlp", tags={KIND_TAG: "model"})

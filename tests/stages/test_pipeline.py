@@ -4,14 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import RAW
 from houseprices.config.params import parse_params
 from houseprices.data.validation import ID
-from houseprices.evaluation.ensemble import PriceModel
 from houseprices.errors import DataError
+from houseprices.evaluation.cross_validation import cross_validate, fit_estimator, log_rmse, make_folds
+from houseprices.evaluation.ensemble import PriceModel
 from houseprices.models.registry import build_estimator
 from houseprices.stages import load_prepared
-from houseprices.evaluation.cross_validation import cross_validate, fit_estimator, log_rmse, make_folds
-from conftest import RAW
 
 TINY_MLP = {"kind": "mlp", "hidden": [16], "epochs": 3, "batch_size": 64}
 
@@ -30,21 +30,24 @@ def test_folds_are_seeded_and_cover_every_row_once_per_repeat():
     a = make_folds(100, 5, 2, seed=1)
     b = make_folds(100, 5, 2, seed=1)
     assert len(a) == 10
-    assert all(np.array_equal(x.valid, y.valid) for x, y in zip(a, b))
+    assert all(np.array_equal(x.valid, y.valid) for x, y in zip(a, b, strict=True))
     for r in range(2):
         valid = np.concatenate([f.valid for f in a if f.repeat == r])
         assert sorted(valid) == list(range(100))
     assert not np.array_equal(a[0].valid, make_folds(100, 5, 2, seed=2)[0].valid)
 
 
-@pytest.mark.parametrize("model", [
-    TINY_MLP,
-    {"kind": "ridge"},
-    {"kind": "lasso", "alpha": 0.001},
-    {"kind": "elastic_net"},
-    {"kind": "kernel_ridge"},
-    {"kind": "hist_gradient_boosting", "max_iter": 20},
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        TINY_MLP,
+        {"kind": "ridge"},
+        {"kind": "lasso", "alpha": 0.001},
+        {"kind": "elastic_net"},
+        {"kind": "kernel_ridge"},
+        {"kind": "hist_gradient_boosting", "max_iter": 20},
+    ],
+)
 def test_every_model_kind_prices_raw_test_rows(small_xy, model):
     X, y = small_xy
     params = params_with({"m": model})
@@ -68,8 +71,7 @@ def test_cross_validation_gives_oof_for_every_row(small_xy):
 def test_mlp_is_deterministic_for_a_seed(small_xy):
     X, y = small_xy
     params = params_with({"m": TINY_MLP})
-    preds = [build_estimator(params.model("m"), params.features, 7).fit(X, y).predict(X.head(20))
-             for _ in range(2)]
+    preds = [build_estimator(params.model("m"), params.features, 7).fit(X, y).predict(X.head(20)) for _ in range(2)]
     np.testing.assert_array_equal(preds[0], preds[1])
     other = build_estimator(params.model("m"), params.features, 8).fit(X, y).predict(X.head(20))
     assert not np.array_equal(preds[0], other)
@@ -93,8 +95,15 @@ def test_mlp_curves_include_the_folds_own_validation_loss(small_xy):
     assert result.curves["holdout_loss"].notna().all()
     assert result.curves["valid_loss"].isna().all()  # no internal split asked for
     fold = result.folds[0]
-    est = fit_estimator("m", params.model("m"), params, X.iloc[fold.train], y.iloc[fold.train], "f",
-                        holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
+    est = fit_estimator(
+        "m",
+        params.model("m"),
+        params,
+        X.iloc[fold.train],
+        y.iloc[fold.train],
+        "f",
+        holdout=(X.iloc[fold.valid], y.iloc[fold.valid]),
+    )
     net = est[-1]
     last = net.history[-1, "holdout_loss"]
     assert last == pytest.approx((result.fold_scores[0] / net.target_scale_) ** 2, rel=1e-4)

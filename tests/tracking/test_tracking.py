@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import copy_repo, free_port, make_repo, run, stage_env
 from houseprices.config.params import load_params, parse_params
 from houseprices.errors import TrackingError
 from houseprices.tracking import (
@@ -35,7 +36,6 @@ from houseprices.tracking import (
     repo_root,
     tracking_uri,
 )
-from conftest import copy_repo, free_port, make_repo, run, stage_env
 
 
 # ---------------------------------------------------------------- resolution
@@ -62,7 +62,10 @@ def test_pipeline_run_id_is_shared_through_the_environment(monkeypatch):
 
 def test_params_are_flattened_with_dotted_names():
     assert flatten({"models": {"mlp": {"lr": 0.1, "hidden": [2]}}, "seed": 1}) == {
-        "models.mlp.lr": 0.1, "models.mlp.hidden": [2], "seed": 1}
+        "models.mlp.lr": 0.1,
+        "models.mlp.hidden": [2],
+        "seed": 1,
+    }
 
 
 # ------------------------------------------------------------ unreachable
@@ -94,9 +97,11 @@ def test_not_required_tracking_warns_and_goes_on(tmp_path):
 
 def public_methods(cls) -> dict[str, list]:
     """Each public method's parameters (name, kind, default)."""
-    return {name: [(p.name, p.kind, p.default) for p in inspect.signature(member).parameters.values()]
-            for name, member in vars(cls).items()
-            if inspect.isfunction(member) and not name.startswith("_")}
+    return {
+        name: [(p.name, p.kind, p.default) for p in inspect.signature(member).parameters.values()]
+        for name, member in vars(cls).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
 
 
 def test_null_objects_offer_what_stages_call():
@@ -117,23 +122,30 @@ def test_workspace_is_anything_outside_dvc_experiment_copies(monkeypatch, tmp_pa
 
 
 def test_pipeline_run_is_named_by_experiment_else_commit_and_time():
-    now = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc)
-    assert pipeline_run_name({"git.commit": "abcdef123456", "git.dirty": "true", "dvc.experiment": ""}, now) == \
-        "abcdef1+ 2026-01-02 03:04"
+    now = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
+    assert (
+        pipeline_run_name({"git.commit": "abcdef123456", "git.dirty": "true", "dvc.experiment": ""}, now)
+        == "abcdef1+ 2026-01-02 03:04"
+    )
     assert pipeline_run_name({"git.commit": "abcdef123456", "dvc.experiment": "sappy-dace"}, now) == "sappy-dace"
 
 
 # ------------------------------------------------------------ remote server
 @pytest.mark.slow(seconds=140)
-def test_forced_rerun_to_a_remote_server_is_byte_identical_and_logs_its_run_tree(built_repo, tmp_path,
-                                                                                   mlflow_server):
+def test_forced_rerun_to_a_remote_server_is_byte_identical_and_logs_its_run_tree(built_repo, tmp_path, mlflow_server):
     """`dvc repro -f` of the built repo with MLFLOW_TRACKING_URI set: the same bytes as the first
     run (the pickled models differ only in skorch's history timings, their predictions do not),
     and the whole run tree on the server, nothing in the repo's own store."""
     uri, _ = mlflow_server
     repo = copy_repo(built_repo, tmp_path / "repo")
-    outputs = ["submission.csv", "predictions_with_intervals.csv", "metrics/mlp.json", "metrics/ensemble.json",
-               "plots/curves/mlp.csv", "plots/ensemble/oof.csv"]
+    outputs = [
+        "submission.csv",
+        "predictions_with_intervals.csv",
+        "metrics/mlp.json",
+        "metrics/ensemble.json",
+        "plots/curves/mlp.csv",
+        "plots/ensemble/oof.csv",
+    ]
     before = {p: (repo / p).read_bytes() for p in [*outputs, "mlflow.db"]}
     run(["dvc", "repro", "-f"], repo, MLFLOW_TRACKING_URI=uri)
     for path in [*outputs, "mlflow.db"]:
@@ -153,13 +165,30 @@ def assert_run_tree(client: MlflowClient, runs: list, parent, repo: Path) -> Non
     per fold with a point per epoch; plots and the submission as artifacts."""
     by_id = {r.info.run_id: r for r in runs}
     tags = parent.data.tags
-    for key in ("git.commit", "git.dirty", "params.sha256", "data.train.csv.sha256", "data.test.csv.sha256",
-                "version.torch", "version.skorch", "version.scikit-learn", "version.mlflow", "version.dvc",
-                "python.version", PIPELINE_RUN_TAG):
+    for key in (
+        "git.commit",
+        "git.dirty",
+        "params.sha256",
+        "data.train.csv.sha256",
+        "data.test.csv.sha256",
+        "version.torch",
+        "version.skorch",
+        "version.scikit-learn",
+        "version.mlflow",
+        "version.dvc",
+        "python.version",
+        PIPELINE_RUN_TAG,
+    ):
         assert tags.get(key), key
     assert tags["git.commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-    assert {"cv_log_rmse", "cv_log_rmse_excl_outliers", "coverage_80", "coverage_95", "mlp.cv_log_rmse",
-            "ridge.cv_log_rmse"} <= set(parent.data.metrics)
+    assert {
+        "cv_log_rmse",
+        "cv_log_rmse_excl_outliers",
+        "coverage_80",
+        "coverage_95",
+        "mlp.cv_log_rmse",
+        "ridge.cv_log_rmse",
+    } <= set(parent.data.metrics)
 
     def parent_of(r):
         return r.data.tags.get("mlflow.parentRunId")
@@ -200,8 +229,12 @@ def wait_for_queue(repo: Path, submissions: int, timeout: float = 600) -> str:
     deadline, asked = time.time() + timeout, 0.0
     while time.time() < deadline:
         try:
-            done = len(client.search_runs([client.get_experiment_by_name("houseprices").experiment_id],
-                                          "attributes.run_name = 'submission' and attributes.status != 'RUNNING'"))
+            done = len(
+                client.search_runs(
+                    [client.get_experiment_by_name("houseprices").experiment_id],
+                    "attributes.run_name = 'submission' and attributes.status != 'RUNNING'",
+                )
+            )
         except Exception:  # noqa: BLE001 - the store may be busy
             done = 0
         if done >= submissions or time.time() - asked > 30:
@@ -220,8 +253,15 @@ def test_two_queued_experiments_both_land_in_the_main_store(built_repo, tmp_path
         run(["dvc", "exp", "run", "--queue", "-S", f"ensemble.method={method}"], repo)
     # The workers are daemons that inherit stdout: a captured pipe would stay open while they
     # idle (under load dvc-task's idle monitor can die and leave them), so no capture, and stop them.
-    subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=stage_env(), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", "2"],
+        cwd=repo,
+        env=stage_env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
     try:
         status = wait_for_queue(repo, submissions=3)
     finally:
@@ -296,8 +336,11 @@ def pipeline(tmp_path_factory):
 
 
 def pipeline_run(runs, pipeline_id: str):
-    found = [r for r in runs if r.data.tags.get("houseprices.kind") == "pipeline"
-             and r.data.tags.get(PIPELINE_RUN_TAG) == pipeline_id]
+    found = [
+        r
+        for r in runs
+        if r.data.tags.get("houseprices.kind") == "pipeline" and r.data.tags.get(PIPELINE_RUN_TAG) == pipeline_id
+    ]
     assert len(found) == 1, [r.info.run_name for r in found]
     return found[0]
 
@@ -310,8 +353,16 @@ def children(runs, parent) -> dict:
 def test_pipeline_run_carries_the_params_that_trained_it(pipeline):
     repo, _, runs = pipeline
     params = pipeline_run(runs, "workspace-run").data.params
-    expected = {"seed": "42", "cv.folds": "2", "cv.repeats": "1", "mlp.epochs": "3", "mlp.hidden": "[16]",
-                "ridge.alpha": "10.0", "features.scaling": "standard", "ensemble.members": "['mlp', 'ridge']"}
+    expected = {
+        "seed": "42",
+        "cv.folds": "2",
+        "cv.repeats": "1",
+        "mlp.epochs": "3",
+        "mlp.hidden": "[16]",
+        "ridge.alpha": "10.0",
+        "features.scaling": "standard",
+        "ensemble.members": "['mlp', 'ridge']",
+    }
     assert {k: params.get(k) for k in expected} == expected
     assert "mlp.lr" in params and "ensemble.method" in params and "features.outliers.enabled" in params
     assert not any(k.startswith("models.") for k in params)  # readable: the member is the prefix
@@ -342,8 +393,10 @@ def test_pipeline_run_has_readable_name_and_headline_metrics(pipeline):
 def test_fold_runs_share_metric_keys_and_are_live_while_training(pipeline):
     _, client, runs = pipeline
     parent = pipeline_run(runs, "workspace-run")
-    for model, keys in (("mlp", {"log_rmse", "fit_seconds", "train_loss", "holdout_loss"}),
-                        ("ridge", {"log_rmse", "fit_seconds"})):
+    for model, keys in (
+        ("mlp", {"log_rmse", "fit_seconds", "train_loss", "holdout_loss"}),
+        ("ridge", {"log_rmse", "fit_seconds"}),
+    ):
         folds = children(runs, children(runs, parent)[f"train {model}"])
         assert sorted(folds) == [f"{model} r1f1", f"{model} r1f2"]
         for fold in folds.values():

@@ -40,9 +40,11 @@ def test_a_change_the_preprocessing_depends_on_is_not_served_from_the_cache(smal
     params = mlp_params()
     cache = PreprocessCache()
     before = list(fold_scores(params, "mlp", X, y, cache))
-    other = {"features": lambda: mlp_params(scaling="minmax"),
-             "model": lambda: with_model_overrides(params, "mlp", {"input_transform": "gaussian_rank"}, "test"),
-             "seed": lambda: parse_params({**params.model_dump(mode="json"), "seed": 7})}[change]()
+    other = {
+        "features": lambda: mlp_params(scaling="minmax"),
+        "model": lambda: with_model_overrides(params, "mlp", {"input_transform": "gaussian_rank"}, "test"),
+        "seed": lambda: parse_params({**params.model_dump(mode="json"), "seed": 7}),
+    }[change]()
     after = list(fold_scores(other, "mlp", X, y, cache))
     assert (cache.misses, cache.hits) == (6, 0)
     assert after == list(fold_scores(other, "mlp", X, y)) and after != before

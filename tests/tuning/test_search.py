@@ -20,33 +20,47 @@ from mlflow.tracking import MlflowClient
 from conftest import RAW, ROOT, built_once, copy_repo, run, stage_env
 from houseprices.config.params import SearchConfig, load_search, parse_params
 from houseprices.errors import ConfigError
-from houseprices.tuning.search import (apply_to_params, load_study, make_objective, objective_hash, suggest,
-                                worker_seed)
 from houseprices.evaluation.cross_validation import cross_validate
-from postgres import postgres  # noqa: F401  (fixture)
+from houseprices.tuning.search import apply_to_params, load_study, make_objective, objective_hash, suggest, worker_seed
 
 LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
 
 def write_search(path: Path, **lasso) -> Path:
-    search = {"heartbeat_interval": 1, "grace_period": 2,
-              "models": {"lasso": {"trials": 3, "sampler": "random", "pruner": {"kind": "none"},
-                                   "space": LASSO_SPACE, **lasso}}}
+    search = {
+        "heartbeat_interval": 1,
+        "grace_period": 2,
+        "models": {
+            "lasso": {"trials": 3, "sampler": "random", "pruner": {"kind": "none"}, "space": LASSO_SPACE, **lasso}
+        },
+    }
     path.write_text(yaml.safe_dump(search, sort_keys=False))
     return path
 
 
 def small_params() -> dict:
-    return {"cv": {"folds": 2, "repeats": 1}, "models": {"lasso": {"kind": "lasso"}, "ridge": {"kind": "ridge"}},
-            "ensemble": {"members": ["lasso", "ridge"]}}
+    return {
+        "cv": {"folds": 2, "repeats": 1},
+        "models": {"lasso": {"kind": "lasso"}, "ridge": {"kind": "ridge"}},
+        "ensemble": {"members": ["lasso", "ridge"]},
+    }
 
 
 # ------------------------------------------------------------------ search.yaml
-@pytest.mark.parametrize("space, message", [
-    ({"alhpa": {"low": 1, "high": 2}}, r"search.yaml: models.lasso.space: \['alhpa'\] are not params of models.lasso"),
-    ({"alpha": {"low": 0.0, "high": 2}}, r"search.yaml: models.lasso.space.alpha: 0.0 does not fit models.lasso.alpha"),
-    ({"alpha": {"low": 1, "hgh": 2}}, r"search.yaml: .*models.lasso.space.alpha.hgh: unknown key"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        (
+            {"alhpa": {"low": 1, "high": 2}},
+            r"search.yaml: models.lasso.space: \['alhpa'\] are not params of models.lasso",
+        ),
+        (
+            {"alpha": {"low": 0.0, "high": 2}},
+            r"search.yaml: models.lasso.space.alpha: 0.0 does not fit models.lasso.alpha",
+        ),
+        ({"alpha": {"low": 1, "hgh": 2}}, r"search.yaml: .*models.lasso.space.alpha.hgh: unknown key"),
+    ],
+)
 def test_search_file_errors_name_the_file_and_key(tmp_path, space, message):
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump({"models": {"lasso": {"space": space}}}))
@@ -76,8 +90,9 @@ def test_study_changes_with_the_objective_not_with_applied_values(tmp_path):
     assert objective_hash(applied, "lasso", cfg) == objective_hash(params, "lasso", cfg)
     other_cv = parse_params({**small_params(), "cv": {"folds": 3}})
     assert objective_hash(other_cv, "lasso", cfg) != objective_hash(params, "lasso", cfg)
-    _, wider = load_search(write_search(tmp_path / "wide.yaml", space={"alpha": {"low": 1e-5, "high": 0.01}}),
-                           params, "lasso")
+    _, wider = load_search(
+        write_search(tmp_path / "wide.yaml", space={"alpha": {"low": 1e-5, "high": 0.01}}), params, "lasso"
+    )
     assert objective_hash(params, "lasso", wider) != objective_hash(params, "lasso", cfg)
 
 
@@ -89,8 +104,11 @@ def sampled(cfg, seed: int, n: int, worker: int = 0, storage=None) -> list[dict]
 
 
 def test_random_sampler_draws_scale_params_log_uniformly(tmp_path):
-    _, cfg = load_search(write_search(tmp_path / "s.yaml", space={"alpha": {"low": 1e-5, "high": 0.1, "log": True}}),
-                         parse_params(small_params()), "lasso")
+    _, cfg = load_search(
+        write_search(tmp_path / "s.yaml", space={"alpha": {"low": 1e-5, "high": 0.1, "log": True}}),
+        parse_params(small_params()),
+        "lasso",
+    )
     values = np.array([p["alpha"] for p in sampled(cfg, 0, 400)])
     assert values.min() >= 1e-5 and values.max() <= 0.1
     # Each decade gets about a quarter of the draws (uniform sampling would put 90% in the top one).
@@ -153,8 +171,9 @@ def test_a_hopeless_trial_is_pruned_after_its_first_fold_and_is_not_a_result(sma
 
 
 def test_hyperband_prunes_hopeless_trials_at_its_first_rung(small_xy):
-    study = ridge_study(small_xy, {"kind": "hyperband", "reduction_factor": 3},
-                        [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5])
+    study = ridge_study(
+        small_xy, {"kind": "hyperband", "reduction_factor": 3}, [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5]
+    )
     assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(t.params["alpha"] >= 1e5 for t in pruned)
@@ -163,8 +182,9 @@ def test_hyperband_prunes_hopeless_trials_at_its_first_rung(small_xy):
 
 
 def test_successive_halving_keeps_only_the_best_third_at_its_first_rung(small_xy):
-    study = ridge_study(small_xy, {"kind": "successive_halving", "reduction_factor": 3},
-                        [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5])
+    study = ridge_study(
+        small_xy, {"kind": "successive_halving", "reduction_factor": 3}, [10.0, 3.0, 30.0, 1e6, 3e5, 1e5, 5e5, 2e5]
+    )
     assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
     hopeless = [t for t in study.trials if t.params["alpha"] >= 1e5]
     assert all(t.state == optuna.trial.TrialState.PRUNED for t in hopeless)
@@ -180,7 +200,7 @@ def test_apply_edits_only_the_models_keys_and_keeps_comments(tmp_path):
     changes = apply_to_params(path, "mlp", {"lr": 0.0042, "hidden": [256, 128], "dropout": 0.0})
     assert changes == [("models.mlp.hidden", [128], [256, 128]), ("models.mlp.lr", 0.007, 0.0042)]
     after = path.read_text().splitlines()
-    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    changed = [(a, b) for a, b in zip(before, after, strict=False) if a != b]
     assert len(before) == len(after) and len(changed) == 2
     assert changed[0][1] == "    hidden: [256, 128]"
     assert changed[1][1].startswith("    lr: 0.0042")
@@ -192,15 +212,24 @@ def test_apply_refuses_invalid_params_and_leaves_the_file(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())
     before = path.read_bytes()
-    with pytest.raises(ConfigError, match=r"params.yaml with the search result: models.lasso.alpha: Input should be greater than 0"):
+    with pytest.raises(
+        ConfigError, match=r"params.yaml with the search result: models.lasso.alpha: Input should be greater than 0"
+    ):
         apply_to_params(path, "lasso", {"alpha": -1.0})
     assert path.read_bytes() == before
 
 
 # ------------------------------------------------------------- CLI and storages
 def prepare(work: Path) -> None:
-    data = {k: str(RAW / f) for k, f in [("train", "train.csv"), ("test", "test.csv"),
-                                           ("sample_submission", "sample_submission.csv"), ("checksums", "SHA256SUMS")]}
+    data = {
+        k: str(RAW / f)
+        for k, f in [
+            ("train", "train.csv"),
+            ("test", "test.csv"),
+            ("sample_submission", "sample_submission.csv"),
+            ("checksums", "SHA256SUMS"),
+        ]
+    }
     (work / "params.yaml").write_text(yaml.safe_dump({"data": data}))
     run(["houseprices", "prepare"], work)
 
@@ -256,8 +285,11 @@ def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> 
             if not optuna.get_all_study_summaries(storage):
                 continue
             os.kill(proc.pid, signal.SIGSTOP)
-            running = [t for t in the_study(storage).get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                       if t.user_attrs.get("worker") == mine and t.intermediate_values]
+            running = [
+                t
+                for t in the_study(storage).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                if t.user_attrs.get("worker") == mine and t.intermediate_values
+            ]
             if running:
                 return running[0]
             os.kill(proc.pid, signal.SIGCONT)
@@ -301,9 +333,21 @@ def test_a_resumed_search_applies_what_dvc_shows_and_mlflow_logs(built_repo, tmp
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tracking"]["log_models"] = False  # what is asserted is the logged params, not a model
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / "search.yaml").write_text(yaml.safe_dump({"models": {"ridge": {
-        "trials": 2, "sampler": "random", "pruner": {"kind": "none"},
-        "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}}}}}, sort_keys=False))
+    (repo / "search.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "ridge": {
+                        "trials": 2,
+                        "sampler": "random",
+                        "pruner": {"kind": "none"},
+                        "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}},
+                    }
+                }
+            },
+            sort_keys=False,
+        )
+    )
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "the built pipeline and search settings"], repo)
     search = ["houseprices", "search", "--model", "ridge", "--trials", "2", "--apply"]
@@ -326,8 +370,12 @@ def test_a_resumed_search_applies_what_dvc_shows_and_mlflow_logs(built_repo, tmp
     run(["dvc", "exp", "run", "-S", "models.ridge.alpha=0.002", "train@ridge"], repo)  # the stage that reads it
     assert yaml.safe_load((repo / "params.yaml").read_text())["models"]["ridge"]["alpha"] == 0.002
     exp = client.get_experiment_by_name("houseprices")
-    latest = client.search_runs([exp.experiment_id], "attributes.run_name = 'train ridge'",
-                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    latest = client.search_runs(
+        [exp.experiment_id],
+        "attributes.run_name = 'train ridge'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     assert float(latest.data.params["models.ridge.alpha"]) == 0.002
     assert not math.isnan(latest.data.metrics["cv_log_rmse"])
 

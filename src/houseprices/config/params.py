@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from houseprices.errors import ConfigError
 
@@ -183,9 +182,7 @@ class MLPConfig(Strict):
     dropout: Fraction | list[Fraction] = 0.0
     input_dropout: Fraction = 0.0
     input_noise: float = Field(0.0, ge=0.0)
-    init: Literal[
-        "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "normal", "zeros"
-    ] = "he_normal"
+    init: Literal["xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "normal", "zeros"] = "he_normal"
     init_std: Positive = 0.01
     bias_init: float = 0.0
     optimizer: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"] = "adamw"
@@ -234,9 +231,7 @@ class MLPConfig(Strict):
                 "broken and the layer learns one feature; use he_normal, xavier_normal or normal"
             )
         if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
-            raise ValueError(
-                f"dropout has {len(self.dropout)} rates but hidden has {len(self.hidden)} layers"
-            )
+            raise ValueError(f"dropout has {len(self.dropout)} rates but hidden has {len(self.hidden)} layers")
         if self.early_stopping.enabled and self.valid_fraction <= 0:
             raise ValueError("early_stopping needs valid_fraction > 0 (an internal validation split)")
         if self.lr_schedule == "plateau" and self.valid_fraction <= 0:
@@ -252,19 +247,21 @@ class MLPConfig(Strict):
 
     def _check_weight_averaging(self) -> None:
         if self.swa_lr is not None and not self.swa_fraction:
-            raise ValueError("swa_lr is the rate held while weights are averaged: set swa_fraction > 0 or "
-                             "swa_lr null")
+            raise ValueError("swa_lr is the rate held while weights are averaged: set swa_fraction > 0 or swa_lr null")
         if self.swa_fraction and self.early_stopping.enabled:
-            raise ValueError("swa_fraction averages the last epochs' weights but early_stopping.enabled restores "
-                             "the best epoch's: set swa_fraction 0 or early_stopping.enabled false")
+            raise ValueError(
+                "swa_fraction averages the last epochs' weights but early_stopping.enabled restores "
+                "the best epoch's: set swa_fraction 0 or early_stopping.enabled false"
+            )
         if self.swa_lr is not None:
             self._needs_an_epoch_schedule("swa_lr", "set swa_lr null")
 
     def _needs_an_epoch_schedule(self, key: str, fix: str) -> None:
         """``key`` sets the rate epoch by epoch, which plateau and onecycle do themselves."""
         if self.lr_schedule in ("plateau", "onecycle"):
-            raise ValueError(f"{key} works with lr_schedule none, step, exponential or cosine, "
-                             f"not {self.lr_schedule!r}; {fix}")
+            raise ValueError(
+                f"{key} works with lr_schedule none, step, exponential or cosine, not {self.lr_schedule!r}; {fix}"
+            )
 
 
 class RidgeConfig(Strict):
@@ -378,8 +375,17 @@ class GBRConfig(Strict):
 
 
 ModelConfig = Annotated[
-    MLPConfig | RidgeConfig | LassoConfig | ElasticNetConfig | KernelRidgeConfig | HGBConfig
-    | LightGBMConfig | XGBoostConfig | CatBoostConfig | SVRConfig | GBRConfig,
+    MLPConfig
+    | RidgeConfig
+    | LassoConfig
+    | ElasticNetConfig
+    | KernelRidgeConfig
+    | HGBConfig
+    | LightGBMConfig
+    | XGBoostConfig
+    | CatBoostConfig
+    | SVRConfig
+    | GBRConfig,
     Field(discriminator="kind"),
 ]
 
@@ -417,8 +423,10 @@ class SubmissionConfig(Strict):
         if path.suffix.lower() != ".csv":
             raise ValueError(f"{text!r} must end in .csv")
         if path.parts[0] in _reserved_folders():
-            raise ValueError(f"{text!r} is inside {path.parts[0]}/, which the pipeline owns; "
-                             "write it at the top level or in a folder of its own")
+            raise ValueError(
+                f"{text!r} is inside {path.parts[0]}/, which the pipeline owns; "
+                "write it at the top level or in a folder of its own"
+            )
         return path
 
 
@@ -473,8 +481,10 @@ class Params(Strict):
         """Names become folder and file names (models/members/<name>/, metrics/<name>.json)."""
         bad = [n for n in models if not MODEL_NAME.fullmatch(n)]
         if bad:
-            raise ValueError(f"model name(s) {bad} must be letters, digits, '_' or '-' (not first): "
-                             "they become folder and file names")
+            raise ValueError(
+                f"model name(s) {bad} must be letters, digits, '_' or '-' (not first): "
+                "they become folder and file names"
+            )
         return models
 
     @model_validator(mode="after")
@@ -484,12 +494,16 @@ class Params(Strict):
         path = Path(os.path.normpath(self.submission.path))
         inputs = [self.data.train, self.data.test, self.data.sample_submission, self.data.checksums]
         if any(path == Path(os.path.normpath(p)) for p in inputs) or path == INTERVALS_FILE:
-            raise ValueError(f"submission.path {str(self.submission.path)!r} would overwrite an input or "
-                             "another output of the pipeline; choose another file name")
+            raise ValueError(
+                f"submission.path {str(self.submission.path)!r} would overwrite an input or "
+                "another output of the pipeline; choose another file name"
+            )
         raw_dirs = {Path(os.path.normpath(p)).parent for p in inputs}
         if path.parent in raw_dirs and path.parent != Path("."):
-            raise ValueError(f"submission.path {str(self.submission.path)!r} is inside the input folder "
-                             f"{path.parent}/; choose another folder")
+            raise ValueError(
+                f"submission.path {str(self.submission.path)!r} is inside the input folder "
+                f"{path.parent}/; choose another folder"
+            )
         return self
 
     @model_validator(mode="after")
@@ -514,8 +528,9 @@ class Params(Strict):
 
 # Sections keyed by a name the user chose (which may hold "-", like "mlp-wide").
 NAMED_SECTIONS = ("models", "search")
-KINDS = "one of: " + ", ".join(get_args(m.model_fields["kind"].annotation)[0]
-                               for m in get_args(get_args(ModelConfig)[0]))
+KINDS = "one of: " + ", ".join(
+    get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(ModelConfig)[0])
+)
 
 
 def _model_names(cls: type = Strict) -> set[str]:
@@ -554,11 +569,14 @@ def _closest_branches(errors: list[dict], kind_tagged: bool = True) -> list[dict
     for e in errors:
         branch = _split(e["loc"], kind_tagged)[1]
         if branch is not None:
-            where = tuple(e["loc"][:e["loc"].index(branch)])
+            where = tuple(e["loc"][: e["loc"].index(branch)])
             depths.setdefault(where, {}).setdefault(branch, []).append(len(e["loc"]))
     best = {where: min(d, key=lambda b: (len(d[b]), -max(d[b]))) for where, d in depths.items()}
-    return [e for e in errors if (b := _split(e["loc"], kind_tagged)[1]) is None
-            or best[tuple(e["loc"][:e["loc"].index(b)])] == b]
+    return [
+        e
+        for e in errors
+        if (b := _split(e["loc"], kind_tagged)[1]) is None or best[tuple(e["loc"][: e["loc"].index(b)])] == b
+    ]
 
 
 def _message(e: dict) -> str:
@@ -607,8 +625,10 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 continue  # unhashable keys: SafeLoader reports them
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise DuplicateKeyError(f"line {line}: key {key!r} is already set at line {seen[key]} "
-                                        "(a later copy would silently win); keep one")
+                raise DuplicateKeyError(
+                    f"line {line}: key {key!r} is already set at line {seen[key]} "
+                    "(a later copy would silently win); keep one"
+                )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -675,8 +695,9 @@ def _dist_kind(raw: object) -> str:
     return "Choices" if isinstance(raw, dict) and "choices" in raw else "Range"
 
 
-Distribution = Annotated[Annotated[FloatRange, Tag("Range")] | Annotated[Choice, Tag("Choices")],
-                         Discriminator(_dist_kind)]
+Distribution = Annotated[
+    Annotated[FloatRange, Tag("Range")] | Annotated[Choice, Tag("Choices")], Discriminator(_dist_kind)
+]
 
 
 class PrunerConfig(Strict):
@@ -712,15 +733,16 @@ class SearchFile(Strict):
 def _check_space(search: SearchFile, params: Params, name: str, source: str) -> SearchConfig:
     """Every space key is a param of ``models.<name>`` and every bound or choice fits it."""
     if name not in search.models:
-        raise ConfigError(f"{source}: no search space for {name!r}; add models.{name}.space "
-                          f"(searchable: {sorted(search.models) or 'none'})")
+        raise ConfigError(
+            f"{source}: no search space for {name!r}; add models.{name}.space "
+            f"(searchable: {sorted(search.models) or 'none'})"
+        )
     model = params.model(name)
     cfg = search.models[name]
     fields = type(model).model_fields
     bad = [k for k in cfg.space if k not in fields or k == "kind"]
     if bad:
-        raise ConfigError(f"{source}: models.{name}.space: {bad} are not params of models.{name} "
-                          f"in {PARAMS_FILE}")
+        raise ConfigError(f"{source}: models.{name}.space: {bad} are not params of models.{name} in {PARAMS_FILE}")
     for key, dist in cfg.space.items():
         values = dist.choices if isinstance(dist, Choice) else [dist.low, dist.high]
         for value in values:
@@ -728,8 +750,9 @@ def _check_space(search: SearchFile, params: Params, name: str, source: str) -> 
                 type(model).model_validate({**model.model_dump(), key: value})
             except ValidationError as err:
                 msg = err.errors()[0]["msg"].removeprefix("Value error, ")
-                raise ConfigError(f"{source}: models.{name}.space.{key}: {value!r} does not fit "
-                                  f"models.{name}.{key}: {msg}") from None
+                raise ConfigError(
+                    f"{source}: models.{name}.space.{key}: {value!r} does not fit models.{name}.{key}: {msg}"
+                ) from None
     return cfg
 
 
@@ -749,4 +772,3 @@ def load_search(path: Path | str, params: Params, name: str) -> tuple[SearchFile
     except ValidationError as err:
         raise ConfigError(_describe(err, str(path), kind_tagged=False)) from None
     return search, _check_space(search, params, name, str(path))
-

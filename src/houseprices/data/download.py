@@ -72,9 +72,7 @@ class DownloadError(HousePricesError, RuntimeError):
     """Raised when data cannot be fetched or fails verification."""
 
 
-def kaggle_credentials_available(
-    env: Mapping[str, str] | None = None, home: Path | None = None
-) -> bool:
+def kaggle_credentials_available(env: Mapping[str, str] | None = None, home: Path | None = None) -> bool:
     """Return True if the Kaggle CLI is installed and can find credentials.
 
     Checked up front so ``download(source="auto")`` can fall back to the mirror
@@ -116,8 +114,10 @@ def _copy_verified(src: BinaryIO, tmp: Path, what: str, expected: str, checksums
             out.write(chunk)
     actual = digest.hexdigest()
     if actual != expected:
-        raise DownloadError(f"Checksum mismatch for {what}: expected SHA-256 {expected} (listed in "
-                            f"{checksums}), got {actual}; nothing was replaced")
+        raise DownloadError(
+            f"Checksum mismatch for {what}: expected SHA-256 {expected} (listed in "
+            f"{checksums}), got {actual}; nothing was replaced"
+        )
 
 
 class _SamePlaceRedirects(urllib.request.HTTPRedirectHandler):
@@ -129,8 +129,10 @@ class _SamePlaceRedirects(urllib.request.HTTPRedirectHandler):
         same = old.hostname == new.hostname and old.path == new.path
         scheme_ok = new.scheme == old.scheme or (old.scheme, new.scheme) == ("http", "https")
         if not (same and scheme_ok and (new.port == old.port or new.scheme != old.scheme)):
-            raise DownloadError(f"{req.full_url} redirects to {newurl}: refused (only the same host and "
-                                "path are followed); check --base-url")
+            raise DownloadError(
+                f"{req.full_url} redirects to {newurl}: refused (only the same host and "
+                "path are followed); check --base-url"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -162,8 +164,13 @@ def _write_all(dest_dir: Path, names: Iterable[str], fill: Callable[[str, Path],
     return written
 
 
-def download_from_mirror(dest_dir: Path, base_url: str = D2L_BASE_URL, timeout: float = 60.0,
-                         checksums: Path = CHECKSUMS, max_bytes: int = MAX_BYTES) -> list[Path]:
+def download_from_mirror(
+    dest_dir: Path,
+    base_url: str = D2L_BASE_URL,
+    timeout: float = 60.0,
+    checksums: Path = CHECKSUMS,
+    max_bytes: int = MAX_BYTES,
+) -> list[Path]:
     """Fetch train/test CSVs from the d2l mirror (no Kaggle account needed)."""
     if urllib.parse.urlsplit(base_url).scheme != "https":
         logger.warning("%s is not https: integrity rests on the SHA-256 check alone", base_url)
@@ -228,8 +235,7 @@ def download_from_kaggle(dest_dir: Path, checksums: Path = CHECKSUMS, max_bytes:
 
         def fill(name: str, tmp_path: Path) -> None:
             with members[name]() as src:
-                _copy_verified(src, tmp_path, f"{name} from the Kaggle archive", expected[name], checksums,
-                               max_bytes)
+                _copy_verified(src, tmp_path, f"{name} from the Kaggle archive", expected[name], checksums, max_bytes)
 
         return _write_all(dest_dir, names, fill)
 

@@ -25,21 +25,25 @@ TARGET = "SalePrice"
 
 # The 36 features that data_description.txt defines as numbers (MSSubClass is a
 # numeric code; the features config can still treat it as a category).
-NUMERIC_FEATURES: tuple[str, ...] = tuple("""
+NUMERIC_FEATURES: tuple[str, ...] = tuple(
+    """
     MSSubClass LotFrontage LotArea OverallQual OverallCond YearBuilt YearRemodAdd
     MasVnrArea BsmtFinSF1 BsmtFinSF2 BsmtUnfSF TotalBsmtSF 1stFlrSF 2ndFlrSF
     LowQualFinSF GrLivArea BsmtFullBath BsmtHalfBath FullBath HalfBath BedroomAbvGr
     KitchenAbvGr TotRmsAbvGrd Fireplaces GarageYrBlt GarageCars GarageArea WoodDeckSF
     OpenPorchSF EnclosedPorch 3SsnPorch ScreenPorch PoolArea MiscVal MoSold YrSold
-""".split())
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple("""
+""".split()
+)
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
+    """
     MSZoning Street Alley LotShape LandContour Utilities LotConfig LandSlope
     Neighborhood Condition1 Condition2 BldgType HouseStyle RoofStyle RoofMatl
     Exterior1st Exterior2nd MasVnrType ExterQual ExterCond Foundation BsmtQual BsmtCond
     BsmtExposure BsmtFinType1 BsmtFinType2 Heating HeatingQC CentralAir Electrical
     KitchenQual Functional FireplaceQu GarageType GarageFinish GarageQual GarageCond
     PavedDrive PoolQC Fence MiscFeature SaleType SaleCondition
-""".split())
+""".split()
+)
 FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 # Numbers that name a class (data_description.txt): new values in test are new categories.
 CODE_FEATURES: tuple[str, ...] = ("MSSubClass",)
@@ -80,18 +84,22 @@ def verify_checksums(checksums: Path, files: list[Path]) -> dict[str, str]:
         if path.name not in expected:
             problems.append(f"{path}: no checksum listed in {checksums}")
         elif not path.is_file():
-            problems.append(f"{path}: file is missing (restore it with `git checkout -- {path}` "
-                            "or `houseprices download`)")
+            problems.append(
+                f"{path}: file is missing (restore it with `git checkout -- {path}` or `houseprices download`)"
+            )
         else:
             actual = sha256(path)
             seen[str(path)] = actual
             if actual != expected[path.name]:
-                problems.append(f"{path}: checksum mismatch: expected {expected[path.name]}, "
-                                f"got {actual}; the file was altered")
+                problems.append(
+                    f"{path}: checksum mismatch: expected {expected[path.name]}, got {actual}; the file was altered"
+                )
     if problems:
-        raise DataError(f"input files failed verification against {checksums} (restore the files with "
-                        "`git checkout`; for your own variant of the data, list its SHA-256 sums in "
-                        f"{checksums} or set data.verify_checksums: false):\n  " + "\n  ".join(problems))
+        raise DataError(
+            f"input files failed verification against {checksums} (restore the files with "
+            "`git checkout`; for your own variant of the data, list its SHA-256 sums in "
+            f"{checksums} or set data.verify_checksums: false):\n  " + "\n  ".join(problems)
+        )
     return seen
 
 
@@ -107,8 +115,10 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte offset {err.start}, "
-                        f"line {line}: {raw[err.start:err.start + 1]!r})") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte offset {err.start}, "
+            f"line {line}: {raw[err.start : err.start + 1]!r})"
+        ) from None
 
 
 def _record_lines(text: str, path: Path) -> np.ndarray:
@@ -131,8 +141,10 @@ def _record_lines(text: str, path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable CSV at line {reader.line_num}: {err}") from None
     if ragged:
         more = f" and {len(ragged) - MAX_EXAMPLES} more" if len(ragged) > MAX_EXAMPLES else ""
-        raise DataError(f"{path}: {len(ragged)} row(s) with the wrong number of fields (the header has "
-                        f"{len(header)}): {', '.join(ragged[:MAX_EXAMPLES])}{more}")
+        raise DataError(
+            f"{path}: {len(ragged)} row(s) with the wrong number of fields (the header has "
+            f"{len(header)}): {', '.join(ragged[:MAX_EXAMPLES])}{more}"
+        )
     return np.asarray(starts, dtype=np.int64)
 
 
@@ -168,8 +180,9 @@ def read_csv(path: Path, *, is_train: bool, price_range: tuple[float, float] | N
     return validate_frame(frame, str(path), is_train=is_train, lines=lines, price_range=price_range)
 
 
-def read_inputs(train: Path, test: Path, sample_submission: Path,
-                price_range: tuple[float, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_inputs(
+    train: Path, test: Path, sample_submission: Path, price_range: tuple[float, float] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both competition files validated, and the test Ids checked against the training
     Ids (none shared) and the sample submission (the same set)."""
     train_frame = read_csv(train, is_train=True, price_range=price_range)
@@ -188,28 +201,45 @@ def read_inputs(train: Path, test: Path, sample_submission: Path,
     return train_frame, test_frame
 
 
-def check_test_ids(train: pd.DataFrame, test: pd.DataFrame, sample_ids: pd.Series, source: str,
-                   train_source: str, sample_source: str, lines: np.ndarray | None = None) -> None:
+def check_test_ids(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    sample_ids: pd.Series,
+    source: str,
+    train_source: str,
+    sample_source: str,
+    lines: np.ndarray | None = None,
+) -> None:
     """Test rows are unseen houses, exactly those the sample submission lists."""
     problems = []
     shared = test.index[test[ID].isin(train[ID])]
     if len(shared):
-        problems.append(f"column '{ID}': also in {train_source} at {_lines(shared, lines)} "
-                        f"(e.g. {test.loc[shared[0], ID]}); test rows must be houses the model never saw")
+        problems.append(
+            f"column '{ID}': also in {train_source} at {_lines(shared, lines)} "
+            f"(e.g. {test.loc[shared[0], ID]}); test rows must be houses the model never saw"
+        )
     absent = test.index[~test[ID].isin(sample_ids)]
     if len(absent):
-        problems.append(f"column '{ID}': not in {sample_source} at {_lines(absent, lines)} "
-                        f"(e.g. {test.loc[absent[0], ID]})")
+        problems.append(
+            f"column '{ID}': not in {sample_source} at {_lines(absent, lines)} (e.g. {test.loc[absent[0], ID]})"
+        )
     missing = sorted(set(sample_ids) - set(test[ID]))
     if missing:
-        problems.append(f"column '{ID}': {len(missing)} Id(s) of {sample_source} have no test row "
-                        f"(e.g. {missing[:MAX_EXAMPLES]})")
+        problems.append(
+            f"column '{ID}': {len(missing)} Id(s) of {sample_source} have no test row (e.g. {missing[:MAX_EXAMPLES]})"
+        )
     if problems:
         raise DataError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
 
 
-def validate_frame(frame: pd.DataFrame, source: str, *, is_train: bool, lines: np.ndarray | None = None,
-                   price_range: tuple[float, float] | None = None) -> pd.DataFrame:
+def validate_frame(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    is_train: bool,
+    lines: np.ndarray | None = None,
+    price_range: tuple[float, float] | None = None,
+) -> pd.DataFrame:
     """Check one competition frame and return it typed; every problem at once in a DataError.
 
     Problems name the source, the column and up to five example CSV lines (``lines``
@@ -276,8 +306,10 @@ def _checked_numbers(column: pd.Series, col: str, limit: float, at, problems: li
         problems.append(f"column '{col}': not a finite number at {at(bad)} (e.g. {_shown(column[bad[0]])})")
     huge = column.index[np.isfinite(values.fillna(0)) & (values.abs() > limit)]
     if len(huge):
-        problems.append(f"column '{col}': beyond ±{limit:g} at {at(huge)} (e.g. {_shown(column[huge[0]])}); "
-                        "no house has such a value, and sums of squares of it overflow")
+        problems.append(
+            f"column '{col}': beyond ±{limit:g} at {at(huge)} (e.g. {_shown(column[huge[0]])}); "
+            "no house has such a value, and sums of squares of it overflow"
+        )
     return values.astype("float64")
 
 
@@ -285,14 +317,17 @@ def _check_prices(price: pd.Series, price_range: tuple[float, float] | None, at,
     """Positive prices, inside ``data.price_range`` when one is given."""
     bad = price.index[price.isna() | (price <= 0)]
     if len(bad):
-        problems.append(f"column '{TARGET}': must be present and positive, not at {at(bad)} "
-                        f"(e.g. {_shown(price[bad[0]])})")
+        problems.append(
+            f"column '{TARGET}': must be present and positive, not at {at(bad)} (e.g. {_shown(price[bad[0]])})"
+        )
     if price_range:
         low, high = price_range
         odd = price.index[(price > 0) & ((price < low) | (price > high))]
         if len(odd):
-            problems.append(f"column '{TARGET}': outside data.price_range [{low:g}, {high:g}] at {at(odd)} "
-                            f"(e.g. {price[odd[0]]:g}); fix the rows or widen data.price_range")
+            problems.append(
+                f"column '{TARGET}': outside data.price_range [{low:g}, {high:g}] at {at(odd)} "
+                f"(e.g. {price[odd[0]]:g}); fix the rows or widen data.price_range"
+            )
 
 
 def _shown(value) -> str:
@@ -315,6 +350,7 @@ def warn_unseen_categories(train: pd.DataFrame, test: pd.DataFrame, source: str)
                 unseen[col] = [f"{v:g}" if isinstance(v, float) else str(v) for v in new]
     if unseen:
         listing = "; ".join(f"{c}: {v}" for c, v in unseen.items())
-        warnings.warn(f"{source}: categories absent from the training rows (encoded as unknown): {listing}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{source}: categories absent from the training rows (encoded as unknown): {listing}", stacklevel=2
+        )
     return unseen

@@ -20,8 +20,8 @@ from sklearn.model_selection import RepeatedKFold
 
 from houseprices.config.params import ModelConfig, Params
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.models.registry import build_estimator
 from houseprices.features.transformers import outlier_mask
+from houseprices.models.registry import build_estimator
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,11 @@ class Fold:
 def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
     """Shuffled, seeded (repeated) K-fold: every model in a run sees the same folds."""
     if folds > n_rows:
-        raise ConfigError(f"cv.folds: {folds} folds need at least {folds} training rows; the prepared "
-                          f"data has {n_rows}")
+        raise ConfigError(
+            f"cv.folds: {folds} folds need at least {folds} training rows; the prepared data has {n_rows}"
+        )
     splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    return [Fold(i // folds, i % folds, tr, va)
-            for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
+    return [Fold(i // folds, i % folds, tr, va) for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
 
 
 class FoldScores:
@@ -99,9 +99,16 @@ def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
     net = estimator[-1]
     if not is_net(net):
         return pd.DataFrame(columns=CURVE_COLUMNS)
-    rows = [{"epoch": h["epoch"], "fold": fold_label, "train_loss": h["train_loss"],
-             "valid_loss": h.get("valid_loss", np.nan), "holdout_loss": h.get("holdout_loss", np.nan)}
-            for h in net.history]
+    rows = [
+        {
+            "epoch": h["epoch"],
+            "fold": fold_label,
+            "train_loss": h["train_loss"],
+            "valid_loss": h.get("valid_loss", np.nan),
+            "holdout_loss": h.get("holdout_loss", np.nan),
+        }
+        for h in net.history
+    ]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
@@ -114,8 +121,15 @@ def divergence_named(name: str, where: str):
         raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
 
 
-def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series,
-                  where: str, holdout: tuple[pd.DataFrame, pd.Series] | None = None):
+def fit_estimator(
+    name: str,
+    cfg: ModelConfig,
+    params: Params,
+    X: pd.DataFrame,
+    y: pd.Series,
+    where: str,
+    holdout: tuple[pd.DataFrame, pd.Series] | None = None,
+):
     """Build and fit one estimator on the given training rows (outliers removed there).
 
     With ``holdout`` rows, an MLP also records its per-epoch loss on them; the
@@ -128,8 +142,9 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
         if holdout is not None and is_net(net):
             preprocess = estimator[:-1]
             features = preprocess.fit_transform(X[keep], y[keep])  # y: target statistics
-            net.set_params(callbacks__holdout__X=preprocess.transform(holdout[0]),
-                           callbacks__holdout__y=np.asarray(holdout[1]))
+            net.set_params(
+                callbacks__holdout__X=preprocess.transform(holdout[0]), callbacks__holdout__y=np.asarray(holdout[1])
+            )
             net.fit(features, y[keep])
             net.set_params(callbacks__holdout__X=None, callbacks__holdout__y=None)  # not pickled
         else:
@@ -141,8 +156,10 @@ def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndar
     pred = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
     bad = ~np.isfinite(pred)
     if bad.any():
-        raise TrainingError(f"model {name!r}, {where}: {int(bad.sum())} non-finite predictions; "
-                            f"the fit diverged: try a lower learning rate (models.{name}.lr)")
+        raise TrainingError(
+            f"model {name!r}, {where}: {int(bad.sum())} non-finite predictions; "
+            f"the fit diverged: try a lower learning rate (models.{name}.lr)"
+        )
     return pred
 
 
@@ -167,8 +184,15 @@ def _no_scope(fold: Fold, position: int, total: int) -> AbstractContextManager[N
     return contextlib.nullcontext()
 
 
-def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
-                   X_test: pd.DataFrame | None = None, *, fold_scope: FoldScope | None = None) -> CVResult:
+def cross_validate(
+    name: str,
+    params: Params,
+    X: pd.DataFrame,
+    y: pd.Series,
+    X_test: pd.DataFrame | None = None,
+    *,
+    fold_scope: FoldScope | None = None,
+) -> CVResult:
     cfg = params.model(name)
     folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
     oof = np.full((params.cv.repeats, len(X)), np.nan)
@@ -179,8 +203,15 @@ def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
         with (fold_scope or _no_scope)(fold, position, len(folds)) as report:
             start = time.perf_counter()
             where = f"fold {fold.label}"
-            est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where,
-                                holdout=(X.iloc[fold.valid], y.iloc[fold.valid]))
+            est = fit_estimator(
+                name,
+                cfg,
+                params,
+                X.iloc[fold.train],
+                y.iloc[fold.train],
+                where,
+                holdout=(X.iloc[fold.valid], y.iloc[fold.valid]),
+            )
             pred = predict_finite(est, X.iloc[fold.valid], name, where)
             oof[fold.repeat, fold.valid] = pred
             scores.append(log_rmse(y.iloc[fold.valid], pred))
@@ -192,7 +223,9 @@ def cross_validate(name: str, params: Params, X: pd.DataFrame, y: pd.Series,
             if report is not None:
                 report(FoldOutcome(fold, position, len(folds), scores[-1], seconds[-1], curves[-1]))
     return CVResult(
-        folds=folds, fold_scores=scores, oof=oof,
+        folds=folds,
+        fold_scores=scores,
+        oof=oof,
         test_fold_predictions=np.vstack(test_preds) if test_preds else np.empty((0, 0)),
         curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
         fold_seconds=seconds,

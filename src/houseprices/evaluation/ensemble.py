@@ -98,8 +98,9 @@ class NestedScore(FoldScores):
     oof: np.ndarray  # (repeats, rows): each row predicted by weights fit without its fold
 
 
-def nested_score(method: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold],
-                 keep: np.ndarray | None = None) -> NestedScore:
+def nested_score(
+    method: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold], keep: np.ndarray | None = None
+) -> NestedScore:
     """``oof``: (members, repeats, rows). Each fold is scored by weights fit on the
     other folds of the same repeat; ``keep`` (rows allowed to fit weights) drops the
     documented outliers from the fitting rows as the members' training does. Every
@@ -117,8 +118,9 @@ def nested_score(method: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold],
     return NestedScore(method, scores, pred)
 
 
-def choose_method(requested: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold],
-                  keep: np.ndarray | None = None) -> tuple[str, dict[str, NestedScore]]:
+def choose_method(
+    requested: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold], keep: np.ndarray | None = None
+) -> tuple[str, dict[str, NestedScore]]:
     candidates = METHODS if requested == "auto" else (requested,)
     scores = {m: nested_score(m, oof, y, folds, keep) for m in candidates}
     best = min(scores, key=lambda m: scores[m].mean)
@@ -160,8 +162,11 @@ def choose_test_predictions(requested: str, oof: np.ndarray, y: np.ndarray, comb
     repeats = oof.shape[1]
     single = float(np.mean([log_rmse(y, combiner.predict(oof[:, r, :].T)) for r in range(repeats)]))
     averaged = log_rmse(y, combiner.predict(oof.mean(axis=1).T))
-    evidence = {"single_repeat_log_rmse": round(single, 6), "repeat_average_log_rmse": round(averaged, 6),
-                "bagging_gain": round(single - averaged, 6)}
+    evidence = {
+        "single_repeat_log_rmse": round(single, 6),
+        "repeat_average_log_rmse": round(averaged, 6),
+        "bagging_gain": round(single - averaged, 6),
+    }
     if requested != "auto":
         return requested, evidence
     if repeats < 2:

@@ -61,8 +61,7 @@ class Interactions(_AppendColumns):
         def col(name):
             return pd.to_numeric(X[name], errors="coerce").fillna(0.0).to_numpy(dtype=np.float64)
 
-        new = {name: col(quality) * sum(col(c) for c in parts)
-               for name, (quality, parts) in INTERACTIONS.items()}
+        new = {name: col(quality) * sum(col(c) for c in parts) for name, (quality, parts) in INTERACTIONS.items()}
         return pd.concat([X, pd.DataFrame(new, index=X.index)], axis=1)
 
 
@@ -80,8 +79,9 @@ class TargetStatistics(_AppendColumns):
         missing = [c for c in self.columns if c not in X.columns]
         if missing:
             raise ValueError(f"features.target_encoding.columns: {missing} not in the input rows")
-        return np.column_stack([X[c].astype("object").where(X[c].notna(), "missing").astype(str).to_numpy()
-                                for c in self.columns]).astype(object)
+        return np.column_stack(
+            [X[c].astype("object").where(X[c].notna(), "missing").astype(str).to_numpy() for c in self.columns]
+        ).astype(object)
 
     def _encoder(self) -> TargetEncoder:
         inner = KFold(n_splits=self.inner_folds, shuffle=True, random_state=self.random_state)
@@ -167,10 +167,13 @@ class QualityScore(_AppendColumns):
 
     def transform(self, X):
         check_is_fitted(self, "added_")
-        score = sum(X[c].astype("object").map(QUALITY_CODES).astype(np.float64).fillna(QUALITY_CODES["TA"])
-                    for c in SCORED_QUALITIES)
-        new = pd.DataFrame({"QualityScore": score, "QualityScoreGrLivArea": score * _number(X, "GrLivArea")},
-                           index=X.index)
+        score = sum(
+            X[c].astype("object").map(QUALITY_CODES).astype(np.float64).fillna(QUALITY_CODES["TA"])
+            for c in SCORED_QUALITIES
+        )
+        new = pd.DataFrame(
+            {"QualityScore": score, "QualityScoreGrLivArea": score * _number(X, "GrLivArea")}, index=X.index
+        )
         return pd.concat([X, new], axis=1)
 
 

@@ -30,20 +30,52 @@ from houseprices.errors import ConfigError
 
 # data_description.txt: for these, NA means the house has no such thing.
 NA_MEANS_NONE_CATEGORICAL = (
-    "Alley", "BsmtQual", "BsmtCond", "BsmtExposure", "BsmtFinType1", "BsmtFinType2",
-    "FireplaceQu", "GarageType", "GarageFinish", "GarageQual", "GarageCond", "PoolQC",
-    "Fence", "MiscFeature", "MasVnrType",
+    "Alley",
+    "BsmtQual",
+    "BsmtCond",
+    "BsmtExposure",
+    "BsmtFinType1",
+    "BsmtFinType2",
+    "FireplaceQu",
+    "GarageType",
+    "GarageFinish",
+    "GarageQual",
+    "GarageCond",
+    "PoolQC",
+    "Fence",
+    "MiscFeature",
+    "MasVnrType",
 )
 NA_MEANS_ZERO_NUMERIC = (
-    "MasVnrArea", "BsmtFinSF1", "BsmtFinSF2", "BsmtUnfSF", "TotalBsmtSF", "BsmtFullBath",
-    "BsmtHalfBath", "GarageCars", "GarageArea",
+    "MasVnrArea",
+    "BsmtFinSF1",
+    "BsmtFinSF2",
+    "BsmtUnfSF",
+    "TotalBsmtSF",
+    "BsmtFullBath",
+    "BsmtHalfBath",
+    "GarageCars",
+    "GarageArea",
 )
 
 _QUALITY = ["None", "Po", "Fa", "TA", "Gd", "Ex"]
 # Worst to best, so a larger code is a better house.
 ORDINAL_SCALES: dict[str, list[str]] = {
-    **{c: _QUALITY for c in ("ExterQual", "ExterCond", "BsmtQual", "BsmtCond", "HeatingQC",
-                             "KitchenQual", "FireplaceQu", "GarageQual", "GarageCond", "PoolQC")},
+    **{
+        c: _QUALITY
+        for c in (
+            "ExterQual",
+            "ExterCond",
+            "BsmtQual",
+            "BsmtCond",
+            "HeatingQC",
+            "KitchenQual",
+            "FireplaceQu",
+            "GarageQual",
+            "GarageCond",
+            "PoolQC",
+        )
+    },
     "BsmtExposure": ["None", "No", "Mn", "Av", "Gd"],
     "BsmtFinType1": ["None", "Unf", "LwQ", "Rec", "BLQ", "ALQ", "GLQ"],
     "BsmtFinType2": ["None", "Unf", "LwQ", "Rec", "BLQ", "ALQ", "GLQ"],
@@ -155,8 +187,13 @@ class NoneFiller(FrameTransformer):
 
 MISSING_SUFFIX = "_missing"
 # Domain flag -> the area or count it tests for > 0.
-HAS_FLAGS = {"HasPool": "PoolArea", "HasGarage": "GarageArea", "HasBasement": "TotalBsmtSF",
-             "HasFireplace": "Fireplaces", "Has2ndFloor": "2ndFlrSF"}
+HAS_FLAGS = {
+    "HasPool": "PoolArea",
+    "HasGarage": "GarageArea",
+    "HasBasement": "TotalBsmtSF",
+    "HasFireplace": "Fireplaces",
+    "Has2ndFloor": "2ndFlrSF",
+}
 
 
 class MissingIndicators(FrameTransformer):
@@ -180,7 +217,9 @@ class MissingIndicators(FrameTransformer):
 
     def transform(self, X):
         check_is_fitted(self, "columns_")
-        flags = {name: X[c].isna().astype("float64") for c, name in zip(self.columns_, self.added_columns())}
+        flags = {
+            name: X[c].isna().astype("float64") for c, name in zip(self.columns_, self.added_columns(), strict=True)
+        }
         return pd.concat([X, pd.DataFrame(flags, index=X.index)], axis=1)
 
 
@@ -232,19 +271,22 @@ class DomainFeatures(FrameTransformer):
         if self.total_sf:
             new["TotalSF"] = col("TotalBsmtSF") + col("1stFlrSF") + col("2ndFlrSF")
         if self.total_bathrooms:
-            new["TotalBathrooms"] = (col("FullBath") + 0.5 * col("HalfBath")
-                                     + col("BsmtFullBath") + 0.5 * col("BsmtHalfBath"))
+            new["TotalBathrooms"] = (
+                col("FullBath") + 0.5 * col("HalfBath") + col("BsmtFullBath") + 0.5 * col("BsmtHalfBath")
+            )
         if self.ages:
             new["HouseAge"] = col("YrSold") - col("YearBuilt")
             new["YearsSinceRemodel"] = col("YrSold") - col("YearRemodAdd")
         if self.porch_area:
-            new["TotalPorchSF"] = (col("OpenPorchSF") + col("EnclosedPorch") + col("3SsnPorch")
-                                   + col("ScreenPorch") + col("WoodDeckSF"))
+            new["TotalPorchSF"] = (
+                col("OpenPorchSF") + col("EnclosedPorch") + col("3SsnPorch") + col("ScreenPorch") + col("WoodDeckSF")
+            )
         if self.has_flags:
             for name, source in HAS_FLAGS.items():
                 new[name] = (col(source) > 0).astype("float64")
-        return pd.DataFrame({k: np.broadcast_to(np.asarray(v, dtype="float64"), len(X))
-                             for k, v in new.items()}, index=X.index)
+        return pd.DataFrame(
+            {k: np.broadcast_to(np.asarray(v, dtype="float64"), len(X)) for k, v in new.items()}, index=X.index
+        )
 
     def transform(self, X):
         check_is_fitted(self, "added_")
@@ -340,7 +382,7 @@ class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "skewed_mask_")
         if names is None:
             names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(self.n_features_in_)])
-        return [str(n) for n, chosen in zip(names, self.skewed_mask_) if chosen]
+        return [str(n) for n, chosen in zip(names, self.skewed_mask_, strict=True) if chosen]
 
 
 class TrainingRangeClip(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -396,9 +438,13 @@ class ColumnsOfKind:
 
     def __call__(self, X: pd.DataFrame) -> list[str]:
         flags = getattr(self, "flags", None)
-        return [c for c in X.columns
-                if c not in self.exclude and pd.api.types.is_numeric_dtype(X[c]) == self.numeric
-                and (flags is None or is_flag(c) == flags)]
+        return [
+            c
+            for c in X.columns
+            if c not in self.exclude
+            and pd.api.types.is_numeric_dtype(X[c]) == self.numeric
+            and (flags is None or is_flag(c) == flags)
+        ]
 
 
 def row_steps(cfg: FeaturesConfig, *, indicators: bool) -> list[tuple[str, object]]:
@@ -422,19 +468,36 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
     ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
     steps = row_steps(cfg, indicators=cfg.impute.missing_indicators)
 
-    numeric = Pipeline([
-        ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
-        ("skew", SkewTransformer(method=cfg.skew.method, threshold=cfg.skew.threshold)),
-        ("scale", _scaler(cfg.scaling)),
-        ("clip", TrainingRangeClip() if cfg.clip_to_training_range else "passthrough"),
-    ])
-    categorical = Pipeline([
-        ("impute", SimpleImputer(strategy=cfg.impute.categorical, fill_value="missing",
-                                 missing_values=np.nan, keep_empty_features=True)),
-        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
-                                 min_frequency=cfg.encoding.min_frequency if cfg.encoding.min_frequency > 1 else None,
-                                 dtype=np.float64)),
-    ])
+    numeric = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
+            ("skew", SkewTransformer(method=cfg.skew.method, threshold=cfg.skew.threshold)),
+            ("scale", _scaler(cfg.scaling)),
+            ("clip", TrainingRangeClip() if cfg.clip_to_training_range else "passthrough"),
+        ]
+    )
+    categorical = Pipeline(
+        [
+            (
+                "impute",
+                SimpleImputer(
+                    strategy=cfg.impute.categorical,
+                    fill_value="missing",
+                    missing_values=np.nan,
+                    keep_empty_features=True,
+                ),
+            ),
+            (
+                "onehot",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    sparse_output=False,
+                    min_frequency=cfg.encoding.min_frequency if cfg.encoding.min_frequency > 1 else None,
+                    dtype=np.float64,
+                ),
+            ),
+        ]
+    )
     transformers = [
         ("num", numeric, ColumnsOfKind(numeric=True, flags=False)),
         # 0/1 like the one-hot columns: scaling a rare flag would make one row an extreme
@@ -443,20 +506,45 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
         ("cat", categorical, ColumnsOfKind(numeric=False, exclude=ordinal)),
     ]
     if ordinal:
-        transformers.append(("ord", Pipeline([
-            ("encode", OrdinalEncoder(categories=[ORDINAL_SCALES[c] for c in ordinal],
-                                      handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                      encoded_missing_value=np.nan)),
-            # Codes are numbers now: unknown or missing ones get the numeric strategy.
-            ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
-            ("scale", _scaler(cfg.scaling)),
-        ]), list(ordinal)))
-    steps.append(("columns", ColumnTransformer(transformers, remainder="drop",
-                                               verbose_feature_names_out=True)))
+        transformers.append(
+            (
+                "ord",
+                Pipeline(
+                    [
+                        (
+                            "encode",
+                            OrdinalEncoder(
+                                categories=[ORDINAL_SCALES[c] for c in ordinal],
+                                handle_unknown="use_encoded_value",
+                                unknown_value=np.nan,
+                                encoded_missing_value=np.nan,
+                            ),
+                        ),
+                        # Codes are numbers now: unknown or missing ones get the numeric strategy.
+                        (
+                            "impute",
+                            SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True),
+                        ),
+                        ("scale", _scaler(cfg.scaling)),
+                    ]
+                ),
+                list(ordinal),
+            )
+        )
+    steps.append(("columns", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)))
     if cfg.pca.enabled:
         n = cfg.pca.n_components  # float < 1: share of variance; otherwise a count
-        steps.append(("pca", CheckedPCA(n_components=float(n) if n < 1 else int(n), whiten=cfg.pca.whiten,
-                                        svd_solver="full", random_state=seed)))
+        steps.append(
+            (
+                "pca",
+                CheckedPCA(
+                    n_components=float(n) if n < 1 else int(n),
+                    whiten=cfg.pca.whiten,
+                    svd_solver="full",
+                    random_state=seed,
+                ),
+            )
+        )
     return Pipeline(steps)
 
 
@@ -475,9 +563,11 @@ class CheckedPCA(PCA):
     def _check_count(self, X) -> None:
         rows, features = np.shape(X)
         if isinstance(self.n_components, int) and self.n_components > min(rows, features):
-            raise ConfigError(f"features.pca.n_components: {self.n_components} components, but the preprocessing "
-                              f"gives {features} features for {rows} rows; use at most {min(rows, features)} "
-                              "or a variance share below 1")
+            raise ConfigError(
+                f"features.pca.n_components: {self.n_components} components, but the preprocessing "
+                f"gives {features} features for {rows} rows; use at most {min(rows, features)} "
+                "or a variance share below 1"
+            )
 
 
 def outlier_mask(X: pd.DataFrame, log_price: pd.Series | np.ndarray, cfg: OutlierConfig) -> np.ndarray:
@@ -504,6 +594,16 @@ def feature_names(preprocessor: Pipeline) -> list[str]:
 
 
 __all__ = [
-    "ID", "HouseFrame", "NoneFiller", "MissingIndicators", "GroupMedianImputer", "DomainFeatures", "SkewTransformer",
-    "TrainingRangeClip", "build_preprocessor", "outlier_mask", "typical_rows", "feature_names",
+    "ID",
+    "HouseFrame",
+    "NoneFiller",
+    "MissingIndicators",
+    "GroupMedianImputer",
+    "DomainFeatures",
+    "SkewTransformer",
+    "TrainingRangeClip",
+    "build_preprocessor",
+    "outlier_mask",
+    "typical_rows",
+    "feature_names",
 ]

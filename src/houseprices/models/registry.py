@@ -12,8 +12,8 @@ from sklearn.pipeline import Pipeline
 
 from houseprices.config.params import FeaturesConfig, MLPConfig, ModelConfig
 from houseprices.features.pipelines import build_member_preprocessor
-from houseprices.models.regressors import build_member_regressor
 from houseprices.models.mlp.extras import seed_average
+from houseprices.models.regressors import build_member_regressor
 
 # ``kind`` -> scikit-learn estimator whose params are the config's fields (less ``kind``).
 CLASSICAL = {
@@ -44,7 +44,9 @@ def build_regressor(cfg: ModelConfig, seed: int):
 
 def build_estimator(cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
     """Raw house rows in, log price out: preprocessing and regressor as one estimator."""
-    return Pipeline([
-        ("preprocess", build_member_preprocessor(cfg, features, seed)),  # per kind
-        ("model", build_regressor(cfg, seed)),
-    ])
+    return Pipeline(
+        [
+            ("preprocess", build_member_preprocessor(cfg, features, seed)),  # per kind
+            ("model", build_regressor(cfg, seed)),
+        ]
+    )

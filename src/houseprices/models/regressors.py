@@ -36,8 +36,9 @@ class CatBoostMember(RegressorMixin, BaseEstimator):
     (the preprocessing decides which columns stay text) and handed to CatBoost as
     ``cat_features``, which it encodes with ordered target statistics."""
 
-    def __init__(self, *, iterations=1000, learning_rate=0.05, depth=5, l2_leaf_reg=3.0, rsm=1.0,
-                 thread_count=1, random_state=0):
+    def __init__(
+        self, *, iterations=1000, learning_rate=0.05, depth=5, l2_leaf_reg=3.0, rsm=1.0, thread_count=1, random_state=0
+    ):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
@@ -58,9 +59,17 @@ class CatBoostMember(RegressorMixin, BaseEstimator):
         self.cat_features_ = text
         self.n_features_in_ = frame.shape[1]
         self.model_ = CatBoostRegressor(
-            iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth,
-            l2_leaf_reg=self.l2_leaf_reg, rsm=self.rsm, thread_count=self.thread_count,
-            random_seed=self.random_state, loss_function="RMSE", verbose=False, allow_writing_files=False)
+            iterations=self.iterations,
+            learning_rate=self.learning_rate,
+            depth=self.depth,
+            l2_leaf_reg=self.l2_leaf_reg,
+            rsm=self.rsm,
+            thread_count=self.thread_count,
+            random_seed=self.random_state,
+            loss_function="RMSE",
+            verbose=False,
+            allow_writing_files=False,
+        )
         self.model_.fit(frame, np.asarray(y, dtype=np.float64), cat_features=text)
         return self
 
@@ -74,27 +83,53 @@ def _lightgbm(cfg: LightGBMConfig, seed: int):
     from lightgbm import LGBMRegressor
 
     return LGBMRegressor(
-        n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
-        min_child_samples=cfg.min_child_samples, subsample=cfg.subsample, subsample_freq=1,
-        colsample_bytree=cfg.colsample_bytree, reg_alpha=cfg.reg_alpha, reg_lambda=cfg.reg_lambda,
-        objective=cfg.objective, alpha=cfg.huber_delta,
-        n_jobs=cores(cfg.n_jobs), random_state=seed, deterministic=True, force_row_wise=True, verbose=-1)
+        n_estimators=cfg.n_estimators,
+        learning_rate=cfg.learning_rate,
+        num_leaves=cfg.num_leaves,
+        min_child_samples=cfg.min_child_samples,
+        subsample=cfg.subsample,
+        subsample_freq=1,
+        colsample_bytree=cfg.colsample_bytree,
+        reg_alpha=cfg.reg_alpha,
+        reg_lambda=cfg.reg_lambda,
+        objective=cfg.objective,
+        alpha=cfg.huber_delta,
+        n_jobs=cores(cfg.n_jobs),
+        random_state=seed,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
 
 
 def _xgboost(cfg: XGBoostConfig, seed: int):
     from xgboost import XGBRegressor
 
     return XGBRegressor(
-        n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate, max_depth=cfg.max_depth,
-        min_child_weight=cfg.min_child_weight, subsample=cfg.subsample, colsample_bytree=cfg.colsample_bytree,
-        reg_alpha=cfg.reg_alpha, reg_lambda=cfg.reg_lambda, tree_method="hist", n_jobs=cores(cfg.n_jobs),
-        random_state=seed)
+        n_estimators=cfg.n_estimators,
+        learning_rate=cfg.learning_rate,
+        max_depth=cfg.max_depth,
+        min_child_weight=cfg.min_child_weight,
+        subsample=cfg.subsample,
+        colsample_bytree=cfg.colsample_bytree,
+        reg_alpha=cfg.reg_alpha,
+        reg_lambda=cfg.reg_lambda,
+        tree_method="hist",
+        n_jobs=cores(cfg.n_jobs),
+        random_state=seed,
+    )
 
 
 def _catboost(cfg: CatBoostConfig, seed: int):
-    return CatBoostMember(iterations=cfg.iterations, learning_rate=cfg.learning_rate, depth=cfg.depth,
-                          l2_leaf_reg=cfg.l2_leaf_reg, rsm=cfg.rsm, thread_count=cores(cfg.thread_count),
-                          random_state=seed)
+    return CatBoostMember(
+        iterations=cfg.iterations,
+        learning_rate=cfg.learning_rate,
+        depth=cfg.depth,
+        l2_leaf_reg=cfg.l2_leaf_reg,
+        rsm=cfg.rsm,
+        thread_count=cores(cfg.thread_count),
+        random_state=seed,
+    )
 
 
 def _svr(cfg: SVRConfig, seed: int):
@@ -103,13 +138,26 @@ def _svr(cfg: SVRConfig, seed: int):
 
 def _gbr(cfg: GBRConfig, seed: int):
     return GradientBoostingRegressor(
-        loss=cfg.loss, alpha=cfg.alpha, n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
-        max_depth=cfg.max_depth, max_features=cfg.max_features, min_samples_leaf=cfg.min_samples_leaf,
-        min_samples_split=cfg.min_samples_split, subsample=cfg.subsample, random_state=seed)
+        loss=cfg.loss,
+        alpha=cfg.alpha,
+        n_estimators=cfg.n_estimators,
+        learning_rate=cfg.learning_rate,
+        max_depth=cfg.max_depth,
+        max_features=cfg.max_features,
+        min_samples_leaf=cfg.min_samples_leaf,
+        min_samples_split=cfg.min_samples_split,
+        subsample=cfg.subsample,
+        random_state=seed,
+    )
 
 
-BUILDERS = {LightGBMConfig: _lightgbm, XGBoostConfig: _xgboost, CatBoostConfig: _catboost,
-            SVRConfig: _svr, GBRConfig: _gbr}
+BUILDERS = {
+    LightGBMConfig: _lightgbm,
+    XGBoostConfig: _xgboost,
+    CatBoostConfig: _catboost,
+    SVRConfig: _svr,
+    GBRConfig: _gbr,
+}
 
 
 def build_member_regressor(cfg, seed: int):

@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from houseprices.io import atomic_path  # noqa: E402
+from houseprices.io import atomic_path
 
 
 def _save(fig, path: Path) -> Path:
@@ -22,8 +22,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def ensemble_figures(out_dir: Path, log_actual: np.ndarray, log_predicted: np.ndarray,
-                     weights: dict[str, float], scores: dict[str, float]) -> list[Path]:
+def ensemble_figures(
+    out_dir: Path,
+    log_actual: np.ndarray,
+    log_predicted: np.ndarray,
+    weights: dict[str, float],
+    scores: dict[str, float],
+) -> list[Path]:
     paths = []
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(log_actual, log_predicted, s=6, alpha=0.5)

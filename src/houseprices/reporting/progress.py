@@ -46,9 +46,11 @@ class FoldProgress:
     def line(self, outcome: FoldOutcome, elapsed: float) -> str:
         left = outcome.total - outcome.position
         eta = elapsed / outcome.position * left
-        return (f"{self.label}: fold {outcome.position}/{outcome.total} ({outcome.fold.label}) "
-                f"log-RMSE {outcome.score:.4f} in {duration(outcome.seconds)}; "
-                f"elapsed {duration(elapsed)}, ETA {duration(eta)}")
+        return (
+            f"{self.label}: fold {outcome.position}/{outcome.total} ({outcome.fold.label}) "
+            f"log-RMSE {outcome.score:.4f} in {duration(outcome.seconds)}; "
+            f"elapsed {duration(elapsed)}, ETA {duration(eta)}"
+        )
 
     def update(self, outcome: FoldOutcome) -> None:
         if self.bar is not None:

@@ -18,7 +18,7 @@ SCORE = "cv_log_rmse"  # the ensemble's own score on a pipeline run; "<member>.c
 def run_row(run: Run) -> dict:
     """One pipeline run: when, which, how it ended, what code, and its CV scores."""
     tags, metrics = run.data.tags, run.data.metrics
-    started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc)
+    started = dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.UTC)
     row = {
         "time": started.strftime("%Y-%m-%d %H:%M"),
         "status": run.info.status,
@@ -37,8 +37,12 @@ def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    runs = client.search_runs([exp.experiment_id], f"tags.`{KIND_TAG}` = 'pipeline'",
-                              order_by=["attributes.start_time DESC"], max_results=last)
+    runs = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{KIND_TAG}` = 'pipeline'",
+        order_by=["attributes.start_time DESC"],
+        max_results=last,
+    )
     return [run_row(run) for run in runs]
 
 
@@ -48,11 +52,10 @@ def format_table(rows: list[dict]) -> str:
         return "no pipeline runs yet: run `dvc repro`"
     models = sorted({k for r in rows for k in r if k not in FIXED}, key=lambda k: (k != "ensemble", k))
     header = FIXED + models
-    cells = [[str(r.get(k, "")) if k in FIXED else (f"{r[k]:.4f}" if k in r else "-") for k in header]
-             for r in rows]
+    cells = [[str(r.get(k, "")) if k in FIXED else (f"{r[k]:.4f}" if k in r else "-") for k in header] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
 

@@ -25,6 +25,8 @@ def load_prepared(prepared: Path = PREPARED) -> tuple[pd.DataFrame, pd.Series, p
     y = pd.read_parquet(prepared / "y_train.parquet")
     X_test = pd.read_parquet(prepared / "X_test.parquet")
     if len(X) != len(y) or not (y[ID].to_numpy() == X[ID].to_numpy()).all():
-        raise DataError(f"{prepared}: X_train and y_train rows are not aligned by {ID}; "
-                        "run `houseprices prepare` (or `dvc repro`) again")
+        raise DataError(
+            f"{prepared}: X_train and y_train rows are not aligned by {ID}; "
+            "run `houseprices prepare` (or `dvc repro`) again"
+        )
     return X, y["log_price"], X_test

@@ -20,14 +20,20 @@ import pandas as pd
 
 from houseprices.config.params import PARAMS_FILE, Params
 from houseprices.data.validation import ID
-from houseprices.evaluation.ensemble import (PriceModel, choose_method, choose_test_predictions, conformal_halfwidth, fit_combiner,
-                        nested_coverage)
+from houseprices.evaluation.cross_validation import Fold, log_rmse, make_folds
+from houseprices.evaluation.ensemble import (
+    PriceModel,
+    choose_method,
+    choose_test_predictions,
+    conformal_halfwidth,
+    fit_combiner,
+    nested_coverage,
+)
 from houseprices.features.transformers import outlier_mask, typical_rows
 from houseprices.io import load_model, write_csv, write_json, write_parquet
 from houseprices.reporting.figures import ensemble_figures
-from houseprices.tracking import Tracker, file_sha256, flatten
-from houseprices.evaluation.cross_validation import Fold, log_rmse, make_folds
 from houseprices.stages import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
+from houseprices.tracking import Tracker, file_sha256, flatten
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -51,8 +57,9 @@ def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
         tests[name] = test
     shapes = {o.shape for o in oofs}
     if len(shapes) != 1:
-        raise ValueError(f"members were cross-validated with different repeats {shapes}; "
-                         "rerun them with one cv setting")
+        raise ValueError(
+            f"members were cross-validated with different repeats {shapes}; rerun them with one cv setting"
+        )
     return np.stack(oofs), y, ids, test_ids, tests
 
 
@@ -105,16 +112,22 @@ def combine(params: Params, data: Inputs) -> dict:
     member_folds = {m: fold_scores(data.oof[i], data.y, data.folds) for i, m in enumerate(data.members)}
     best_member = min(data.members, key=lambda m: member_folds[m].mean())
     gain = member_folds[best_member] - np.asarray(best.fold_scores)  # paired: same folds
-    return {"method": method, "nested": nested, "best": best, "combiner": combiner,
-            "weights": {m: float(w) for m, w in zip(data.members, combiner.weights)},
-            "member_folds": member_folds, "best_member": best_member, "gain": gain}
+    return {
+        "method": method,
+        "nested": nested,
+        "best": best,
+        "combiner": combiner,
+        "weights": {m: float(w) for m, w in zip(data.members, combiner.weights, strict=True)},
+        "member_folds": member_folds,
+        "best_member": best_member,
+        "gain": gain,
+    }
 
 
 def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFrame, dict, str]:
     """Test log prices with conformal intervals; the source (refit or fold average) is
     chosen from the OOF evidence when ``ensemble.test_predictions`` is ``auto``."""
-    source, evidence = choose_test_predictions(params.ensemble.test_predictions, data.oof, data.y,
-                                               combo["combiner"])
+    source, evidence = choose_test_predictions(params.ensemble.test_predictions, data.oof, data.y, combo["combiner"])
     P_test = np.column_stack([data.tests[m][source].to_numpy() for m in data.members])
     test_log = combo["combiner"].predict(P_test)
     best = combo["best"]
@@ -134,11 +147,16 @@ def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFram
 def headline(data: Inputs, combo: dict, intervals: dict) -> dict:
     """The declared DVC metrics: the same params give the same bytes."""
     scores = np.asarray(combo["best"].fold_scores)
-    return {"method": combo["method"], **summary(scores),
-            "cv_log_rmse_excl_outliers": round(float(fold_scores(combo["best"].oof, data.y, data.folds,
-                                                                 data.typical).mean()), 6),
-            "coverage_80": intervals["coverage_80"], "coverage_95": intervals["coverage_95"],
-            "gain_over_best_member": round(float(combo["gain"].mean()), 6)}
+    return {
+        "method": combo["method"],
+        **summary(scores),
+        "cv_log_rmse_excl_outliers": round(
+            float(fold_scores(combo["best"].oof, data.y, data.folds, data.typical).mean()), 6
+        ),
+        "coverage_80": intervals["coverage_80"],
+        "coverage_95": intervals["coverage_95"],
+        "gain_over_best_member": round(float(combo["gain"].mean()), 6),
+    }
 
 
 def detailed_report(data: Inputs, combo: dict, intervals: dict) -> dict:
@@ -167,46 +185,81 @@ def write_outputs(data: Inputs, combo: dict, predictions: pd.DataFrame, metrics:
     write_json(REPORT, report)
     write_json(METRICS / "ensemble.json", metrics)
     y, oof_mean = data.y, np.nanmean(combo["best"].oof, axis=0)
-    write_csv(PLOTS / "ensemble" / "oof.csv", pd.DataFrame({
-        ID: data.ids, "actual": np.exp(y).round(2), "predicted": np.exp(oof_mean).round(2),
-        "log_actual": y.round(6), "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
-    write_csv(PLOTS / "ensemble" / "residuals.csv", pd.DataFrame({
-        "log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}))
-    write_csv(PLOTS / "ensemble" / "weights.csv", pd.DataFrame({
-        "member": data.members, "weight": combo["combiner"].weights.round(6)}))
-    all_scores = {**{m: report["members"][m]["cv_log_rmse_mean"] for m in data.members},
-                  "ensemble": metrics["cv_log_rmse_mean"]}
-    write_csv(PLOTS / "ensemble" / "scores.csv", pd.DataFrame({"model": list(all_scores),
-                                                               "cv_log_rmse": list(all_scores.values())}))
+    write_csv(
+        PLOTS / "ensemble" / "oof.csv",
+        pd.DataFrame(
+            {
+                ID: data.ids,
+                "actual": np.exp(y).round(2),
+                "predicted": np.exp(oof_mean).round(2),
+                "log_actual": y.round(6),
+                "log_predicted": oof_mean.round(6),
+                "residual": (y - oof_mean).round(6),
+            }
+        ),
+    )
+    write_csv(
+        PLOTS / "ensemble" / "residuals.csv",
+        pd.DataFrame({"log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}),
+    )
+    write_csv(
+        PLOTS / "ensemble" / "weights.csv",
+        pd.DataFrame({"member": data.members, "weight": combo["combiner"].weights.round(6)}),
+    )
+    all_scores = {
+        **{m: report["members"][m]["cv_log_rmse_mean"] for m in data.members},
+        "ensemble": metrics["cv_log_rmse_mean"],
+    }
+    write_csv(
+        PLOTS / "ensemble" / "scores.csv",
+        pd.DataFrame({"model": list(all_scores), "cv_log_rmse": list(all_scores.values())}),
+    )
     return {"log_actual": y, "log_predicted": oof_mean, "weights": combo["weights"], "scores": all_scores}
 
 
-def log_to_mlflow(params: Params, tracker: Tracker, data: Inputs, combo: dict, metrics: dict, report: dict,
-                  figures: dict) -> None:
+def log_to_mlflow(
+    params: Params, tracker: Tracker, data: Inputs, combo: dict, metrics: dict, report: dict, figures: dict
+) -> None:
     """The ensemble run (metrics, plots, predictions, the registered model) and the
     headline metrics on the pipeline run: ``cv_log_rmse`` is a run's own score,
     ``<member>.cv_log_rmse`` a member's, on the same folds."""
     predictions = MODELS / "ensemble" / "predictions.parquet"
     members = report["members"]
-    pipeline = {"cv_log_rmse": metrics["cv_log_rmse_mean"], "cv_log_rmse_std": metrics["cv_log_rmse_std"],
-                "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
-                "coverage_80": metrics["coverage_80"], "coverage_95": metrics["coverage_95"],
-                **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in members.items()}}
-    with tracker.stage_run("ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})) as run:
-        run.log_metrics({**pipeline, "gain_over_best_member": metrics["gain_over_best_member"],
-                         **{f"weight.{k}": v for k, v in combo["weights"].items()}})
-        run.set_tags({"ensemble.method": combo["method"],
-                      "ensemble.test_predictions": report["intervals"]["test_predictions"]})
+    pipeline = {
+        "cv_log_rmse": metrics["cv_log_rmse_mean"],
+        "cv_log_rmse_std": metrics["cv_log_rmse_std"],
+        "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
+        "coverage_80": metrics["coverage_80"],
+        "coverage_95": metrics["coverage_95"],
+        **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in members.items()},
+    }
+    with tracker.stage_run(
+        "ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})
+    ) as run:
+        run.log_metrics(
+            {
+                **pipeline,
+                "gain_over_best_member": metrics["gain_over_best_member"],
+                **{f"weight.{k}": v for k, v in combo["weights"].items()},
+            }
+        )
+        run.set_tags(
+            {"ensemble.method": combo["method"], "ensemble.test_predictions": report["intervals"]["test_predictions"]}
+        )
         with tempfile.TemporaryDirectory() as tmp:
             pngs = ensemble_figures(Path(tmp), **figures)
             run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs], "plots")
         run.log_artifacts([REPORT], None)
         run.log_artifacts([predictions], "predictions")
         fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in data.members}
-        run.log_model(PriceModel(fitted, combo["weights"], combo["combiner"].intercept), data.X_test,
-                      register=True, version_tags={"predictions.sha256": file_sha256(predictions)},
-                      description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
-                                  f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}")
+        run.log_model(
+            PriceModel(fitted, combo["weights"], combo["combiner"].intercept),
+            data.X_test,
+            register=True,
+            version_tags={"predictions.sha256": file_sha256(predictions)},
+            description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
+            f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}",
+        )
         tracker.set_parent_metrics(pipeline)
 
 
@@ -220,8 +273,15 @@ def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
     figures = write_outputs(data, combo, predictions, metrics, report)
     log_to_mlflow(params, tracker, data, combo, metrics, report, figures)
     best = combo["best_member"]
-    logger.info("ensemble (%s, test from %s): CV log-RMSE %.4f ± %.4f, %.4f without outliers (best member %s %.4f); "
-                "weights %s", combo["method"], source, metrics["cv_log_rmse_mean"], metrics["cv_log_rmse_std"],
-                metrics["cv_log_rmse_excl_outliers"], best, report["members"][best]["cv_log_rmse_mean"],
-                {k: round(v, 3) for k, v in combo["weights"].items()})
+    logger.info(
+        "ensemble (%s, test from %s): CV log-RMSE %.4f ± %.4f, %.4f without outliers (best member %s %.4f); weights %s",
+        combo["method"],
+        source,
+        metrics["cv_log_rmse_mean"],
+        metrics["cv_log_rmse_std"],
+        metrics["cv_log_rmse_excl_outliers"],
+        best,
+        report["members"][best]["cv_log_rmse_mean"],
+        {k: round(v, 3) for k, v in combo["weights"].items()},
+    )
     return metrics

@@ -13,15 +13,21 @@ from houseprices.config.params import Params
 from houseprices.data.validation import ID
 from houseprices.features.transformers import build_preprocessor, feature_names, outlier_mask
 from houseprices.io import write_csv, write_json
-from houseprices.tracking import Tracker, flatten
 from houseprices.stages import METRICS, PLOTS, load_prepared
+from houseprices.tracking import Tracker, flatten
 
 logger = logging.getLogger(__name__)
 # What `dvc exp show` and `dvc metrics diff` show: numbers a params change moves. The full
 # report (branch widths, PCA spectrum counts, the skewed columns' names) is the MLflow
 # artifact features/report.json.
-METRIC_KEYS = ("output_features", "skewed_columns", "columns_imputed", "outlier_rows_removed",
-               "pca_components_kept", "pca_explained_variance_kept")
+METRIC_KEYS = (
+    "output_features",
+    "skewed_columns",
+    "columns_imputed",
+    "outlier_rows_removed",
+    "pca_components_kept",
+    "pca_explained_variance_kept",
+)
 
 
 def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -40,9 +46,13 @@ def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict,
     # What the imputers still fill after "NA means none" (the rest of `missing` is documented).
     filled = pre.named_steps["none_filler"].transform(X[inputs]) if "none_filler" in pre.named_steps else X[inputs]
     imputed = filled.isna().mean().reindex(missing.index)
-    missing_frame = (pd.DataFrame({"column": missing.index, "missing_rate": missing.to_numpy().round(6),
-                                   "imputed_rate": imputed.to_numpy().round(6)})
-                     .sort_values(["missing_rate", "column"], ascending=[False, True], kind="stable"))
+    missing_frame = pd.DataFrame(
+        {
+            "column": missing.index,
+            "missing_rate": missing.to_numpy().round(6),
+            "imputed_rate": imputed.to_numpy().round(6),
+        }
+    ).sort_values(["missing_rate", "column"], ascending=[False, True], kind="stable")
 
     columns = pre.named_steps["columns"]
     num = columns.named_transformers_["num"]
@@ -73,8 +83,9 @@ def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict,
         pca = pre.named_steps["pca"]
         report["pca_components_kept"] = int(pca.n_components_)
         report["pca_explained_variance_kept"] = round(float(pca.explained_variance_ratio_.sum()), 6)
-    variance = pd.DataFrame({"component": np.arange(1, len(cumulative) + 1),
-                             "cumulative_explained_variance": cumulative.round(6)})
+    variance = pd.DataFrame(
+        {"component": np.arange(1, len(cumulative) + 1), "cumulative_explained_variance": cumulative.round(6)}
+    )
     report_detail = {**report, "skewed_column_names": skewed}
     return report_detail, missing_frame, variance
 
@@ -90,8 +101,13 @@ def run(params: Params) -> dict:
     with tracker.stage_run("featurize", "stage", stage_params) as run:
         run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
         run.log_dict(report, "features/report.json")
-        run.log_artifacts([PLOTS / "features" / "missing_rate.csv", PLOTS / "features" / "pca_variance.csv"],
-                          "features")
-    logger.info("features: %d inputs -> %d model features, %d skewed columns",
-                report["input_features"], report["output_features"], report["skewed_columns"])
+        run.log_artifacts(
+            [PLOTS / "features" / "missing_rate.csv", PLOTS / "features" / "pca_variance.csv"], "features"
+        )
+    logger.info(
+        "features: %d inputs -> %d model features, %d skewed columns",
+        report["input_features"],
+        report["output_features"],
+        report["skewed_columns"],
+    )
     return report

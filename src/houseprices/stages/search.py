@@ -20,11 +20,21 @@ from tqdm import tqdm
 
 from houseprices.config.params import PARAMS_FILE, SEARCH_FILE, Params, SearchConfig, load_search
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.tuning.search import (TrialMonitor, apply_to_params, best_params, finished, load_study, make_objective,
-                      open_storage, safe_url, storage_url, study_name)
+from houseprices.stages import load_prepared
 from houseprices.threads import limit_threads
 from houseprices.tracking import Tracker, flatten
-from houseprices.stages import load_prepared
+from houseprices.tuning.search import (
+    TrialMonitor,
+    apply_to_params,
+    best_params,
+    finished,
+    load_study,
+    make_objective,
+    open_storage,
+    safe_url,
+    storage_url,
+    study_name,
+)
 
 logger = logging.getLogger(__name__)
 STATE_TAG = "optuna.state"
@@ -47,8 +57,9 @@ class MlflowTrials(TrialMonitor):
     def trial(self, number: int, values: dict) -> Iterator[MlflowTrials]:
         pruned = None
         self.folds = []
-        with self.tracker.child_run(f"{self.name} trial {number}", "trial",
-                                    {**values, "optuna.trial_number": number}) as self.trial_run:
+        with self.tracker.child_run(
+            f"{self.name} trial {number}", "trial", {**values, "optuna.trial_number": number}
+        ) as self.trial_run:
             try:
                 yield self
             except optuna.TrialPruned as err:  # an ordinary end: the MLflow run finishes
@@ -79,8 +90,11 @@ class Progress:
 
     def __init__(self, name: str, n_trials: int):
         self.name, self.n_trials, self.done = name, n_trials, 0
-        self.bar = tqdm(total=n_trials, desc=f"search {name}", unit="trial", file=sys.stderr,
-                        dynamic_ncols=True) if sys.stdout.isatty() else None
+        self.bar = (
+            tqdm(total=n_trials, desc=f"search {name}", unit="trial", file=sys.stderr, dynamic_ncols=True)
+            if sys.stdout.isatty()
+            else None
+        )
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.done += 1
@@ -94,35 +108,71 @@ class Progress:
             return
         state = trial.state.name.lower()
         value = f"CV {trial.value:.5f}" if trial.value is not None else state
-        logger.info("%s trial %d (%d/%d) %s: %s | %s | %s", self.name, trial.number, self.done, self.n_trials,
-                    state, value, best, trial.params)
+        logger.info(
+            "%s trial %d (%d/%d) %s: %s | %s | %s",
+            self.name,
+            trial.number,
+            self.done,
+            self.n_trials,
+            state,
+            value,
+            best,
+            trial.params,
+        )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _optimize(params: Params, name: str, cfg: SearchConfig, study: optuna.Study, params_file: Path,
-              n_trials: int, timeout: float | None, url: str) -> None:
+def _optimize(
+    params: Params,
+    name: str,
+    cfg: SearchConfig,
+    study: optuna.Study,
+    params_file: Path,
+    n_trials: int,
+    timeout: float | None,
+    url: str,
+) -> None:
     X, y, _ = load_prepared()
     tracker = Tracker.open(params, params_file)
-    run_params = {**flatten({"search": cfg.model_dump(mode="json"),
-                             "models": {name: params.model(name).model_dump(mode="json")}}),
-                  "study": study.study_name, "storage": safe_url(url)}
+    run_params = {
+        **flatten(
+            {"search": cfg.model_dump(mode="json"), "models": {name: params.model(name).model_dump(mode="json")}}
+        ),
+        "study": study.study_name,
+        "storage": safe_url(url),
+    }
     with tracker.top_run(f"search {name}", "search", run_params) as search_run:
         monitor = MlflowTrials(tracker, search_run, name)
         progress = Progress(name, n_trials)
         try:
-            study.optimize(make_objective(params, name, cfg.space, X, y, monitor), n_trials=n_trials,
-                           timeout=timeout, catch=(TrainingError,), callbacks=[progress])
+            study.optimize(
+                make_objective(params, name, cfg.space, X, y, monitor),
+                n_trials=n_trials,
+                timeout=timeout,
+                catch=(TrainingError,),
+                callbacks=[progress],
+            )
         finally:
             progress.close()
         monitor.summary(study, finished(study))
 
 
-def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE), search_file: Path = Path(SEARCH_FILE),
-        *, trials: int | None = None, timeout: float | None = None, storage: str | None = None,
-        threads: int = 1, worker: int = 0, apply: bool = False) -> optuna.Study:
+def run(
+    params: Params,
+    name: str,
+    params_file: Path = Path(PARAMS_FILE),
+    search_file: Path = Path(SEARCH_FILE),
+    *,
+    trials: int | None = None,
+    timeout: float | None = None,
+    storage: str | None = None,
+    threads: int = 1,
+    worker: int = 0,
+    apply: bool = False,
+) -> optuna.Study:
     """Run ``trials`` more trials (search.yaml's ``trials`` by default) of the model's study
     in this process, print the study's best, and with ``apply`` write it into params.yaml."""
     for option, value in (("--trials", trials), ("--threads", threads), ("--worker", worker)):
@@ -137,12 +187,13 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE), search
     logger.info("study %s in %s: %d trials so far", study.study_name, safe_url(url), len(study.trials))
     n_trials = cfg.trials if trials is None else trials
     if n_trials:
-        _optimize(params, name, cfg, study, params_file, n_trials,
-                  cfg.timeout if timeout is None else timeout, url)
+        _optimize(params, name, cfg, study, params_file, n_trials, cfg.timeout if timeout is None else timeout, url)
     optuna.storages.fail_stale_trials(study)  # a killed worker's trial, if its grace period is over
     counts = finished(study)
-    summary = (f"study {study.study_name}: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
-               f"{counts.get('fail', 0)} failed")
+    summary = (
+        f"study {study.study_name}: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
+        f"{counts.get('fail', 0)} failed"
+    )
     if not counts.get("complete") and not apply:
         print(f"{summary}; no complete trial yet")
         return study

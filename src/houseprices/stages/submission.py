@@ -12,9 +12,9 @@ import pandas as pd
 from houseprices.config.params import Params
 from houseprices.data.validation import ID, TARGET
 from houseprices.io import write_csv
+from houseprices.stages import MODELS
 from houseprices.submission import INTERVALS_FILE, build_submission, check_destination, checked_submission
 from houseprices.tracking import Tracker
-from houseprices.stages import MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.p
     with tracker.stage_run("submission", "stage", {"submission.path": str(params.submission.path)}) as run:
         run.log_artifacts([params.submission.path, INTERVALS_FILE], "submission")
         tracker.crown(predictions, params.submission.path)
-    logger.info("wrote %s (%d rows; median price %.0f) and %s", params.submission.path, len(submission),
-                float(np.median(submission[TARGET])), INTERVALS_FILE)
+    logger.info(
+        "wrote %s (%d rows; median price %.0f) and %s",
+        params.submission.path,
+        len(submission),
+        float(np.median(submission[TARGET])),
+        INTERVALS_FILE,
+    )
     return params.submission.path

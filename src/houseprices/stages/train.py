@@ -17,14 +17,14 @@ import pandas as pd
 
 from houseprices.config.params import PARAMS_FILE, Params
 from houseprices.data.validation import ID
+from houseprices.evaluation.cross_validation import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
 from houseprices.evaluation.ensemble import PriceModel
 from houseprices.io import dump_model, write_json, write_parquet
-from houseprices.reporting.leaderboard import write_timing
 from houseprices.reporting.dvc_plots import write_member_plots
+from houseprices.reporting.leaderboard import write_timing
 from houseprices.reporting.progress import FoldProgress, duration
-from houseprices.tracking import Tracker, flatten
-from houseprices.evaluation.cross_validation import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
 from houseprices.stages import MEMBERS, METRICS, PLOTS, load_prepared
+from houseprices.tracking import Tracker, flatten
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,17 @@ def fold_scope(tracker, name: str, progress: FoldProgress):
 
     @contextlib.contextmanager
     def scope(fold: Fold, position: int, total: int):
-        with tracker.child_run(f"{name} {fold.label}", "fold", {
-                "repeat": fold.repeat + 1, "fold": fold.fold + 1,
-                "train_rows": len(fold.train), "valid_rows": len(fold.valid)}) as run:
+        with tracker.child_run(
+            f"{name} {fold.label}",
+            "fold",
+            {
+                "repeat": fold.repeat + 1,
+                "fold": fold.fold + 1,
+                "train_rows": len(fold.train),
+                "valid_rows": len(fold.valid),
+            },
+        ) as run:
+
             def report(outcome: FoldOutcome) -> None:
                 run.log_metrics({"log_rmse": outcome.score, "fit_seconds": outcome.seconds})
                 run.log_curves(outcome.curves)
@@ -55,10 +63,16 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
     for r in range(result.oof.shape[0]):
         oof[f"oof_r{r + 1}"] = result.oof[r]
     write_parquet(out / "oof.parquet", oof)
-    write_parquet(out / "test.parquet", pd.DataFrame({
-        ID: X_test[ID].to_numpy(), "refit": refit_pred,
-        "fold_average": result.test_fold_predictions.mean(axis=0),
-    }))
+    write_parquet(
+        out / "test.parquet",
+        pd.DataFrame(
+            {
+                ID: X_test[ID].to_numpy(),
+                "refit": refit_pred,
+                "fold_average": result.test_fold_predictions.mean(axis=0),
+            }
+        ),
+    )
     # Timings go to MLflow only: DVC metrics stay byte-identical for the same params.
     write_json(METRICS / f"{name}.json", result.metrics())
     write_member_plots(PLOTS, name, result)
@@ -69,9 +83,14 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
     tracker = Tracker.open(params, params_file)
     X, y, X_test = load_prepared()
 
-    run_params = flatten({"seed": params.seed, "cv": params.cv.model_dump(),
-                          "features": params.features.model_dump(mode="json"),
-                          "models": {name: cfg.model_dump(mode="json")}})
+    run_params = flatten(
+        {
+            "seed": params.seed,
+            "cv": params.cv.model_dump(),
+            "features": params.features.model_dump(mode="json"),
+            "models": {name: cfg.model_dump(mode="json")},
+        }
+    )
     with tracker.stage_run(f"train {name}", "model", run_params) as run_log:
         start = time.perf_counter()
         with FoldProgress(f"train {name}", params.cv.folds * params.cv.repeats) as progress:
@@ -85,12 +104,26 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
         refit_seconds = time.perf_counter() - start
         write_outputs(name, result, final, refit_pred, X, y, X_test)
 
-        write_timing(MEMBERS / name, cv_seconds, len(result.folds), fit_seconds, refit_seconds - fit_seconds,
-                     len(X_test))
-        run_log.log_metrics({"cv_log_rmse": result.mean, "cv_log_rmse_std": result.std,
-                             "cv_seconds": cv_seconds, "refit_seconds": refit_seconds})
+        write_timing(
+            MEMBERS / name, cv_seconds, len(result.folds), fit_seconds, refit_seconds - fit_seconds, len(X_test)
+        )
+        run_log.log_metrics(
+            {
+                "cv_log_rmse": result.mean,
+                "cv_log_rmse_std": result.std,
+                "cv_seconds": cv_seconds,
+                "refit_seconds": refit_seconds,
+            }
+        )
         run_log.log_artifacts([MEMBERS / name / "oof.parquet", MEMBERS / name / "test.parquet"], "predictions")
         run_log.log_model(PriceModel({name: final}, {name: 1.0}), X_test)
-    logger.info("%s: CV log-RMSE %.4f ± %.4f over %d folds (%s CV, %s refit)", name, result.mean, result.std,
-                len(result.folds), duration(cv_seconds), duration(refit_seconds))
+    logger.info(
+        "%s: CV log-RMSE %.4f ± %.4f over %d folds (%s CV, %s refit)",
+        name,
+        result.mean,
+        result.std,
+        len(result.folds),
+        duration(cv_seconds),
+        duration(refit_seconds),
+    )
     return result.metrics()

@@ -82,17 +82,30 @@ def _output_name(filename: str) -> str:
 
 
 SQLITE_FAULTS = (
-    ("readonly database", "is read-only: make it and its folder writable (chmod u+w), "
-                          "or set tracking.uri / MLFLOW_TRACKING_URI to another store"),
+    (
+        "readonly database",
+        "is read-only: make it and its folder writable (chmod u+w), "
+        "or set tracking.uri / MLFLOW_TRACKING_URI to another store",
+    ),
     ("database or disk is full", "cannot grow: the disk is full; free space and rerun"),
-    ("file is not a database", "is not an SQLite database (corrupt): move it away (e.g. to mlflow.db.broken) "
-                               "to start a new store, or restore a backup"),
-    ("malformed", "is corrupt (malformed database image): move it away (e.g. to mlflow.db.broken) "
-                  "to start a new store, or restore a backup"),
-    ("no such table", "lost its tables (deleted or replaced while in use): rerun to start a new store, "
-                      "or restore it from a backup"),
-    ("unable to open database", "cannot be opened (deleted, or its folder is gone or not writable): "
-                                "restore it, or rerun to start a new store"),
+    (
+        "file is not a database",
+        "is not an SQLite database (corrupt): move it away (e.g. to mlflow.db.broken) "
+        "to start a new store, or restore a backup",
+    ),
+    (
+        "malformed",
+        "is corrupt (malformed database image): move it away (e.g. to mlflow.db.broken) "
+        "to start a new store, or restore a backup",
+    ),
+    (
+        "no such table",
+        "lost its tables (deleted or replaced while in use): rerun to start a new store, or restore it from a backup",
+    ),
+    (
+        "unable to open database",
+        "cannot be opened (deleted, or its folder is gone or not writable): restore it, or rerun to start a new store",
+    ),
     ("disk i/o error", "failed to write (disk I/O error; deleted or moved while in use?): rerun"),
 )
 
@@ -101,14 +114,21 @@ def _disk_error(chain: list[BaseException]) -> DiskError | None:
     for exc in chain:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             where = _output_name(exc.filename) if exc.filename else f"an output under {Path.cwd()}"
-            what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                    errno.EROFS: "read-only file system"}[exc.errno]
-            return DiskError(f"{where}: {what}; free space (or make it writable) and rerun "
-                             "(outputs are replaced only when complete: the previous ones are intact)")
+            what = {
+                errno.ENOSPC: "no space left on device",
+                errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system",
+            }[exc.errno]
+            return DiskError(
+                f"{where}: {what}; free space (or make it writable) and rerun "
+                "(outputs are replaced only when complete: the previous ones are intact)"
+            )
     text = " ".join(str(e) for e in chain)
     if "No space left on device" in text:
-        return DiskError(f"an output under {Path.cwd()}: no space left on device; free space and rerun "
-                         "(outputs are replaced only when complete: the previous ones are intact)")
+        return DiskError(
+            f"an output under {Path.cwd()}: no space left on device; free space and rerun "
+            "(outputs are replaced only when complete: the previous ones are intact)"
+        )
     return None
 
 
@@ -116,8 +136,9 @@ def _store_error(chain: list[BaseException], uri: str) -> StoreError | None:
     text = " ".join(str(e) for e in chain).lower()
     db = _sqlite_path(uri)
     if db is not None and not db.exists() and ("readonly" in text or "no such table" in text):
-        return StoreError(f"MLflow store {db} was deleted while in use: rerun to start a new store, "
-                          "or restore it from a backup")
+        return StoreError(
+            f"MLflow store {db} was deleted while in use: rerun to start a new store, or restore it from a backup"
+        )
     if db is not None:
         for needle, advice in SQLITE_FAULTS:
             if needle in text:
@@ -127,8 +148,10 @@ def _store_error(chain: list[BaseException], uri: str) -> StoreError | None:
     http = uri.startswith(("http://", "https://"))
     if http and (modules & {"requests", "urllib3"} or "api request" in text or "max retries" in text):
         reason = "timed out" if "timeout" in text or "timed out" in text else "connection failed"
-        return StoreError(f"MLflow tracking server {uri} stopped answering ({reason}): restart it and rerun, "
-                          "or set tracking.required: false to go on without tracking")
+        return StoreError(
+            f"MLflow tracking server {uri} stopped answering ({reason}): restart it and rerun, "
+            "or set tracking.required: false to go on without tracking"
+        )
     if modules & {"mlflow", "sqlalchemy"} or "MlflowException" in names:
         first = next((line for line in str(chain[0]).splitlines() if line.strip()), type(chain[0]).__name__)
         return StoreError(f"MLflow store {uri}: {first[:300]}")
@@ -155,9 +178,13 @@ def as_tracking_error(err: BaseException, uri: str) -> TrackingError:
 
 
 # ------------------------------------------------------------- moved repos
-ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
-                    ("logged_models", "artifact_location"), ("model_versions", "source"),
-                    ("model_versions", "storage_location"))
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
 
 
 def relocate_artifact_root(uri: str, root: Path) -> list[tuple[str, str]]:
@@ -185,8 +212,11 @@ def relocate_artifact_root(uri: str, root: Path) -> list[tuple[str, str]]:
             for old, to in pairs:
                 for table, column in ARTIFACT_COLUMNS:
                     if table in tables:
-                        con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
-                                    f"WHERE substr({column}, 1, ?) = ?", (to, len(old) + 1, len(old), old))
+                        con.execute(
+                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                            f"WHERE substr({column}, 1, ?) = ?",
+                            (to, len(old) + 1, len(old), old),
+                        )
     finally:
         con.close()
     for old in moves:
@@ -207,6 +237,6 @@ def _foreign_root(location: str, new: str) -> str | None:
     uri = location if location.startswith("file:") else Path(location).as_uri()
     head, sep, _ = uri.partition("/mlruns")
     old = head + sep
-    if not sep or old == new or uri[len(old):len(old) + 1] not in ("", "/"):
+    if not sep or old == new or uri[len(old) : len(old) + 1] not in ("", "/"):
         return None
     return old

@@ -46,8 +46,12 @@ def _started_ms(pid: int) -> int | None:
 
 def owner_tags() -> dict[str, str]:
     """Who owns the runs this process opens; checked by :func:`close_stale_runs`."""
-    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid()),
-            OWNER_STARTED: str(_started_ms(os.getpid()) or 0), THREADS_TAG: os.environ.get("OMP_NUM_THREADS", "")}
+    return {
+        OWNER_HOST: socket.gethostname(),
+        OWNER_PID: str(os.getpid()),
+        OWNER_STARTED: str(_started_ms(os.getpid()) or 0),
+        THREADS_TAG: os.environ.get("OMP_NUM_THREADS", ""),
+    }
 
 
 def process_alive(pid: int, started_ms: int | None) -> bool:
@@ -86,15 +90,21 @@ def close_stale_runs(client, experiment_id: str) -> list[str]:
     stale = {rid for rid, r in by_id.items() if _owner_gone(r.data.tags, host)}
     changed = True
     while changed:  # untagged descendants (fold and trial runs) follow their parent
-        more = {rid for rid, r in by_id.items() if rid not in stale and OWNER_PID not in r.data.tags
-                and r.data.tags.get(PARENT_TAG) in stale}
+        more = {
+            rid
+            for rid, r in by_id.items()
+            if rid not in stale and OWNER_PID not in r.data.tags and r.data.tags.get(PARENT_TAG) in stale
+        }
         stale |= more
         changed = bool(more)
     for rid in sorted(stale):
         client.set_terminated(rid, "KILLED")
     if stale:
-        logger.warning("ended %d MLflow run(s) left RUNNING by a process that is gone as KILLED: %s",
-                       len(stale), ", ".join(sorted(stale)))
+        logger.warning(
+            "ended %d MLflow run(s) left RUNNING by a process that is gone as KILLED: %s",
+            len(stale),
+            ", ".join(sorted(stale)),
+        )
     return sorted(stale)
 
 
@@ -132,13 +142,17 @@ def end_active_runs(status: str = "KILLED") -> None:
 @contextlib.contextmanager
 def killed_on_signal(command: str) -> Iterator[None]:
     """SIGINT / SIGTERM: open runs end as KILLED, one line, exit 128 + signal number."""
+
     def handler(signum, frame):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         if "mlflow" in sys.modules:
             end_active_runs("KILLED")
-        print(f"houseprices {command}: interrupted by {signal.Signals(signum).name}; "
-              "open MLflow runs ended as KILLED, no output half-written", file=sys.stderr)
+        print(
+            f"houseprices {command}: interrupted by {signal.Signals(signum).name}; "
+            "open MLflow runs ended as KILLED, no output half-written",
+            file=sys.stderr,
+        )
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -182,7 +196,7 @@ def run_command(args) -> None:
             args.func(args)
         except HousePricesError:
             raise
-        except Exception as err:  # noqa: BLE001 - translated or re-raised
+        except Exception as err:
             error = translate(err)
             if error is None:
                 raise
@@ -191,6 +205,7 @@ def run_command(args) -> None:
             if not (isinstance(error, TrackingError) and params is not None and not params.tracking.required):
                 raise error from None
             os.environ[TRACKING_OFF_ENV] = str(error)
-            warnings.warn(f"{error}; running the stage again without tracking (tracking.required is false)",
-                          stacklevel=1)
+            warnings.warn(
+                f"{error}; running the stage again without tracking (tracking.required is false)", stacklevel=1
+            )
             args.func(args)

@@ -49,8 +49,9 @@ def lineage_tags(workdir: Path, params_file: Path, inputs: list[Path]) -> dict[s
     """What a user needs to check out the exact code, params and data of a run."""
     commit = git(["rev-parse", "HEAD"], workdir)
     # The pipeline's own outputs (dvc.lock, metrics, plots) change during a run: not "dirty code".
-    dirty = git(["status", "--porcelain", "--untracked-files=no", "--", ".",
-                 ":!dvc.lock", ":!metrics", ":!plots"], workdir)
+    dirty = git(
+        ["status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!metrics", ":!plots"], workdir
+    )
     tags = {
         "git.commit": commit or "unknown",
         "git.dirty": str(bool(dirty)).lower(),
@@ -72,7 +73,7 @@ def pipeline_run_name(lineage: dict[str, str], now: dt.datetime | None = None) -
     if lineage.get("dvc.experiment"):
         return lineage["dvc.experiment"]
     commit = lineage.get("git.commit", "unknown")[:7] + ("+" if lineage.get("git.dirty") == "true" else "")
-    return f"{commit} {(now or dt.datetime.now(dt.timezone.utc)).strftime('%Y-%m-%d %H:%M')}"
+    return f"{commit} {(now or dt.datetime.now(dt.UTC)).strftime('%Y-%m-%d %H:%M')}"
 
 
 def pipeline_run_id() -> str:
@@ -92,6 +93,6 @@ def pipeline_run_id() -> str:
             if "dvc" in Path(proc.name()).name or "/dvc" in cmd or " -m dvc" in cmd or cmd.endswith(" dvc"):
                 return f"dvc-{socket.gethostname()}-{proc.pid}-{int(proc.create_time() * 1000)}"
             proc = proc.parent()
-    except Exception:  # psutil missing or a process vanished: one tree per stage then
+    except Exception:  # noqa: BLE001, S110 - psutil missing or a process vanished: one tree per stage then
         pass
     return f"standalone-{uuid.uuid4().hex[:12]}"

@@ -30,16 +30,16 @@ SUBMISSION_TAG = "submission.sha256"
 VERSION_LINEAGE = ("git.commit", "git.dirty", "dvc.experiment")
 
 
-def describe_version(client: MlflowClient, name: str, version: str, description: str,
-                     tags: dict[str, str]) -> None:
+def describe_version(client: MlflowClient, name: str, version: str, description: str, tags: dict[str, str]) -> None:
     if description:
         client.update_model_version(name, version, description)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value))
 
 
-def find_version(client: MlflowClient, name: str, tag: str, value: str,
-                 prefer=lambda version: False) -> ModelVersion | None:
+def find_version(
+    client: MlflowClient, name: str, tag: str, value: str, prefer=lambda version: False
+) -> ModelVersion | None:
     """The newest version of ``name`` tagged ``tag=value``, one for which ``prefer`` holds first."""
     found = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
     found.sort(key=lambda v: (bool(prefer(v)), int(v.version)), reverse=True)
@@ -54,13 +54,21 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def crown(client: MlflowClient, name: str, predictions: Path, submission: Path, *,
-          pipeline_tag: tuple[str, str], workspace: bool) -> ModelVersion | None:
+def crown(
+    client: MlflowClient,
+    name: str,
+    predictions: Path,
+    submission: Path,
+    *,
+    pipeline_tag: tuple[str, str],
+    workspace: bool,
+) -> ModelVersion | None:
     """Tag the version behind ``predictions`` with the submission's digest and, in the
     workspace, point ``@champion`` at it."""
     key, value = pipeline_tag
-    version = find_version(client, name, PREDICTIONS_TAG, file_sha256(predictions),
-                           prefer=lambda v: v.tags.get(key) == value)
+    version = find_version(
+        client, name, PREDICTIONS_TAG, file_sha256(predictions), prefer=lambda v: v.tags.get(key) == value
+    )
     if version is None:
         logger.warning("no %s version was registered with %s; @%s unchanged", name, predictions, CHAMPION)
         return None
@@ -84,16 +92,24 @@ def mark_submitted(params, submission: Path, message: str) -> str | None:
         client, _ = connect(params)
         # Identical files may come from several versions: the workspace's (@champion) first.
         champion = alias_version(client, name, CHAMPION)
-        version = find_version(client, name, SUBMISSION_TAG, file_sha256(Path(submission)),
-                               prefer=lambda v: str(v.version) == champion)
+        version = find_version(
+            client, name, SUBMISSION_TAG, file_sha256(Path(submission)), prefer=lambda v: str(v.version) == champion
+        )
         if version is None:
             warnings.warn(f"{submission}: no {name} version produced it; @{SUBMITTED} unchanged", stacklevel=2)
             return None
         client.set_registered_model_alias(name, SUBMITTED, version.version)
-        describe_version(client, name, version.version, "", {
-            "kaggle.message": message[:5000],
-            "kaggle.submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        describe_version(
+            client,
+            name,
+            version.version,
+            "",
+            {
+                "kaggle.message": message[:5000],
+                "kaggle.submitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            },
+        )
         return str(version.version)
-    except Exception as err:  # the upload is done; the registry is bookkeeping
+    except Exception as err:  # noqa: BLE001 - the upload is done; the registry is bookkeeping
         warnings.warn(f"could not mark the submission in the registry: {err}", stacklevel=2)
         return None

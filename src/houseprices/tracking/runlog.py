@@ -36,13 +36,14 @@ def param_text(value: object) -> str:
     return ("" if value is None else str(value))[:6000]
 
 
-def log_batch(client: MlflowClient, run_id: str, *, metrics: list[Metric] = (),
-              params: list[Param] = (), tags: list[RunTag] = ()) -> None:
+def log_batch(
+    client: MlflowClient, run_id: str, *, metrics: list[Metric] = (), params: list[Param] = (), tags: list[RunTag] = ()
+) -> None:
     """``log_batch`` in chunks that respect MLflow's per-call limits."""
     for field, items in (("metrics", list(metrics)), ("params", list(params)), ("tags", list(tags))):
         size = BATCH_LIMITS[field]
         for start in range(0, len(items), size):
-            client.log_batch(run_id, **{field: items[start:start + size]})
+            client.log_batch(run_id, **{field: items[start : start + size]})
 
 
 def log_params(params: Mapping[str, object], run_id: str | None = None) -> None:
@@ -78,24 +79,26 @@ class RunLog:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        log_batch(self.client, self.run_id,
-                  metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        log_batch(self.client, self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def log_curves(self, curves: pd.DataFrame) -> None:
         """Per-epoch losses as step metrics (step = epoch)."""
         now = int(time.time() * 1000)
-        log_batch(self.client, self.run_id,
-                  metrics=[Metric(k, v, now, step) for k, v, step in curve_metrics(curves)])
+        log_batch(self.client, self.run_id, metrics=[Metric(k, v, now, step) for k, v, step in curve_metrics(curves)])
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
         log_batch(self.client, self.run_id, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
-    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]],
-                         tags: Mapping[str, object] | None = None) -> None:
+    def log_step_metrics(
+        self, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, object] | None = None
+    ) -> None:
         """(key, value, step) metrics and tags in one ``log_batch`` (one store write, not one each)."""
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v, step in metrics],
-                              tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v, step in metrics],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
 
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
         for path in paths:
@@ -104,14 +107,22 @@ class RunLog:
     def log_dict(self, data: object, name: str) -> None:
         self.client.log_dict(self.run_id, data, name)
 
-    def log_model(self, model, rows: pd.DataFrame, *, register: bool = False,
-                  description: str = "", version_tags: Mapping[str, str] | None = None):
+    def log_model(
+        self,
+        model,
+        rows: pd.DataFrame,
+        *,
+        register: bool = False,
+        description: str = "",
+        version_tags: Mapping[str, str] | None = None,
+    ):
         """Log ``model`` (a PriceModel) on this run; with ``register``, also as a new
         registered version. Returns the version (or None)."""
         if self._model_logger is None:
             return None
-        return self._model_logger(model, rows, register=register, description=description,
-                                  version_tags=dict(version_tags or {}))
+        return self._model_logger(
+            model, rows, register=register, description=description, version_tags=dict(version_tags or {})
+        )
 
 
 class NullRun:
@@ -131,8 +142,9 @@ class NullRun:
     def set_tags(self, tags: Mapping[str, object]) -> None:
         pass
 
-    def log_step_metrics(self, metrics: Iterable[tuple[str, float, int]],
-                         tags: Mapping[str, object] | None = None) -> None:
+    def log_step_metrics(
+        self, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, object] | None = None
+    ) -> None:
         pass
 
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
@@ -141,6 +153,13 @@ class NullRun:
     def log_dict(self, data: object, name: str) -> None:
         pass
 
-    def log_model(self, model, rows: pd.DataFrame, *, register: bool = False,
-                  description: str = "", version_tags: Mapping[str, str] | None = None):
+    def log_model(
+        self,
+        model,
+        rows: pd.DataFrame,
+        *,
+        register: bool = False,
+        description: str = "",
+        version_tags: Mapping[str, str] | None = None,
+    ):
         return None

@@ -18,7 +18,7 @@ EXPERIMENT_COPY = (".dvc", "tmp", "exps")
 def _copy_index(parts: tuple[str, ...]) -> int | None:
     """Index of ``.dvc/tmp/exps`` in a path, or None."""
     for i in range(len(parts) - 2):
-        if parts[i:i + 3] == EXPERIMENT_COPY:
+        if parts[i : i + 3] == EXPERIMENT_COPY:
             return i
     return None
 
@@ -68,7 +68,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme in ("http", "https"):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310 - http(s) only
                 if resp.status >= 400:
                     raise TrackingError(f"MLflow tracking server {uri} answered HTTP {resp.status}")
         except (OSError, ValueError) as err:

@@ -18,8 +18,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from houseprices.errors import TrackingError
-from houseprices.tracking.lifecycle import owner_tags, prepare_store
 from houseprices.tracking.failures import as_tracking_error
+from houseprices.tracking.lifecycle import owner_tags, prepare_store
 from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline_run_name
 from houseprices.tracking.packaging import log_price_model
 from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
@@ -43,7 +43,7 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
         experiment_id = ensure_experiment(client, uri, cfg.experiment, root)
         mlflow.set_experiment(experiment_id=experiment_id)
         prepare_store(uri, root, cfg.experiment)  # moved repo, stale RUNNING runs
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - every store failure becomes one TrackingError
         raise as_tracking_error(err, uri) from None
     return client, experiment_id
 
@@ -52,9 +52,15 @@ def pipeline_params(params) -> dict[str, object]:
     """What trained the pipeline, with readable flat names: ``seed``, ``cv.*``,
     ``features.*``, ``ensemble.*`` and each member's params as ``<member>.<param>``."""
     members = {m: params.model(m).model_dump(mode="json") for m in params.ensemble_members}
-    return flatten({"seed": params.seed, "cv": params.cv.model_dump(mode="json"),
-                    "features": params.features.model_dump(mode="json"),
-                    "ensemble": params.ensemble.model_dump(mode="json"), **members})
+    return flatten(
+        {
+            "seed": params.seed,
+            "cv": params.cv.model_dump(mode="json"),
+            "features": params.features.model_dump(mode="json"),
+            "ensemble": params.ensemble.model_dump(mode="json"),
+            **members,
+        }
+    )
 
 
 class Tracker:
@@ -62,8 +68,14 @@ class Tracker:
 
     enabled = True
 
-    def __init__(self, client: MlflowClient, experiment_id: str, tracking_cfg, lineage: dict[str, str],
-                 run_params: Mapping[str, object]):
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        tracking_cfg,
+        lineage: dict[str, str],
+        run_params: Mapping[str, object],
+    ):
         self.client = client
         self.experiment_id = experiment_id
         self.cfg = tracking_cfg
@@ -94,12 +106,16 @@ class Tracker:
             found = self.client.search_runs(
                 [self.experiment_id],
                 f"tags.`{PIPELINE_RUN_TAG}` = '{self.pipeline_id}' and tags.`{KIND_TAG}` = 'pipeline'",
-                max_results=1)
+                max_results=1,
+            )
             if found:
                 self._parent_id = found[0].info.run_id
             else:
-                run = self.client.create_run(self.experiment_id, run_name=pipeline_run_name(self.lineage), tags={
-                    **self.lineage, PIPELINE_RUN_TAG: self.pipeline_id, KIND_TAG: "pipeline"})
+                run = self.client.create_run(
+                    self.experiment_id,
+                    run_name=pipeline_run_name(self.lineage),
+                    tags={**self.lineage, PIPELINE_RUN_TAG: self.pipeline_id, KIND_TAG: "pipeline"},
+                )
                 self._parent_id = run.info.run_id
                 self._run_log(self._parent_id).log_params(self.run_params)
         return self._parent_id
@@ -143,16 +159,30 @@ class Tracker:
         info = log_price_model(model, rows, registered_name=name or None)
         version = getattr(info, "registered_model_version", None)
         if version is not None:
-            describe_version(self.client, name, str(version), description, {
-                **{k: self.lineage.get(k, "") for k in VERSION_LINEAGE},
-                PIPELINE_RUN_TAG: self.pipeline_id, **version_tags})
+            describe_version(
+                self.client,
+                name,
+                str(version),
+                description,
+                {
+                    **{k: self.lineage.get(k, "") for k in VERSION_LINEAGE},
+                    PIPELINE_RUN_TAG: self.pipeline_id,
+                    **version_tags,
+                },
+            )
         return version
 
     def crown(self, predictions: Path, submission: Path) -> None:
         """Mark the registered version behind ``submission`` (see :mod:`.registry`)."""
         if self.cfg.registered_model and self.cfg.log_models:
-            crown(self.client, self.cfg.registered_model, Path(predictions), Path(submission),
-                  pipeline_tag=(PIPELINE_RUN_TAG, self.pipeline_id), workspace=in_workspace())
+            crown(
+                self.client,
+                self.cfg.registered_model,
+                Path(predictions),
+                Path(submission),
+                pipeline_tag=(PIPELINE_RUN_TAG, self.pipeline_id),
+                workspace=in_workspace(),
+            )
 
 
 class NullTracker:

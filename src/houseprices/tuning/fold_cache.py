@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from houseprices.config.params import Params
-from houseprices.models.registry import build_estimator
-from houseprices.features.transformers import outlier_mask
 from houseprices.evaluation.cross_validation import Fold, divergence_named, predict_finite
+from houseprices.features.transformers import outlier_mask
+from houseprices.models.registry import build_estimator
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ class PreprocessCache:
         self.misses = 0
         self._entries: OrderedDict[str, FoldFeatures] = OrderedDict()
 
-    def features(self, preprocess, X_train: pd.DataFrame, y_train: pd.Series, X_valid: pd.DataFrame,
-                 rows_key: str) -> FoldFeatures:
+    def features(
+        self, preprocess, X_train: pd.DataFrame, y_train: pd.Series, X_valid: pd.DataFrame, rows_key: str
+    ) -> FoldFeatures:
         """The fold's model inputs: from the cache, or ``preprocess`` (unfitted) fit on the
         training rows now. ``rows_key`` identifies the three row sets (a hash of them)."""
         key = joblib.hash((preprocess, rows_key))  # unfitted: its params, nested steps included
@@ -71,8 +72,16 @@ class PreprocessCache:
         return found
 
 
-def fold_predictions(name: str, params: Params, X: pd.DataFrame, y: pd.Series, fold: Fold,
-                     cache: PreprocessCache, data_key: str, where: str) -> np.ndarray:
+def fold_predictions(
+    name: str,
+    params: Params,
+    X: pd.DataFrame,
+    y: pd.Series,
+    fold: Fold,
+    cache: PreprocessCache,
+    data_key: str,
+    where: str,
+) -> np.ndarray:
     """What ``fit_estimator`` + ``predict_finite`` give for the fold's validation rows (same
     outlier rule, estimator and seed), with the preprocessing served by ``cache``.
     ``data_key`` identifies ``X`` and ``y`` (a hash of both)."""

@@ -26,11 +26,19 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from houseprices.config.params import Choice, Params, PrunerConfig, SearchConfig, SearchFile, parse_params, with_model_overrides
+from houseprices.config.params import (
+    Choice,
+    Params,
+    PrunerConfig,
+    SearchConfig,
+    SearchFile,
+    parse_params,
+    with_model_overrides,
+)
 from houseprices.errors import ConfigError, HousePricesError
-from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
-from houseprices.io import write_text
 from houseprices.evaluation.cross_validation import fit_estimator, log_rmse, make_folds, predict_finite
+from houseprices.io import write_text
+from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
 
 STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
 DEFAULT_STORAGE = Path("search/optuna.db")
@@ -58,7 +66,7 @@ def safe_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown without credentials anyway
         return url.split("@")[-1]
 
 
@@ -68,7 +76,7 @@ def _sqlite_file(url: str) -> str | None:
 
     try:
         parsed = make_url(url)
-    except Exception:
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: no SQLite file
         return None
     in_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
     return parsed.database if in_file else None
@@ -101,15 +109,19 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
         try:
             if sqlite_file:
                 _use_wal(sqlite_file)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, grace_period=search.grace_period,
-                                                 heartbeat_interval=search.heartbeat_interval)
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=kwargs,
+                grace_period=search.grace_period,
+                heartbeat_interval=search.heartbeat_interval,
+            )
             if sqlite_file:
                 from sqlalchemy import event
 
                 event.listen(storage.engine, "connect", _sqlite_pragmas)
                 storage.engine.dispose()  # connections opened so far lack the pragma
             return storage
-        except Exception as err:  # bad URL, missing driver, server down: one line, not a traceback
+        except Exception as err:  # noqa: BLE001 - bad URL, missing driver, server down: one line, not a traceback
             # Workers starting together on an empty database race to create Optuna's tables:
             # the loser's retry finds them.
             if attempt < 2 and "sqlalchemy" in type(err).__module__:
@@ -125,9 +137,13 @@ def objective_hash(params: Params, name: str, cfg: SearchConfig) -> str:
     the model's other params, features, folds and seed. A change starts a new study;
     applying a result (which only changes searched keys) keeps the study."""
     fixed = {k: v for k, v in params.model(name).model_dump(mode="json").items() if k not in cfg.space}
-    spec = {"space": {k: v.model_dump(mode="json") for k, v in sorted(cfg.space.items())}, "model": fixed,
-            "features": params.features.model_dump(mode="json"), "cv": params.cv.model_dump(mode="json"),
-            "seed": params.seed}
+    spec = {
+        "space": {k: v.model_dump(mode="json") for k, v in sorted(cfg.space.items())},
+        "model": fixed,
+        "features": params.features.model_dump(mode="json"),
+        "cv": params.cv.model_dump(mode="json"),
+        "seed": params.seed,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -146,13 +162,15 @@ def make_pruner(cfg: PrunerConfig) -> optuna.pruners.BasePruner:
     if cfg.kind == "none":
         return optuna.pruners.NopPruner()
     if cfg.kind == "hyperband":  # max_resource: the folds of the first complete trial
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto",
-                                              reduction_factor=cfg.reduction_factor)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource="auto", reduction_factor=cfg.reduction_factor
+        )
     if cfg.kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=cfg.reduction_factor)
     if cfg.kind == "percentile":
-        return optuna.pruners.PercentilePruner(cfg.percentile, n_startup_trials=cfg.startup_trials,
-                                               n_warmup_steps=cfg.warmup_folds)
+        return optuna.pruners.PercentilePruner(
+            cfg.percentile, n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_folds
+        )
     return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_folds)
 
 
@@ -163,12 +181,19 @@ def worker_seed(seed: int, worker: int, trials_so_far: int) -> int:
     return seed + trials_so_far + 100_003 * worker
 
 
-def load_study(storage: optuna.storages.BaseStorage, name: str, cfg: SearchConfig, seed: int,
-               worker: int = 0) -> optuna.Study:
+def load_study(
+    storage: optuna.storages.BaseStorage, name: str, cfg: SearchConfig, seed: int, worker: int = 0
+) -> optuna.Study:
     """Create the study or join it (other workers may be creating it at the same time)."""
     sampler = make_sampler(cfg, seed)
-    study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
-                                load_if_exists=True, sampler=sampler, pruner=make_pruner(cfg.pruner))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="minimize",
+        load_if_exists=True,
+        sampler=sampler,
+        pruner=make_pruner(cfg.pruner),
+    )
     held = len(study.get_trials(deepcopy=False))
     if held or worker:
         study.sampler = make_sampler(cfg, worker_seed(seed, worker, held))
@@ -203,8 +228,9 @@ def suggest(trial: optuna.Trial, space: dict) -> dict:
     return decode_params(space, values)
 
 
-def fold_scores(params: Params, name: str, X: pd.DataFrame, y: pd.Series,
-                cache: PreprocessCache | None = None) -> Iterator[float]:
+def fold_scores(
+    params: Params, name: str, X: pd.DataFrame, y: pd.Series, cache: PreprocessCache | None = None
+) -> Iterator[float]:
     """The log-RMSE of each fold of the pipeline's CV (same folds, same estimator), one at a
     time; with ``cache``, each fold's fitted preprocessing is reused when its params and rows
     are those of an earlier trial (same scores, see :mod:`.fold_cache`)."""
@@ -235,8 +261,9 @@ class TrialMonitor:
         pass
 
 
-def make_objective(params: Params, name: str, space: dict, X: pd.DataFrame, y: pd.Series,
-                   monitor: TrialMonitor | None = None) -> Callable[[optuna.Trial], float]:
+def make_objective(
+    params: Params, name: str, space: dict, X: pd.DataFrame, y: pd.Series, monitor: TrialMonitor | None = None
+) -> Callable[[optuna.Trial], float]:
     """The trial's CV mean log-RMSE; reports the running mean after every fold and raises
     ``optuna.TrialPruned`` when the pruner says so (a pruned trial has no result)."""
     monitor = monitor or TrialMonitor()

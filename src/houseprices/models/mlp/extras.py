@@ -44,9 +44,17 @@ def gaussian_rank(preprocessor: Pipeline, seed: int) -> Pipeline:
     transformers = []
     for name, trans, cols in columns.transformers:
         if name == "num":
-            trans = Pipeline([*(s for s in trans.steps if s[0] != "scale"),
-                              ("scale", QuantileTransformer(n_quantiles=500, output_distribution="normal",
-                                                            subsample=None, random_state=seed))])
+            trans = Pipeline(
+                [
+                    *(s for s in trans.steps if s[0] != "scale"),
+                    (
+                        "scale",
+                        QuantileTransformer(
+                            n_quantiles=500, output_distribution="normal", subsample=None, random_state=seed
+                        ),
+                    ),
+                ]
+            )
         transformers.append((name, trans, cols))
     columns.set_params(transformers=transformers)
     return preprocessor
@@ -69,10 +77,19 @@ def category_codes(preprocessor: Pipeline) -> Pipeline:
     for name, trans, cols in columns.transformers:
         if name == "cat":
             onehot = trans.named_steps["onehot"]
-            encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                    encoded_missing_value=-1, min_frequency=onehot.min_frequency)
-            trans = Pipeline([*(s for s in trans.steps if s[0] != "onehot"), ("encode", encode),
-                              ("shift", FunctionTransformer(_shift, feature_names_out="one-to-one"))])
+            encode = OrdinalEncoder(
+                handle_unknown="use_encoded_value",
+                unknown_value=-1,
+                encoded_missing_value=-1,
+                min_frequency=onehot.min_frequency,
+            )
+            trans = Pipeline(
+                [
+                    *(s for s in trans.steps if s[0] != "onehot"),
+                    ("encode", encode),
+                    ("shift", FunctionTransformer(_shift, feature_names_out="one-to-one")),
+                ]
+            )
         transformers.append((name, trans, cols))
     columns.set_params(transformers=transformers)
     columns.set_output(transform="pandas")

@@ -14,12 +14,20 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from houseprices.config.params import MLPConfig
-from houseprices.models.mlp.regressor import (
-    EVAL_BATCH, BinnedMLPRegressor, HoldoutLoss, LRFactor, MaxNorm, MLPRegressor, OneCycle, StopOnNonFinite,
-    TensorBatches)
 from houseprices.models.mlp.extras import CODE_PREFIX
-from houseprices.models.mlp.weight_averaging import WeightAverage
 from houseprices.models.mlp.modules import MLP, EmbeddingMLP
+from houseprices.models.mlp.regressor import (
+    EVAL_BATCH,
+    BinnedMLPRegressor,
+    HoldoutLoss,
+    LRFactor,
+    MaxNorm,
+    MLPRegressor,
+    OneCycle,
+    StopOnNonFinite,
+    TensorBatches,
+)
+from houseprices.models.mlp.weight_averaging import WeightAverage
 
 logger = logging.getLogger(__name__)
 
@@ -57,31 +65,63 @@ def _log_info(message: str) -> None:
 
 
 def _callbacks(cfg: MLPConfig) -> list[tuple[str, Callback]]:
-    callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite()),
-                                             ("holdout", HoldoutLoss())]
+    callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite()), ("holdout", HoldoutLoss())]
     if cfg.max_norm is not None:
         callbacks.append(("max_norm", MaxNorm(cfg.max_norm)))
     if cfg.grad_clip is not None:
         callbacks.append(("grad_clip", GradientNormClipping(cfg.grad_clip)))
     if cfg.early_stopping.enabled:
-        callbacks.append(("early_stopping", EarlyStopping(
-            monitor="valid_loss", patience=cfg.early_stopping.patience, load_best=True,
-            sink=_log_info)))
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_loss", patience=cfg.early_stopping.patience, load_best=True, sink=_log_info
+                ),
+            )
+        )
     if cfg.lr_schedule == "plateau":
-        callbacks.append(("lr_scheduler", LRScheduler(
-            policy=torch.optim.lr_scheduler.ReduceLROnPlateau, monitor="valid_loss", factor=cfg.lr_gamma,
-            patience=max(1, cfg.early_stopping.patience // 2))))
+        callbacks.append(
+            (
+                "lr_scheduler",
+                LRScheduler(
+                    policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+                    monitor="valid_loss",
+                    factor=cfg.lr_gamma,
+                    patience=max(1, cfg.early_stopping.patience // 2),
+                ),
+            )
+        )
     elif cfg.lr_schedule == "onecycle":
         # Momentum (beta1) is not cycled: momentum/beta1 stay what the config says, and
         # plain SGD stays plain SGD.
-        callbacks.append(("lr_scheduler", OneCycle(
-            policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=1,
-            cycle_momentum=False, step_every="batch")))
+        callbacks.append(
+            (
+                "lr_scheduler",
+                OneCycle(
+                    policy=torch.optim.lr_scheduler.OneCycleLR,
+                    max_lr=cfg.lr,
+                    epochs=cfg.epochs,
+                    steps_per_epoch=1,
+                    cycle_momentum=False,
+                    step_every="batch",
+                ),
+            )
+        )
     elif cfg.lr_schedule != "none" or cfg.warmup_epochs or cfg.swa_lr is not None:
-        hold = ({} if cfg.swa_lr is None else
-                {"hold_from": cfg.epochs - cfg.averaged_epochs(), "hold": cfg.swa_lr / cfg.lr})
-        callbacks.append(("lr_scheduler", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=LRFactor(
-            cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs, **hold))))
+        hold = (
+            {} if cfg.swa_lr is None else {"hold_from": cfg.epochs - cfg.averaged_epochs(), "hold": cfg.swa_lr / cfg.lr}
+        )
+        callbacks.append(
+            (
+                "lr_scheduler",
+                LRScheduler(
+                    policy=torch.optim.lr_scheduler.LambdaLR,
+                    lr_lambda=LRFactor(
+                        cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs, **hold
+                    ),
+                ),
+            )
+        )
     if cfg.swa_fraction:
         callbacks.append(("weight_average", WeightAverage(cfg.averaged_epochs())))
     return callbacks
@@ -91,11 +131,16 @@ def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
     """The skorch net a ``kind: mlp`` entry describes."""
     optimizer, optimizer_kwargs = torch_optimizer(cfg)
     device = resolve_device(cfg.device)
-    regressor, head_kwargs = (BinnedMLPRegressor, {"n_bins": cfg.n_bins}) if cfg.head == "binned" else (
-        MLPRegressor, {})
+    regressor, head_kwargs = (
+        (BinnedMLPRegressor, {"n_bins": cfg.n_bins}) if cfg.head == "binned" else (MLPRegressor, {})
+    )
     if cfg.embedding_dim > 0:
-        head_kwargs.update(module=EmbeddingMLP, module__embedding_dim=cfg.embedding_dim, embed_columns=CODE_PREFIX,
-                           optimizer__param_groups=[("embeddings.*", {"weight_decay": cfg.embedding_weight_decay})])
+        head_kwargs.update(
+            module=EmbeddingMLP,
+            module__embedding_dim=cfg.embedding_dim,
+            embed_columns=CODE_PREFIX,
+            optimizer__param_groups=[("embeddings.*", {"weight_decay": cfg.embedding_weight_decay})],
+        )
     return regressor(
         **{"module": MLP, **head_kwargs},
         module__hidden=tuple(cfg.hidden),

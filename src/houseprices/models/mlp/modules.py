@@ -7,8 +7,12 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {
-    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
-    "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
 }
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default negative slope
 
@@ -26,8 +30,9 @@ class GaussianNoise(nn.Module):
         return x
 
 
-def init_weights(module: nn.Module, scheme: str, std: float = 0.01, bias: float = 0.0,
-                 activation: str = "relu") -> None:
+def init_weights(
+    module: nn.Module, scheme: str, std: float = 0.01, bias: float = 0.0, activation: str = "relu"
+) -> None:
     """Initialise every Linear layer (the config refuses all-zero weights).
 
     Xavier/Glorot keeps gain 1 (Var = 2 / (fan_in + fan_out)); He/Kaiming scales by the
@@ -53,9 +58,20 @@ def init_weights(module: nn.Module, scheme: str, std: float = 0.01, bias: float 
 class MLP(nn.Module):
     """Fully connected net: [Linear -> (BatchNorm) -> activation -> (Dropout)] * depth -> Linear."""
 
-    def __init__(self, n_inputs=1, n_outputs=1, hidden=(128,), activation="relu", batch_norm=False,
-                 dropout=0.0, input_dropout=0.0, input_noise=0.0, init="he_normal", init_std=0.01,
-                 bias_init=0.0):
+    def __init__(
+        self,
+        n_inputs=1,
+        n_outputs=1,
+        hidden=(128,),
+        activation="relu",
+        batch_norm=False,
+        dropout=0.0,
+        input_dropout=0.0,
+        input_noise=0.0,
+        init="he_normal",
+        init_std=0.01,
+        bias_init=0.0,
+    ):
         super().__init__()
         rates = list(dropout) if isinstance(dropout, (list, tuple)) else [dropout] * len(hidden)
         layers: list[nn.Module] = []
@@ -68,8 +84,9 @@ class MLP(nn.Module):
             layers.append(nn.Linear(width, units))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(units))
-            layers.append(ACTIVATIONS[activation](LEAKY_SLOPE) if activation == "leaky_relu"
-                          else ACTIVATIONS[activation]())
+            layers.append(
+                ACTIVATIONS[activation](LEAKY_SLOPE) if activation == "leaky_relu" else ACTIVATIONS[activation]()
+            )
             if rate > 0:
                 layers.append(nn.Dropout(rate))  # inverted dropout; identity in eval mode
             width = units

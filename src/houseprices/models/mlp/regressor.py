@@ -66,7 +66,7 @@ class TensorBatches:
         else:
             X, y = self.X, self.y
         for start in range(0, size * len(self), size):
-            yield X[start:start + size], (None if y is None else y[start:start + size])
+            yield X[start : start + size], (None if y is None else y[start : start + size])
 
 
 class MaxNorm(Callback):
@@ -95,7 +95,8 @@ class StopOnNonFinite(Callback):
             if value is not None and not math.isfinite(value):
                 raise FloatingPointError(
                     f"{key} became {value} at epoch {row['epoch']}; try a lower learning rate "
-                    "(lr), gradient clipping (grad_clip) or batch_norm")
+                    "(lr), gradient clipping (grad_clip) or batch_norm"
+                )
 
 
 class HoldoutLoss(Callback):
@@ -125,10 +126,23 @@ class LRFactor:
     With ``hold_from`` (weight averaging's constant phase) the factor is ``hold`` from
     that epoch on, and cosine anneals from 1 to ``hold`` by then instead of to 0 at the end."""
 
-    def __init__(self, schedule: str, epochs: int, step_size: int, gamma: float, warmup: int,
-                 hold_from: int | None = None, hold: float = 0.0):
+    def __init__(
+        self,
+        schedule: str,
+        epochs: int,
+        step_size: int,
+        gamma: float,
+        warmup: int,
+        hold_from: int | None = None,
+        hold: float = 0.0,
+    ):
         self.schedule, self.epochs, self.step_size, self.gamma, self.warmup = (
-            schedule, epochs, step_size, gamma, warmup)
+            schedule,
+            epochs,
+            step_size,
+            gamma,
+            warmup,
+        )
         self.hold_from, self.hold = hold_from, hold
 
     def __call__(self, epoch: int) -> float:
@@ -140,7 +154,7 @@ class LRFactor:
         if self.schedule == "step":
             return self.gamma ** (t // self.step_size)
         if self.schedule == "exponential":
-            return self.gamma ** t
+            return self.gamma**t
         if self.schedule == "cosine":
             end = self.epochs if self.hold_from is None else self.hold_from
             return self.hold + (1 - self.hold) * 0.5 * (1 + math.cos(math.pi * t / max(1, end - self.warmup)))
@@ -182,8 +196,7 @@ class MLPRegressor(NeuralNetRegressor):
             if not positions:
                 raise ValueError(f"embed_columns={self.embed_columns!r}: X has no column so named")
             codes = np.asarray(X.iloc[:, positions], dtype=np.float64)
-            params.update(module__categorical=positions,
-                          module__cardinalities=[int(np.nanmax(c)) + 1 for c in codes.T])
+            params.update(module__categorical=positions, module__cardinalities=[int(np.nanmax(c)) + 1 for c in codes.T])
         self.set_params(**params)
 
     def _fit_target(self, y: np.ndarray) -> None:
@@ -216,8 +229,9 @@ class MLPRegressor(NeuralNetRegressor):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if self.l1 > 0 and training:
-            loss = loss + self.l1 * sum(p.abs().sum() for n, p in self.module_.named_parameters()
-                                        if n.endswith("weight") and p.dim() > 1)
+            loss = loss + self.l1 * sum(
+                p.abs().sum() for n, p in self.module_.named_parameters() if n.endswith("weight") and p.dim() > 1
+            )
         return loss
 
     def _standardised(self, output: np.ndarray) -> np.ndarray:

@@ -51,4 +51,4 @@ class WeightAverage(Callback):
         if X is not None and has_batch_norm:  # no copy of the training rows for a net without it
             rows, size = torch.as_tensor(X, dtype=torch.float32), net.batch_size
             with torch.no_grad():
-                update_bn((rows[i:i + size] for i in range(0, len(rows), size)), net.module_, device=net.device)
+                update_bn((rows[i : i + size] for i in range(0, len(rows), size)), net.module_, device=net.device)
