@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from houseprices.config.params import load_params, parse_params
+from houseprices.data.prepared import load_prepared
 from houseprices.evaluation.cross_validation import cross_validate, log_rmse, make_folds
 from houseprices.evaluation.ensemble import choose_method, greedy_weights
 from houseprices.features.transformers import outlier_mask
-from houseprices.stages import load_prepared
-from houseprices.threads import limit_threads
+from houseprices.util.threads import limit_threads
 
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/score_bench"))
 TE = {"target_encoding": {"enabled": True}}

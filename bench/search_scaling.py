@@ -35,7 +35,7 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
-from houseprices.config.params import PrunerConfig
+from houseprices.config.search import PrunerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

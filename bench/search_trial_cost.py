@@ -21,11 +21,12 @@ from pathlib import Path
 import optuna
 import yaml
 
-from houseprices.config.params import SearchFile, load_search, parse_params, with_model_overrides
-from houseprices.stages import load_prepared
-from houseprices.threads import limit_threads
+from houseprices.config.params import parse_params, with_model_overrides
+from houseprices.config.search import SearchFile, load_search
+from houseprices.data.prepared import load_prepared
 from houseprices.tuning.fold_cache import PreprocessCache
 from houseprices.tuning.search import fold_scores, open_storage, suggest
+from houseprices.util.threads import limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ CHILD = """
 import json, sys, time
 mode, epochs = sys.argv[1], int(sys.argv[2])
 from houseprices.config.params import load_params
-from houseprices.threads import limit_threads, resolve_threads
+from houseprices.util.threads import limit_threads, resolve_threads
 params = load_params("params.yaml")
 threads = "unbounded"
 if mode == "bounded":
@@ -39,7 +39,7 @@ if mode == "bounded":
     limit_threads(threads)
 import torch
 threads = f"{threads} (torch {torch.get_num_threads()})"
-from houseprices.stages import load_prepared
+from houseprices.data.prepared import load_prepared
 from houseprices.evaluation.cross_validation import cross_validate
 update = {"epochs": epochs} if epochs else {}
 params = params.model_copy(update={"cv": params.cv.model_copy(update={"repeats": 1}),

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from skorch import NeuralNetRegressor
 
-from houseprices.config.params import FeaturesConfig, MLPConfig
+from houseprices.config.models import MLPConfig
+from houseprices.config.params import FeaturesConfig
 from houseprices.data.validation import read_csv, split_target
 from houseprices.features.transformers import build_preprocessor
 from houseprices.models.mlp.factory import build_mlp, torch_optimizer

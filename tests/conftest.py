@@ -23,9 +23,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
 
-# The throwaway PostgreSQL server fixture (tests/postgres.py), for the tests that share a study.
-pytest_plugins = ["postgres"]
-
 # Tests never log to the developer's store unless a test asks for one.
 os.environ.setdefault("GIT_AUTHOR_NAME", "houseprices tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@houseprices.invalid")

@@ -12,8 +12,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from houseprices.config.params import PARAMS_FILE, load_params
+from houseprices.config.params import load_params
+from houseprices.data.download import D2L_BASE_URL, MAX_BYTES
 from houseprices.errors import HousePricesError
+from houseprices.paths import CHECKSUMS, PARAMS_FILE
+from houseprices.runner import run_command
 
 logger = logging.getLogger("houseprices")
 
@@ -58,7 +61,7 @@ def cmd_submit(args) -> None:
     params = _params(args)
     message = args.message or _default_message(params)
     print(upload(params.submission.path, message))
-    from houseprices.tracking import mark_submitted
+    from houseprices.tracking.submitted import mark_submitted
 
     mark_submitted(params, params.submission.path, message)  # registry alias @submitted
 
@@ -231,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "runs":
             p.add_argument("-n", "--last", type=int, default=10, help="how many pipeline runs (default: 10)")
         if name == "download":
-            from houseprices.data.download import CHECKSUMS, D2L_BASE_URL, MAX_BYTES
-
             p.add_argument("--dest", default="data/raw", help="target folder (default: %(default)s)")
             p.add_argument(
                 "--source",
@@ -260,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.simplefilter("default", UserWarning)
     try:
-        from houseprices.tracking.lifecycle import run_command
-
         run_command(args)  # bounded threads and HTTP, runs KILLED on signals, store errors as one line
     except (HousePricesError, FileNotFoundError) as err:
         print(f"houseprices {args.command}: error: {err}", file=sys.stderr)

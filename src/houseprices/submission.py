@@ -11,16 +11,14 @@ import numpy as np
 import pandas as pd
 
 from houseprices.data.download import KAGGLE_COMPETITION, kaggle_credentials_available
-from houseprices.data.validation import ID, TARGET
+from houseprices.data.schema import ID, TARGET
 from houseprices.errors import SubmissionError
-from houseprices.io import write_csv
+from houseprices.util.files import write_csv
 
 logger = logging.getLogger(__name__)
 
+
 # Written beside the submission: prices with their prediction intervals.
-INTERVALS_FILE = Path("predictions_with_intervals.csv")
-
-
 def build_submission(ids, prices) -> pd.DataFrame:
     return pd.DataFrame({ID: np.asarray(ids, dtype="int64"), TARGET: np.asarray(prices, dtype="float64")})
 

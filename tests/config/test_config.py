@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from houseprices.config.params import Params, load_params, load_search, parse_params
+from houseprices.config.params import Params, load_params, parse_params
+from houseprices.config.search import load_search
 from houseprices.errors import ConfigError
 
 

@@ -17,14 +17,9 @@ import pytest
 import yaml
 
 from conftest import RAW, edit_cell, refused
-from houseprices.data.validation import (
-    CATEGORICAL_FEATURES,
-    NUMERIC_FEATURES,
-    read_csv,
-    validate_frame,
-    verify_checksums,
-    warn_unseen_categories,
-)
+from houseprices.data.checksums import verify_checksums
+from houseprices.data.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from houseprices.data.validation import read_csv, validate_frame, warn_unseen_categories
 from houseprices.errors import DataError
 
 HOUSEPRICES = Path(sys.executable).parent / "houseprices"

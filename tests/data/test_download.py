@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from houseprices.data.validation import download as dl
+from houseprices.data import download as dl
 
 TRAIN_BYTES = b"Id,LotArea,SalePrice\n1,8450,208500\n2,9600,181500\n"
 TEST_BYTES = b"Id,LotArea\n1461,11622\n1462,14267\n"

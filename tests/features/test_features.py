@@ -676,7 +676,7 @@ def test_feature_report(xy):
 
 def test_featurize_stage_writes_report(xy, tmp_path, monkeypatch):
     from houseprices.stages import featurize
-    from houseprices.tracking import NullTracker
+    from houseprices.tracking.tracker import NullTracker
 
     X, y = xy
     prepared = tmp_path / "data" / "prepared"

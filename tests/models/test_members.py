@@ -131,7 +131,7 @@ def test_bad_target_encoding_column_names_the_key():
 
 
 def test_zero_threads_means_the_process_thread_cap(monkeypatch):
-    from houseprices.threads import available_cores, limit_threads
+    from houseprices.util.threads import available_cores, limit_threads
 
     assert cores(3) == 3
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

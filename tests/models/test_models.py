@@ -14,7 +14,8 @@ import torch
 from skorch.callbacks import Callback, GradientNormClipping
 from torch import nn
 
-from houseprices.config.params import MLPConfig, parse_params
+from houseprices.config.models import MLPConfig
+from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.evaluation.cross_validation import cross_validate, fit_estimator
 from houseprices.models.mlp.factory import build_mlp, resolve_device

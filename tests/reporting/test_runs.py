@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from houseprices.config.params import parse_params
 from houseprices.errors import TrackingError
 from houseprices.reporting.runs import format_table, pipeline_runs, print_runs
-from houseprices.tracking import KIND_TAG
+from houseprices.tracking.tags import KIND_TAG
 
 
 @pytest.fixture(scope="module")

@@ -18,24 +18,13 @@ from mlflow.tracking import MlflowClient
 from conftest import copy_repo, free_port, make_repo, run, stage_env
 from houseprices.config.params import load_params, parse_params
 from houseprices.errors import TrackingError
-from houseprices.tracking import (
-    CHAMPION,
-    PIPELINE_RUN_TAG,
-    SUBMITTED,
-    NullRun,
-    NullTracker,
-    RunLog,
-    Tracker,
-    check_reachable,
-    file_sha256,
-    flatten,
-    in_workspace,
-    mark_submitted,
-    pipeline_run_id,
-    pipeline_run_name,
-    repo_root,
-    tracking_uri,
-)
+from houseprices.tracking.lineage import file_sha256, pipeline_run_id, pipeline_run_name
+from houseprices.tracking.registry import CHAMPION, SUBMITTED
+from houseprices.tracking.runlog import NullRun, RunLog, flatten
+from houseprices.tracking.store import check_reachable, in_workspace, repo_root, tracking_uri
+from houseprices.tracking.submitted import mark_submitted
+from houseprices.tracking.tags import PIPELINE_RUN_TAG
+from houseprices.tracking.tracker import NullTracker, Tracker
 
 
 # ---------------------------------------------------------------- resolution

@@ -18,10 +18,12 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import RAW, ROOT, built_once, copy_repo, run, stage_env
-from houseprices.config.params import SearchConfig, load_search, parse_params
+from houseprices.config.params import parse_params
+from houseprices.config.search import SearchConfig, load_search
 from houseprices.errors import ConfigError
 from houseprices.evaluation.cross_validation import cross_validate
 from houseprices.tuning.search import apply_to_params, load_study, make_objective, objective_hash, suggest, worker_seed
+from postgres import postgres  # noqa: F401 - the fixture
 
 LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
@@ -299,7 +301,7 @@ def freeze_mid_trial(proc: subprocess.Popen, url: str, seconds: float = 300) -> 
 
 
 @pytest.mark.slow(seconds=60)
-def test_a_killed_workers_trial_is_failed_and_two_workers_share_the_study(tmp_path, prepared, postgres):
+def test_a_killed_workers_trial_is_failed_and_two_workers_share_the_study(tmp_path, prepared, postgres):  # noqa: F811
     """A worker SIGKILLed mid-trial leaves its trial RUNNING; the two workers that join the
     PostgreSQL study later fail it (its heartbeat is stale) and share the trials that follow."""
     work = project(tmp_path, prepared)

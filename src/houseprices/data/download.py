@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from houseprices.config.params import DataConfig
-from houseprices.data.validation import read_checksums
+from houseprices.data.checksums import read_checksums
 from houseprices.errors import HousePricesError
-from houseprices.io import atomic_path
+from houseprices.paths import CHECKSUMS
+from houseprices.util.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 D2L_BASE_URL = "https://d2l-data.s3-accelerate.amazonaws.com/"
 KAGGLE_COMPETITION = "house-prices-advanced-regression-techniques"
 #: The list every download is verified against (the one ``prepare`` checks too).
-CHECKSUMS: Path = DataConfig.model_fields["checksums"].default
 #: Per file; the largest (train.csv) is 0.46 MB, so this only stops a runaway or hostile server.
 MAX_BYTES = 50 * 2**20
 

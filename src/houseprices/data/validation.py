@@ -7,7 +7,6 @@ so a user fixes a broken file in one pass instead of one error per run.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import warnings
@@ -16,91 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from houseprices.data.schema import CATEGORICAL_FEATURES, CODE_FEATURES, FEATURES, ID, NUMERIC_FEATURES, TARGET
 from houseprices.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-ID = "Id"
-TARGET = "SalePrice"
 
-# The 36 features that data_description.txt defines as numbers (MSSubClass is a
-# numeric code; the features config can still treat it as a category).
-NUMERIC_FEATURES: tuple[str, ...] = tuple(
-    """
-    MSSubClass LotFrontage LotArea OverallQual OverallCond YearBuilt YearRemodAdd
-    MasVnrArea BsmtFinSF1 BsmtFinSF2 BsmtUnfSF TotalBsmtSF 1stFlrSF 2ndFlrSF
-    LowQualFinSF GrLivArea BsmtFullBath BsmtHalfBath FullBath HalfBath BedroomAbvGr
-    KitchenAbvGr TotRmsAbvGrd Fireplaces GarageYrBlt GarageCars GarageArea WoodDeckSF
-    OpenPorchSF EnclosedPorch 3SsnPorch ScreenPorch PoolArea MiscVal MoSold YrSold
-""".split()
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
-    """
-    MSZoning Street Alley LotShape LandContour Utilities LotConfig LandSlope
-    Neighborhood Condition1 Condition2 BldgType HouseStyle RoofStyle RoofMatl
-    Exterior1st Exterior2nd MasVnrType ExterQual ExterCond Foundation BsmtQual BsmtCond
-    BsmtExposure BsmtFinType1 BsmtFinType2 Heating HeatingQC CentralAir Electrical
-    KitchenQual Functional FireplaceQu GarageType GarageFinish GarageQual GarageCond
-    PavedDrive PoolQC Fence MiscFeature SaleType SaleCondition
-""".split()
-)
-FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-# Numbers that name a class (data_description.txt): new values in test are new categories.
-CODE_FEATURES: tuple[str, ...] = ("MSSubClass",)
 MAX_EXAMPLES = 5
 # No Ames measurement (square feet, years, dollars) comes near this; far above it the sums
 # of squares in scaling and fitting overflow (LotArea 1e308 ends as NaN inside a model).
 MAX_MAGNITUDE = 1e15
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_checksums(checksums: Path) -> dict[str, str]:
-    """Parse a ``sha256sum`` listing into {file name: hex digest}."""
-    if not checksums.is_file():
-        raise DataError(f"{checksums}: checksum list not found")
-    sums = {}
-    for lineno, line in enumerate(checksums.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        digest, _, name = line.partition("  ")
-        if len(digest) != 64 or not name:
-            raise DataError(f"{checksums}, line {lineno}: expected '<sha256>  <file name>'")
-        sums[name.strip()] = digest
-    return sums
-
-
-def verify_checksums(checksums: Path, files: list[Path]) -> dict[str, str]:
-    """Fail unless every file is present and unchanged; returns {path: digest}."""
-    expected = read_checksums(checksums)
-    problems, seen = [], {}
-    for path in files:
-        if path.name not in expected:
-            problems.append(f"{path}: no checksum listed in {checksums}")
-        elif not path.is_file():
-            problems.append(
-                f"{path}: file is missing (restore it with `git checkout -- {path}` or `houseprices download`)"
-            )
-        else:
-            actual = sha256(path)
-            seen[str(path)] = actual
-            if actual != expected[path.name]:
-                problems.append(
-                    f"{path}: checksum mismatch: expected {expected[path.name]}, got {actual}; the file was altered"
-                )
-    if problems:
-        raise DataError(
-            f"input files failed verification against {checksums} (restore the files with "
-            "`git checkout`; for your own variant of the data, list its SHA-256 sums in "
-            f"{checksums} or set data.verify_checksums: false):\n  " + "\n  ".join(problems)
-        )
-    return seen
 
 
 def _read_text(path: Path) -> str:

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import RepeatedKFold
 
-from houseprices.config.params import ModelConfig, Params
+from houseprices.config.models import ModelConfig
+from houseprices.config.params import Params
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.features.transformers import outlier_mask
 from houseprices.models.registry import build_estimator
@@ -88,7 +89,7 @@ CURVE_COLUMNS = ["epoch", "fold", "train_loss", "valid_loss", "holdout_loss"]
 
 def is_net(estimator) -> bool:
     """A skorch MLP, asked without importing torch: no net was built while its module is unloaded."""
-    mlp = sys.modules.get(f"{__package__}.mlp")
+    mlp = sys.modules.get("houseprices.models.mlp.regressor")
     return mlp is not None and isinstance(estimator, mlp.MLPRegressor)
 
 

@@ -16,14 +16,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
-from houseprices.config.params import (
-    CatBoostConfig,
-    FeaturesConfig,
-    GBRConfig,
-    LightGBMConfig,
-    MLPConfig,
-    XGBoostConfig,
-)
+from houseprices.config.models import CatBoostConfig, GBRConfig, LightGBMConfig, MLPConfig, XGBoostConfig
+from houseprices.config.params import FeaturesConfig
 from houseprices.errors import ConfigError
 from houseprices.features.extra import extra_steps
 from houseprices.features.transformers import ORDINAL_SCALES, ColumnsOfKind, build_preprocessor, row_steps

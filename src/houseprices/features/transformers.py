@@ -25,7 +25,7 @@ from sklearn.preprocessing import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from houseprices.config.params import FeaturesConfig, OutlierConfig
-from houseprices.data.validation import CATEGORICAL_FEATURES, ID, NUMERIC_FEATURES
+from houseprices.data.schema import CATEGORICAL_FEATURES, ID, NUMERIC_FEATURES
 from houseprices.errors import ConfigError
 
 # data_description.txt: for these, NA means the house has no such thing.

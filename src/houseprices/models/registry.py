@@ -10,7 +10,8 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.pipeline import Pipeline
 
-from houseprices.config.params import FeaturesConfig, MLPConfig, ModelConfig
+from houseprices.config.models import MLPConfig, ModelConfig
+from houseprices.config.params import FeaturesConfig
 from houseprices.features.pipelines import build_member_preprocessor
 from houseprices.models.mlp.extras import seed_average
 from houseprices.models.regressors import build_member_regressor

@@ -16,8 +16,8 @@ from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.svm import SVR
 from sklearn.utils.validation import check_is_fitted
 
-from houseprices.config.params import CatBoostConfig, GBRConfig, LightGBMConfig, SVRConfig, XGBoostConfig
-from houseprices.threads import available_cores
+from houseprices.config.models import CatBoostConfig, GBRConfig, LightGBMConfig, SVRConfig, XGBoostConfig
+from houseprices.util.threads import available_cores
 
 
 def cores(n: int) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from houseprices.io import write_csv
+from houseprices.util.files import write_csv
 
 CURVE_COLUMNS = ["epoch", "fold", "split", "loss"]
 FOLD_COLUMNS = ["fold", "log_rmse"]

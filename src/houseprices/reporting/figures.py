@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from houseprices.io import atomic_path
+from houseprices.util.files import atomic_path
 
 
 def _save(fig, path: Path) -> Path:

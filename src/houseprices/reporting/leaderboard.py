@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from houseprices.errors import HousePricesError
-from houseprices.io import read_json, write_json, write_text
+from houseprices.util.files import read_json, write_json, write_text
 
 TIMING = "timing.json"
 COLUMNS = ["model", "cv_log_rmse", "cv_std", "excl_outliers", "weight", "fit_s", "predict_s", "cv_s"]

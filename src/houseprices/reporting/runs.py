@@ -9,7 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from houseprices.config.params import Params
 from houseprices.errors import TrackingError
-from houseprices.tracking import KIND_TAG, check_reachable, repo_root, tracking_uri
+from houseprices.tracking.store import check_reachable, repo_root, tracking_uri
+from houseprices.tracking.tags import KIND_TAG
 
 FIXED = ["time", "status", "commit", "experiment", "run_id"]
 SCORE = "cv_log_rmse"  # the ensemble's own score on a pipeline run; "<member>.cv_log_rmse" a member's

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from houseprices.config.params import PARAMS_FILE, Params
-from houseprices.data.validation import ID
+from houseprices.data.prepared import load_prepared
+from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import Fold, log_rmse, make_folds
 from houseprices.evaluation.ensemble import (
     PriceModel,
@@ -30,10 +31,12 @@ from houseprices.evaluation.ensemble import (
     nested_coverage,
 )
 from houseprices.features.transformers import outlier_mask, typical_rows
-from houseprices.io import load_model, write_csv, write_json, write_parquet
+from houseprices.paths import MEMBERS, METRICS, MODELS, PLOTS
 from houseprices.reporting.figures import ensemble_figures
-from houseprices.stages import MEMBERS, METRICS, MODELS, PLOTS, load_prepared
-from houseprices.tracking import Tracker, file_sha256, flatten
+from houseprices.tracking.lineage import file_sha256
+from houseprices.tracking.runlog import flatten
+from houseprices.tracking.tracker import Tracker
+from houseprices.util.files import load_model, write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)

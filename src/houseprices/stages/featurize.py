@@ -10,11 +10,13 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from houseprices.config.params import Params
-from houseprices.data.validation import ID
+from houseprices.data.prepared import load_prepared
+from houseprices.data.schema import ID
 from houseprices.features.transformers import build_preprocessor, feature_names, outlier_mask
-from houseprices.io import write_csv, write_json
-from houseprices.stages import METRICS, PLOTS, load_prepared
-from houseprices.tracking import Tracker, flatten
+from houseprices.paths import METRICS, PLOTS
+from houseprices.tracking.runlog import flatten
+from houseprices.tracking.tracker import Tracker
+from houseprices.util.files import write_csv, write_json
 
 logger = logging.getLogger(__name__)
 # What `dvc exp show` and `dvc metrics diff` show: numbers a params change moves. The full

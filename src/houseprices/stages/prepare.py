@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from houseprices.config.params import Params
-from houseprices.data.validation import ID, read_inputs, split_target, verify_checksums, warn_unseen_categories
-from houseprices.io import write_parquet
-from houseprices.stages import PREPARED
+from houseprices.data.checksums import verify_checksums
+from houseprices.data.schema import ID
+from houseprices.data.validation import read_inputs, split_target, warn_unseen_categories
+from houseprices.paths import PREPARED
+from houseprices.util.files import write_parquet
 
 logger = logging.getLogger(__name__)
 

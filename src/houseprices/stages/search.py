@@ -18,11 +18,12 @@ from pathlib import Path
 import optuna
 from tqdm import tqdm
 
-from houseprices.config.params import PARAMS_FILE, SEARCH_FILE, Params, SearchConfig, load_search
+from houseprices.config.params import PARAMS_FILE, SEARCH_FILE, Params
+from houseprices.config.search import SearchConfig, load_search
+from houseprices.data.prepared import load_prepared
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.stages import load_prepared
-from houseprices.threads import limit_threads
-from houseprices.tracking import Tracker, flatten
+from houseprices.tracking.runlog import flatten
+from houseprices.tracking.tracker import Tracker
 from houseprices.tuning.search import (
     TrialMonitor,
     apply_to_params,
@@ -35,6 +36,7 @@ from houseprices.tuning.search import (
     storage_url,
     study_name,
 )
+from houseprices.util.threads import limit_threads
 
 logger = logging.getLogger(__name__)
 STATE_TAG = "optuna.state"

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 
 from houseprices.config.params import Params
-from houseprices.data.validation import ID, TARGET
-from houseprices.io import write_csv
-from houseprices.stages import MODELS
-from houseprices.submission import INTERVALS_FILE, build_submission, check_destination, checked_submission
-from houseprices.tracking import Tracker
+from houseprices.data.schema import ID, TARGET
+from houseprices.paths import INTERVALS_FILE, MODELS
+from houseprices.submission import build_submission, check_destination, checked_submission
+from houseprices.tracking.tracker import Tracker
+from houseprices.util.files import write_csv
 
 logger = logging.getLogger(__name__)
 

@@ -16,15 +16,17 @@ from pathlib import Path
 import pandas as pd
 
 from houseprices.config.params import PARAMS_FILE, Params
-from houseprices.data.validation import ID
+from houseprices.data.prepared import load_prepared
+from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import Fold, FoldOutcome, cross_validate, fit_estimator, predict_finite
 from houseprices.evaluation.ensemble import PriceModel
-from houseprices.io import dump_model, write_json, write_parquet
+from houseprices.paths import MEMBERS, METRICS, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.reporting.leaderboard import write_timing
 from houseprices.reporting.progress import FoldProgress, duration
-from houseprices.stages import MEMBERS, METRICS, PLOTS, load_prepared
-from houseprices.tracking import Tracker, flatten
+from houseprices.tracking.runlog import flatten
+from houseprices.tracking.tracker import Tracker
+from houseprices.util.files import dump_model, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 

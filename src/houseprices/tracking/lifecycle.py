@@ -17,21 +17,23 @@ import os
 import signal
 import socket
 import sys
-import warnings
 from collections.abc import Iterator
 
-from houseprices.errors import HousePricesError, TrackingError
+from houseprices.errors import TrackingError
+from houseprices.tracking.failures import relocate_artifact_root
+from houseprices.tracking.tags import (
+    KIND_TAG,
+    OWNER_HOST,
+    OWNER_PID,
+    OWNER_STARTED,
+    PARENT_TAG,
+    PIPELINE_RUN_TAG,
+    THREADS_TAG,
+)
 
 logger = logging.getLogger(__name__)
 
-OWNER_HOST = "houseprices.owner.host"
-OWNER_PID = "houseprices.owner.pid"
-OWNER_STARTED = "houseprices.owner.started_ms"
-THREADS_TAG = "houseprices.threads"
-PARENT_TAG = "mlflow.parentRunId"
 TRACKING_OFF_ENV = "HOUSEPRICES_TRACKING_OFF"
-# Commands that train or transform: they get a bounded thread pool before any work.
-HEAVY_COMMANDS = ("prepare", "featurize", "train", "ensemble", "submission", "search")
 
 
 # ------------------------------------------------------------------- owners
@@ -73,8 +75,6 @@ def _owner_gone(tags: dict[str, str], host: str) -> bool | None:
     """True/False for runs of this host with an owner tag; None when it cannot be told."""
     if tags.get(OWNER_HOST) != host or not tags.get(OWNER_PID, "").isdigit():
         return None
-    from houseprices.tracking import KIND_TAG, PIPELINE_RUN_TAG
-
     if tags.get(KIND_TAG) == "pipeline" and _dvc_alive(tags.get(PIPELINE_RUN_TAG, ""), host):
         return False  # a later stage of the same `dvc repro` may hold it
     started = tags.get(OWNER_STARTED, "0")
@@ -114,8 +114,6 @@ def prepare_store(uri: str, root, experiment: str) -> None:
     if os.environ.get(TRACKING_OFF_ENV):
         raise TrackingError(os.environ[TRACKING_OFF_ENV])
     from mlflow.tracking import MlflowClient
-
-    from houseprices.tracking.failures import relocate_artifact_root
 
     relocate_artifact_root(uri, root)
     client = MlflowClient(uri)
@@ -161,51 +159,3 @@ def killed_on_signal(command: str) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-# ------------------------------------------------------------------- command
-def _params(args):
-    if not hasattr(args, "params"):
-        return None
-    from houseprices.config.params import load_params
-
-    return load_params(args.params)
-
-
-def _bound_threads(command: str, params) -> None:
-    from houseprices.threads import THREAD_ENV_VARS, limit_threads, resolve_threads
-
-    n, why = resolve_threads(params.resources.threads if params is not None else 0)
-    if command in HEAVY_COMMANDS:
-        limit_threads(n)
-        logger.info("threads: %d (%s)", n, why)
-    else:  # nothing heavy here: cap the children without importing torch
-        for var in THREAD_ENV_VARS:
-            os.environ[var] = str(n)
-
-
-def run_command(args) -> None:
-    """The CLI's body: bounded threads and HTTP, KILLED on signals, store errors as one line."""
-    from houseprices.tracking.failures import bound_http, fail_fast_from_now, translate
-
-    params = _params(args)
-    _bound_threads(args.command, params)
-    bound_http()
-    with killed_on_signal(args.command):
-        try:
-            args.func(args)
-        except HousePricesError:
-            raise
-        except Exception as err:
-            error = translate(err)
-            if error is None:
-                raise
-            fail_fast_from_now()
-            end_active_runs("FAILED")
-            if not (isinstance(error, TrackingError) and params is not None and not params.tracking.required):
-                raise error from None
-            os.environ[TRACKING_OFF_ENV] = str(error)
-            warnings.warn(
-                f"{error}; running the stage again without tracking (tracking.required is false)", stacklevel=1
-            )
-            args.func(args)

@@ -12,7 +12,7 @@ import uuid
 from importlib import metadata
 from pathlib import Path
 
-from houseprices.data.validation import sha256
+from houseprices.data.checksums import sha256
 
 RUN_ID_ENV = "HOUSEPRICES_PIPELINE_RUN_ID"
 # What a logged model needs to run; lineage also records DVC's version.

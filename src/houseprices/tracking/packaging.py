@@ -13,8 +13,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from houseprices.io import dump_model
+import houseprices
 from houseprices.tracking.lineage import MODEL_PACKAGES, package_version
+from houseprices.util.files import dump_model
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 ARTIFACT = "price_model"
@@ -79,8 +80,6 @@ def quiet_artifact_downloads():
 def log_price_model(model, rows: pd.DataFrame, registered_name: str | None = None, name: str = "model"):
     """Log (and optionally register) ``model`` on the active run, with the package code
     beside it, so it loads anywhere ``mlflow.pyfunc.load_model`` runs."""
-    import houseprices
-
     with tempfile.TemporaryDirectory() as tmp, quiet_artifact_downloads():
         artifact = Path(tmp) / "price_model.joblib"
         dump_model(artifact, model)

@@ -25,9 +25,7 @@ from houseprices.tracking.packaging import log_price_model
 from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
 from houseprices.tracking.runlog import NullRun, RunLog, flatten
 from houseprices.tracking.store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
-
-PIPELINE_RUN_TAG = "houseprices.pipeline_run_id"
-KIND_TAG = "houseprices.kind"
+from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
 
 
 def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
@@ -208,4 +206,4 @@ class NullTracker:
         pass
 
 
-__all__ = ["KIND_TAG", "PIPELINE_RUN_TAG", "PREDICTIONS_TAG", "NullTracker", "Tracker", "connect", "pipeline_params"]
+__all__ = ["PREDICTIONS_TAG", "NullTracker", "Tracker", "connect", "pipeline_params"]

@@ -26,19 +26,12 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from houseprices.config.params import (
-    Choice,
-    Params,
-    PrunerConfig,
-    SearchConfig,
-    SearchFile,
-    parse_params,
-    with_model_overrides,
-)
+from houseprices.config.params import Params, parse_params, with_model_overrides
+from houseprices.config.search import Choice, PrunerConfig, SearchConfig, SearchFile
 from houseprices.errors import ConfigError, HousePricesError
 from houseprices.evaluation.cross_validation import fit_estimator, log_rmse, make_folds, predict_finite
-from houseprices.io import write_text
 from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
+from houseprices.util.files import write_text
 
 STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
 DEFAULT_STORAGE = Path("search/optuna.db")

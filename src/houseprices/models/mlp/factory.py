@@ -13,7 +13,7 @@ from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRSc
 from skorch.dataset import ValidSplit
 from torch import nn
 
-from houseprices.config.params import MLPConfig
+from houseprices.config.models import MLPConfig
 from houseprices.models.mlp.extras import CODE_PREFIX
 from houseprices.models.mlp.modules import MLP, EmbeddingMLP
 from houseprices.models.mlp.regressor import (

@@ -15,7 +15,7 @@ def test_the_cap_holds_whether_torch_is_imported_before_or_after(torch_first):
             "import os, sys",
             "for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'): os.environ.pop(var, None)",
             "import torch" if torch_first else "",
-            "from houseprices.threads import limit_threads",
+            "from houseprices.util.threads import limit_threads",
             "limit_threads(1)",
             "print('torch' in sys.modules)",
             "import torch",

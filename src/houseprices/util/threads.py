@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from houseprices.errors import ConfigError
+
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -56,8 +58,6 @@ def resolve_threads(configured: int) -> tuple[int, str]:
     load: BLAS results (ridge) differ in the last bits between thread counts."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if raw:
-        from houseprices.errors import ConfigError
-
         if not raw.isdigit():
             raise ConfigError(f"${THREADS_ENV}={raw!r}: expected a whole number of threads (0: all cores)")
         configured, source = int(raw), f"${THREADS_ENV}"

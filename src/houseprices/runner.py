@@ -1,0 +1,60 @@
+"""Runs one ``houseprices`` command: bounded threads and HTTP, MLflow runs KILLED on signals,
+store failures as one line (or, with ``tracking.required: false``, the stage again untracked)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from houseprices.config.params import load_params
+from houseprices.errors import HousePricesError, TrackingError
+from houseprices.tracking.failures import bound_http, fail_fast_from_now, translate
+from houseprices.tracking.lifecycle import TRACKING_OFF_ENV, end_active_runs, killed_on_signal
+from houseprices.util.threads import THREAD_ENV_VARS, limit_threads, resolve_threads
+
+logger = logging.getLogger(__name__)
+
+# Commands that train or transform: they get a bounded thread pool before any work.
+HEAVY_COMMANDS = ("prepare", "featurize", "train", "ensemble", "submission", "search")
+
+
+def _params(args):
+    if not hasattr(args, "params"):
+        return None
+    return load_params(args.params)
+
+
+def _bound_threads(command: str, params) -> None:
+    n, why = resolve_threads(params.resources.threads if params is not None else 0)
+    if command in HEAVY_COMMANDS:
+        limit_threads(n)
+        logger.info("threads: %d (%s)", n, why)
+    else:  # nothing heavy here: cap the children without importing torch
+        for var in THREAD_ENV_VARS:
+            os.environ[var] = str(n)
+
+
+def run_command(args) -> None:
+    """The CLI's body: bounded threads and HTTP, KILLED on signals, store errors as one line."""
+    params = _params(args)
+    _bound_threads(args.command, params)
+    bound_http()
+    with killed_on_signal(args.command):
+        try:
+            args.func(args)
+        except HousePricesError:
+            raise
+        except Exception as err:
+            error = translate(err)
+            if error is None:
+                raise
+            fail_fast_from_now()
+            end_active_runs("FAILED")
+            if not (isinstance(error, TrackingError) and params is not None and not params.tracking.required):
+                raise error from None
+            os.environ[TRACKING_OFF_ENV] = str(error)
+            warnings.warn(
+                f"{error}; running the stage again without tracking (tracking.required is false)", stacklevel=1
+            )
+            args.func(args)
