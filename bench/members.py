@@ -28,7 +28,7 @@ from houseprices.config.params import load_params, parse_params
 from houseprices.data.prepared import load_prepared
 from houseprices.evaluation.cross_validation import cross_validate, log_rmse, make_folds
 from houseprices.evaluation.ensemble import choose_method, greedy_weights
-from houseprices.features.transformers import outlier_mask
+from houseprices.evaluation.outliers import outlier_mask
 from houseprices.util.threads import limit_threads
 
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/score_bench"))

@@ -35,7 +35,7 @@ from skorch import NeuralNetRegressor
 from houseprices.config.models import MLPConfig
 from houseprices.config.params import FeaturesConfig
 from houseprices.data.validation import read_csv, split_target
-from houseprices.features.transformers import build_preprocessor
+from houseprices.features.pipelines import build_preprocessor
 from houseprices.models.mlp.factory import build_mlp, torch_optimizer
 from houseprices.models.mlp.modules import MLP
 from houseprices.models.mlp.regressor import TensorBatches

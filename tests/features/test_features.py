@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import pickle
 
@@ -11,9 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from sklearn.base import BaseEstimator, clone
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
+from sklearn.base import clone
 from sklearn.utils.estimator_checks import (
     check_estimator,
     check_get_params_invariance,
@@ -24,24 +21,22 @@ from sklearn.utils.estimator_checks import (
 from threadpoolctl import threadpool_limits
 
 from conftest import cross_validate_recording_fits
+from fitted_state import learned_state
 from houseprices.config.params import parse_params
+from houseprices.data.schema import ORDINAL_SCALES
 from houseprices.data.validation import split_target
 from houseprices.evaluation import cross_validation as training
-from houseprices.features.pipelines import build_member_preprocessor
-from houseprices.features.transformers import (
-    ORDINAL_SCALES,
+from houseprices.evaluation.outliers import outlier_mask, typical_rows
+from houseprices.features.numeric import SkewTransformer, TrainingRangeClip
+from houseprices.features.pipelines import build_preprocessor, feature_names
+from houseprices.features.rows import (
     DomainFeatures,
     GroupMedianImputer,
     HouseFrame,
     MissingIndicators,
     NoneFiller,
-    SkewTransformer,
-    TrainingRangeClip,
-    build_preprocessor,
-    feature_names,
-    outlier_mask,
-    typical_rows,
 )
+from houseprices.models.registry import build_preprocessing
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -81,28 +76,6 @@ def frame_out(cfg, X_fit, X=None) -> pd.DataFrame:
 def xy(small_xy):
     X, y = small_xy
     return X.copy(), y.copy()
-
-
-def learned_state(est, prefix: str = "") -> dict:
-    """Every fitted attribute (name ending in "_") of every step, nested estimators included."""
-    state: dict = {}
-    if isinstance(est, Pipeline):
-        for name, step in est.steps:
-            state |= learned_state(step, f"{prefix}{name}/")
-        return state
-    if isinstance(est, ColumnTransformer):
-        for name, trans, cols in est.transformers_:
-            state[f"{prefix}{name}/columns"] = list(cols) if not isinstance(cols, str) else cols
-            if not isinstance(trans, str):
-                state |= learned_state(trans, f"{prefix}{name}/")
-        return state
-    for key, value in vars(est).items():
-        if key.endswith("_") and not key.startswith("_"):
-            if isinstance(value, BaseEstimator):
-                state |= learned_state(value, f"{prefix}{key}/")
-            else:
-                state[prefix + key] = copy.deepcopy(value)
-    return state
 
 
 def wild(X: pd.DataFrame) -> pd.DataFrame:
@@ -207,7 +180,7 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
         # Exactly the statistics of a preprocessor fit on the fold's (outlier-free) training rows.
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
-        reference = build_member_preprocessor(params.model("m"), params.features, params.seed).fit(
+        reference = build_preprocessing(params.model("m"), params.features, params.seed).fit(
             train_X[keep], train_y[keep]
         )
         np.testing.assert_equal(learned_state(pre), learned_state(reference))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import learned_state
 from threadpoolctl import threadpool_limits
 
 from conftest import cross_validate_recording_fits
+from fitted_state import learned_state
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError
+from houseprices.evaluation.outliers import outlier_mask
 from houseprices.features.extra import (
     INTERACTIONS,
     RELATIVE_AREAS,
@@ -25,9 +26,7 @@ from houseprices.features.extra import (
     QualityScore,
     TargetStatistics,
 )
-from houseprices.features.pipelines import build_member_preprocessor
-from houseprices.features.transformers import outlier_mask
-from houseprices.models.registry import build_estimator
+from houseprices.models.registry import build_estimator, build_preprocessing
 from houseprices.models.regressors import CatBoostMember, cores
 
 TINY = {
@@ -84,13 +83,13 @@ def test_each_kind_fits_and_predicts_raw_rows(xy, test_frame, name, extra):
 
 def test_trees_see_codes_and_catboost_sees_text(xy):
     X, y = xy
-    lgb = build_member_preprocessor(params_for("lightgbm").model("lightgbm"), params_for("lightgbm").features, 0)
+    lgb = build_preprocessing(params_for("lightgbm").model("lightgbm"), params_for("lightgbm").features, 0)
     Z = lgb.fit_transform(X, y)
     assert all(pd.api.types.is_numeric_dtype(Z[c]) for c in Z.columns)
     assert Z.shape[1] < 120  # one column per feature, no one-hot
     assert Z["ExterQual"].max() <= 5 and Z["LotArea"].equals(X["LotArea"].astype(float))  # ordered codes, raw numbers
     cat = params_for("catboost")
-    Z = build_member_preprocessor(cat.model("catboost"), cat.features, 0).fit_transform(X, y)
+    Z = build_preprocessing(cat.model("catboost"), cat.features, 0).fit_transform(X, y)
     assert not pd.api.types.is_numeric_dtype(Z["Neighborhood"])
     model = CatBoostMember(iterations=5, thread_count=1).fit(Z, np.log(X["LotArea"]))
     assert "Neighborhood" in model.cat_features_ and "LotArea" not in model.cat_features_
@@ -163,7 +162,7 @@ def poisoned_folds(X, y, monkeypatch, name: str, features: dict):
         assert set(rows) == set(fold.train)
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
-        reference = build_member_preprocessor(params.model(name), params.features, params.seed)
+        reference = build_preprocessing(params.model(name), params.features, params.seed)
         out.append((POISON in fold.train, est.named_steps["preprocess"], reference.fit(train_X[keep], train_y[keep])))
     assert sorted(in_train for in_train, _, _ in out) == [False, True, True]
     return out
@@ -273,13 +272,13 @@ def test_interactions_multiply_quality_by_area(xy):
 def test_gaussian_rank_replaces_the_numeric_scaler(xy):
     X, y = xy
     params = parse_params({"models": {"mlp": {"kind": "mlp", "input_transform": "gaussian_rank"}}})
-    pre = build_member_preprocessor(params.model("mlp"), params.features, 0).fit(X, y)
+    pre = build_preprocessing(params.model("mlp"), params.features, 0).fit(X, y)
     scale = pre.named_steps["columns"].named_transformers_["num"]["scale"]
     assert type(scale).__name__ == "QuantileTransformer" and scale.output_distribution == "normal"
     plain = parse_params({"models": {"mlp": {"kind": "mlp"}}})
     assert (
         type(
-            build_member_preprocessor(plain.model("mlp"), plain.features, 0)
+            build_preprocessing(plain.model("mlp"), plain.features, 0)
             .fit(X, y)
             .named_steps["columns"]
             .named_transformers_["num"]["scale"]
@@ -370,4 +369,4 @@ def test_embedding_tables_get_their_own_weight_decay(xy):
 def test_embeddings_refuse_pca_naming_the_keys():
     params = parse_params({"models": {"m": TINY["mlp_embeddings"]}, "features": {**PLAIN, "pca": {"enabled": True}}})
     with pytest.raises(ConfigError, match=r"embedding_dim.*features\.pca\.enabled"):
-        build_member_preprocessor(params.model("m"), params.features, 0)
+        build_preprocessing(params.model("m"), params.features, 0)

@@ -33,3 +33,61 @@ FEATURES: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 # Numbers that name a class (data_description.txt): new values in test are new categories.
 CODE_FEATURES: tuple[str, ...] = ("MSSubClass",)
+
+
+# data_description.txt: for these, NA means the house has no such thing.
+NA_MEANS_NONE_CATEGORICAL = (
+    "Alley",
+    "BsmtQual",
+    "BsmtCond",
+    "BsmtExposure",
+    "BsmtFinType1",
+    "BsmtFinType2",
+    "FireplaceQu",
+    "GarageType",
+    "GarageFinish",
+    "GarageQual",
+    "GarageCond",
+    "PoolQC",
+    "Fence",
+    "MiscFeature",
+    "MasVnrType",
+)
+
+NA_MEANS_ZERO_NUMERIC = (
+    "MasVnrArea",
+    "BsmtFinSF1",
+    "BsmtFinSF2",
+    "BsmtUnfSF",
+    "TotalBsmtSF",
+    "BsmtFullBath",
+    "BsmtHalfBath",
+    "GarageCars",
+    "GarageArea",
+)
+
+_QUALITY = ["None", "Po", "Fa", "TA", "Gd", "Ex"]
+
+# Worst to best, so a larger code is a better house.
+ORDINAL_SCALES: dict[str, list[str]] = {
+    **{
+        c: _QUALITY
+        for c in (
+            "ExterQual",
+            "ExterCond",
+            "BsmtQual",
+            "BsmtCond",
+            "HeatingQC",
+            "KitchenQual",
+            "FireplaceQu",
+            "GarageQual",
+            "GarageCond",
+            "PoolQC",
+        )
+    },
+    "BsmtExposure": ["None", "No", "Mn", "Av", "Gd"],
+    "BsmtFinType1": ["None", "Unf", "LwQ", "Rec", "BLQ", "ALQ", "GLQ"],
+    "BsmtFinType2": ["None", "Unf", "LwQ", "Rec", "BLQ", "ALQ", "GLQ"],
+    "Functional": ["Sal", "Sev", "Maj2", "Maj1", "Mod", "Min2", "Min1", "Typ"],
+    "GarageFinish": ["None", "Unf", "RFn", "Fin"],
+}

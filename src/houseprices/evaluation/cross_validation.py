@@ -21,7 +21,7 @@ from sklearn.model_selection import RepeatedKFold
 from houseprices.config.models import ModelConfig
 from houseprices.config.params import Params
 from houseprices.errors import ConfigError, TrainingError
-from houseprices.features.transformers import outlier_mask
+from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
 
 logger = logging.getLogger(__name__)

@@ -11,19 +11,33 @@ encodes itself.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.preprocessing import (
+    OneHotEncoder,
+    OrdinalEncoder,
+)
 
-from houseprices.config.models import CatBoostConfig, GBRConfig, LightGBMConfig, MLPConfig, XGBoostConfig
+from houseprices.config.models import CatBoostConfig, MLPConfig, ModelConfig
 from houseprices.config.params import FeaturesConfig
+from houseprices.data.schema import (
+    ORDINAL_SCALES,
+)
 from houseprices.errors import ConfigError
 from houseprices.features.extra import extra_steps
-from houseprices.features.transformers import ORDINAL_SCALES, ColumnsOfKind, build_preprocessor, row_steps
-from houseprices.models.mlp.extras import category_codes, gaussian_rank
-
-TREE_CONFIGS = (LightGBMConfig, XGBoostConfig, CatBoostConfig, GBRConfig)
+from houseprices.features.neural import category_codes, gaussian_rank
+from houseprices.features.numeric import CheckedPCA, SkewTransformer, TrainingRangeClip, make_scaler
+from houseprices.features.rows import (
+    HAS_FLAGS,
+    MISSING_SUFFIX,
+    DomainFeatures,
+    GroupMedianImputer,
+    HouseFrame,
+    MissingIndicators,
+    NoneFiller,
+)
 
 
 def _codes(categories=None) -> OrdinalEncoder:
@@ -100,17 +114,17 @@ def with_extra_steps(preprocessor: Pipeline, cfg: FeaturesConfig, seed: int) -> 
     return Pipeline([*preprocessor.steps[:at], *extras, *preprocessor.steps[at:]])
 
 
-def build_member_preprocessor(model_cfg, features: FeaturesConfig, seed: int) -> Pipeline:
-    """The preprocessing the member's kind needs."""
-    if isinstance(model_cfg, TREE_CONFIGS):
-        native = isinstance(model_cfg, CatBoostConfig) and model_cfg.native_categorical
-        return build_tree_preprocessor(
-            features, seed, native_categorical=native, impute=isinstance(model_cfg, GBRConfig)
-        )
-    preprocessor = with_extra_steps(build_preprocessor(features, seed), features, seed)
-    if isinstance(model_cfg, MLPConfig) and model_cfg.input_transform == "gaussian_rank":
+def for_linear(model_cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
+    """Linear and kernel kinds: one-hot, skew, scaling, clipping, with the extra features."""
+    return with_extra_steps(build_preprocessor(features, seed), features, seed)
+
+
+def for_mlp(model_cfg: MLPConfig, features: FeaturesConfig, seed: int) -> Pipeline:
+    """The linear kinds' preprocessing, then the MLP's own input options."""
+    preprocessor = for_linear(model_cfg, features, seed)
+    if model_cfg.input_transform == "gaussian_rank":
         preprocessor = gaussian_rank(preprocessor, seed)
-    if isinstance(model_cfg, MLPConfig) and model_cfg.embedding_dim > 0:
+    if model_cfg.embedding_dim > 0:
         if features.pca.enabled:
             raise ConfigError(
                 "models: embedding_dim > 0 needs the category columns, which "
@@ -118,3 +132,148 @@ def build_member_preprocessor(model_cfg, features: FeaturesConfig, seed: int) ->
             )
         preprocessor = category_codes(preprocessor)
     return preprocessor
+
+
+def for_trees(model_cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
+    """Boosted trees that route missing values themselves (LightGBM, XGBoost)."""
+    return build_tree_preprocessor(features, seed)
+
+
+def for_catboost(model_cfg: CatBoostConfig, features: FeaturesConfig, seed: int) -> Pipeline:
+    """CatBoost: the categories as text when it encodes them itself."""
+    return build_tree_preprocessor(features, seed, native_categorical=model_cfg.native_categorical)
+
+
+def for_imputed_trees(model_cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
+    """Trees that take no NaN (scikit-learn's GradientBoostingRegressor)."""
+    return build_tree_preprocessor(features, seed, impute=True)
+
+
+def is_flag(column: str) -> bool:
+    """0/1 columns made by the pipeline (domain Has* flags, missing indicators)."""
+    return column in HAS_FLAGS or column.endswith(MISSING_SUFFIX)
+
+
+class ColumnsOfKind:
+    """Picklable column selector: numeric or categorical columns, minus some; ``flags``
+    True keeps only the pipeline's 0/1 flag columns, False drops them, None ignores them."""
+
+    def __init__(self, numeric: bool, exclude=(), flags: bool | None = None):
+        self.numeric = numeric
+        self.exclude = tuple(exclude)
+        self.flags = flags
+
+    def __call__(self, X: pd.DataFrame) -> list[str]:
+        flags = getattr(self, "flags", None)
+        return [
+            c
+            for c in X.columns
+            if c not in self.exclude
+            and pd.api.types.is_numeric_dtype(X[c]) == self.numeric
+            and (flags is None or is_flag(c) == flags)
+        ]
+
+
+def row_steps(cfg: FeaturesConfig, *, indicators: bool) -> list[tuple[str, object]]:
+    """The row-level steps every model kind shares: typed frame, NA as "none", missing
+    flags (``indicators``), LotFrontage by neighbourhood, domain features."""
+    steps: list[tuple[str, object]] = [("frame", HouseFrame(as_categorical=tuple(cfg.encoding.as_categorical)))]
+    if cfg.impute.na_means_none:
+        steps.append(("none_filler", NoneFiller()))
+    if indicators:
+        # Before any imputer, after NoneFiller: flags the values that get guessed.
+        steps.append(("missing_indicators", MissingIndicators()))
+    if cfg.impute.lot_frontage_by_neighborhood:
+        steps.append(("lot_frontage", GroupMedianImputer(column="LotFrontage", by="Neighborhood")))
+    if any(cfg.domain.model_dump().values()):
+        steps.append(("domain", DomainFeatures(**cfg.domain.model_dump())))
+    return steps
+
+
+def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
+    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes."""
+    ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
+    steps = row_steps(cfg, indicators=cfg.impute.missing_indicators)
+
+    numeric = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
+            ("skew", SkewTransformer(method=cfg.skew.method, threshold=cfg.skew.threshold)),
+            ("scale", make_scaler(cfg.scaling)),
+            ("clip", TrainingRangeClip() if cfg.clip_to_training_range else "passthrough"),
+        ]
+    )
+    categorical = Pipeline(
+        [
+            (
+                "impute",
+                SimpleImputer(
+                    strategy=cfg.impute.categorical,
+                    fill_value="missing",
+                    missing_values=np.nan,
+                    keep_empty_features=True,
+                ),
+            ),
+            (
+                "onehot",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    sparse_output=False,
+                    min_frequency=cfg.encoding.min_frequency if cfg.encoding.min_frequency > 1 else None,
+                    dtype=np.float64,
+                ),
+            ),
+        ]
+    )
+    transformers = [
+        ("num", numeric, ColumnsOfKind(numeric=True, flags=False)),
+        # 0/1 like the one-hot columns: scaling a rare flag would make one row an extreme
+        # input (a flag set in 1 of 1000 rows becomes ~30 standard deviations).
+        ("flag", "passthrough", ColumnsOfKind(numeric=True, flags=True)),
+        ("cat", categorical, ColumnsOfKind(numeric=False, exclude=ordinal)),
+    ]
+    if ordinal:
+        transformers.append(
+            (
+                "ord",
+                Pipeline(
+                    [
+                        (
+                            "encode",
+                            OrdinalEncoder(
+                                categories=[ORDINAL_SCALES[c] for c in ordinal],
+                                handle_unknown="use_encoded_value",
+                                unknown_value=np.nan,
+                                encoded_missing_value=np.nan,
+                            ),
+                        ),
+                        # Codes are numbers now: unknown or missing ones get the numeric strategy.
+                        (
+                            "impute",
+                            SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True),
+                        ),
+                        ("scale", make_scaler(cfg.scaling)),
+                    ]
+                ),
+                list(ordinal),
+            )
+        )
+    steps.append(("columns", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)))
+    if cfg.pca.enabled:
+        n = cfg.pca.n_components  # float < 1: share of variance; otherwise a count
+        steps.append(
+            (
+                "pca",
+                CheckedPCA(
+                    n_components=float(n) if n < 1 else int(n),
+                    whiten=cfg.pca.whiten,
+                    svd_solver="full",
+                    random_state=seed,
+                ),
+            )
+        )
+    return Pipeline(steps)
+
+
+def feature_names(preprocessor: Pipeline) -> list[str]:
+    return [str(n) for n in preprocessor.get_feature_names_out()]

@@ -1,8 +1,7 @@
 """Regressors for the boosted, kernel and robust members (``kind`` lightgbm, xgboost,
 catboost, svr, gradient_boosting), each bounded to the cores it is given.
 
-``build_member_regressor`` is the factory's hook for these kinds; the preprocessing each
-needs comes from ``member_features.build_member_preprocessor``.
+:mod:`houseprices.models.registry` names them, with the preprocessing each kind needs.
 """
 
 from __future__ import annotations
@@ -79,7 +78,7 @@ class CatBoostMember(RegressorMixin, BaseEstimator):
         return np.asarray(self.model_.predict(frame), dtype=np.float64)
 
 
-def _lightgbm(cfg: LightGBMConfig, seed: int):
+def lightgbm(cfg: LightGBMConfig, seed: int):
     from lightgbm import LGBMRegressor
 
     return LGBMRegressor(
@@ -102,7 +101,7 @@ def _lightgbm(cfg: LightGBMConfig, seed: int):
     )
 
 
-def _xgboost(cfg: XGBoostConfig, seed: int):
+def xgboost(cfg: XGBoostConfig, seed: int):
     from xgboost import XGBRegressor
 
     return XGBRegressor(
@@ -120,7 +119,7 @@ def _xgboost(cfg: XGBoostConfig, seed: int):
     )
 
 
-def _catboost(cfg: CatBoostConfig, seed: int):
+def catboost(cfg: CatBoostConfig, seed: int):
     return CatBoostMember(
         iterations=cfg.iterations,
         learning_rate=cfg.learning_rate,
@@ -132,11 +131,11 @@ def _catboost(cfg: CatBoostConfig, seed: int):
     )
 
 
-def _svr(cfg: SVRConfig, seed: int):
+def svr(cfg: SVRConfig, seed: int):
     return SVR(C=cfg.C, epsilon=cfg.epsilon, gamma=cfg.gamma, kernel=cfg.kernel)
 
 
-def _gbr(cfg: GBRConfig, seed: int):
+def gradient_boosting(cfg: GBRConfig, seed: int):
     return GradientBoostingRegressor(
         loss=cfg.loss,
         alpha=cfg.alpha,
@@ -149,18 +148,3 @@ def _gbr(cfg: GBRConfig, seed: int):
         subsample=cfg.subsample,
         random_state=seed,
     )
-
-
-BUILDERS = {
-    LightGBMConfig: _lightgbm,
-    XGBoostConfig: _xgboost,
-    CatBoostConfig: _catboost,
-    SVRConfig: _svr,
-    GBRConfig: _gbr,
-}
-
-
-def build_member_regressor(cfg, seed: int):
-    """The regressor for one of this module's kinds, or None for any other config."""
-    builder = BUILDERS.get(type(cfg))
-    return None if builder is None else builder(cfg, seed)

@@ -30,7 +30,7 @@ from houseprices.evaluation.ensemble import (
     fit_combiner,
     nested_coverage,
 )
-from houseprices.features.transformers import outlier_mask, typical_rows
+from houseprices.evaluation.outliers import outlier_mask, typical_rows
 from houseprices.paths import MEMBERS, METRICS, MODELS, PLOTS
 from houseprices.reporting.figures import ensemble_figures
 from houseprices.tracking.lineage import file_sha256

@@ -12,7 +12,8 @@ from sklearn.decomposition import PCA
 from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
-from houseprices.features.transformers import build_preprocessor, feature_names, outlier_mask
+from houseprices.evaluation.outliers import outlier_mask
+from houseprices.features.pipelines import build_preprocessor, feature_names
 from houseprices.paths import METRICS, PLOTS
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker

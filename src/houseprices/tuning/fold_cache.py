@@ -24,7 +24,7 @@ import pandas as pd
 
 from houseprices.config.params import Params
 from houseprices.evaluation.cross_validation import Fold, divergence_named, predict_finite
-from houseprices.features.transformers import outlier_mask
+from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
 
 

@@ -14,7 +14,7 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from houseprices.config.models import MLPConfig
-from houseprices.models.mlp.extras import CODE_PREFIX
+from houseprices.features.neural import CODE_PREFIX
 from houseprices.models.mlp.modules import MLP, EmbeddingMLP
 from houseprices.models.mlp.regressor import (
     EVAL_BATCH,
