@@ -26,8 +26,9 @@ import numpy as np
 
 from houseprices.config.params import load_params, parse_params
 from houseprices.data.prepared import load_prepared
-from houseprices.evaluation.cross_validation import cross_validate, log_rmse, make_folds
+from houseprices.evaluation.cross_validation import cross_validate
 from houseprices.evaluation.ensemble import choose_method, greedy_weights
+from houseprices.evaluation.folds import log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.util.threads import limit_threads
 

@@ -120,73 +120,18 @@ def cmd_leaderboard(args) -> None:
     print_leaderboard(Path(args.out))
 
 
-STAGES = {
-    "prepare": (
-        cmd_prepare,
-        "verify checksums and validate the raw CSVs",
-        "reads data/raw/{train,test,sample_submission}.csv and SHA256SUMS (params: data); "
-        "writes data/prepared/{X_train,y_train,X_test}.parquet (target as log price)",
-    ),
-    "featurize": (
-        cmd_featurize,
-        "fit the preprocessing on training rows and report it",
-        "reads data/prepared/ (params: seed, features); writes metrics/features.json and "
-        "plots/features/{missing_rate,pca_variance}.csv; logs an MLflow run",
-    ),
-    "train": (
-        cmd_train,
-        "cross-validate one named model, refit it, predict the test rows",
-        "reads data/prepared/ (params: seed, cv, features, models.<name>); writes "
-        "models/members/<name>/{model.joblib,oof.parquet,test.parquet}, metrics/<name>.json, "
-        "plots/folds/<name>.csv and, for models trained in epochs, plots/curves/<name>.csv; logs an "
-        "MLflow run with a child per fold and the model",
-    ),
-    "ensemble": (
-        cmd_ensemble,
-        "weight the members on out-of-fold predictions, add intervals",
-        "reads models/members/<member>/{oof,test}.parquet and data/prepared/ (params: ensemble, "
-        "cv, seed, features.outliers); writes "
-        "models/ensemble/predictions.parquet, metrics/ensemble.json, plots/ensemble/*.{csv,png}; "
-        "logs and registers the ensemble as an MLflow model",
-    ),
-    "submission": (
-        cmd_submission,
-        "write and validate submission.csv",
-        "reads models/ensemble/predictions.parquet and data/raw/sample_submission.csv "
-        "(params: submission); writes submission.csv and predictions_with_intervals.csv",
-    ),
-    "submit": (
-        cmd_submit,
-        "upload submission.csv to Kaggle (needs Kaggle credentials)",
-        "reads submission.csv and metrics/ensemble.json; writes nothing locally; "
-        "without credentials it exits 2 and uploads nothing",
-    ),
-    "download": (
-        cmd_download,
-        "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)",
-        "writes DEST/train.csv and DEST/test.csv (checksum-verified, atomically); the Kaggle "
-        "route also writes sample_submission.csv and data_description.txt",
-    ),
-    "search": (
-        cmd_search,
-        "Optuna hyperparameter search for one model (run more workers to go faster)",
-        "reads data/prepared/ and search.yaml (models.<model>: trials, sampler, pruner, space; params: "
-        "cv, features, models.<model>); adds trials to the model's study in the Optuna storage "
-        "(--storage, else $HOUSEPRICES_OPTUNA_STORAGE, else search.yaml's storage, else "
-        "search/optuna.db); logs each trial as an MLflow child run; --apply writes the best "
-        "params into params.yaml",
-    ),
-    "runs": (
-        cmd_runs,
-        "list the last pipeline runs from MLflow",
-        "reads the MLflow store (params: tracking); prints a table",
-    ),
-    "leaderboard": (
-        cmd_leaderboard,
-        "members and ensemble, best first: CV scores, fit and predict times",
-        "reads models/ensemble/report.json, metrics/ensemble.json and "
-        "models/members/<member>/timing.json; prints a table and writes it to metrics/leaderboard.md",
-    ),
+# One line per command; what each DVC stage reads and writes is declared in dvc.yaml.
+COMMANDS = {
+    "prepare": (cmd_prepare, "verify checksums and validate the raw CSVs"),
+    "featurize": (cmd_featurize, "fit the preprocessing on training rows and report it"),
+    "train": (cmd_train, "cross-validate one named model, refit it, predict the test rows"),
+    "ensemble": (cmd_ensemble, "weight the members on out-of-fold predictions, add intervals"),
+    "submission": (cmd_submission, "write and validate submission.csv"),
+    "submit": (cmd_submit, "upload submission.csv to Kaggle (needs Kaggle credentials)"),
+    "download": (cmd_download, "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)"),
+    "search": (cmd_search, "Optuna hyperparameter search for one model (run more workers to go faster)"),
+    "runs": (cmd_runs, "list the last pipeline runs from MLflow"),
+    "leaderboard": (cmd_leaderboard, "members and ensemble, best first: CV scores, fit and predict times"),
 }
 
 
@@ -213,13 +158,13 @@ def _search_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="houseprices",
-        description="Kaggle House Prices pipeline. Each subcommand is one DVC stage (see dvc.yaml); "
-        "run them all with `dvc repro`.",
+        description="Kaggle House Prices pipeline: its stages (dvc.yaml; run them all with `dvc repro`) "
+        "and the commands around them.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (func, summary, io_text) in STAGES.items():
-        p = sub.add_parser(name, help=summary, description=f"{summary}. {io_text[0].upper()}{io_text[1:]}.")
+    for name, (func, summary) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.")
         p.set_defaults(func=func)
         if name != "download":
             p.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from houseprices.evaluation.cross_validation import log_rmse, make_folds
 from houseprices.evaluation.ensemble import (
     PriceModel,
     choose_method,
@@ -10,6 +9,7 @@ from houseprices.evaluation.ensemble import (
     nested_coverage,
     nested_score,
 )
+from houseprices.evaluation.folds import log_rmse, make_folds
 
 
 @pytest.fixture()

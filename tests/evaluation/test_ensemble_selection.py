@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from houseprices.evaluation.cross_validation import make_folds
 from houseprices.evaluation.ensemble import (
     BAGGING_MIN_GAIN,
     Combiner,
@@ -17,6 +16,7 @@ from houseprices.evaluation.ensemble import (
     fit_combiner,
     greedy_weights,
 )
+from houseprices.evaluation.folds import make_folds
 from houseprices.reporting.leaderboard import leaderboard, to_markdown, write_timing
 
 

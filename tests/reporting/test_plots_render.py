@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run
-from houseprices.evaluation.cross_validation import make_folds
+from houseprices.evaluation.folds import make_folds
 from houseprices.reporting.dvc_plots import write_member_plots
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

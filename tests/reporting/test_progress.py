@@ -8,7 +8,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from houseprices.evaluation.cross_validation import Fold, FoldOutcome
+from houseprices.evaluation.cross_validation import FoldOutcome
+from houseprices.evaluation.folds import Fold
 from houseprices.reporting.progress import FoldProgress, duration
 
 

@@ -9,8 +9,9 @@ from houseprices.config.params import parse_params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.errors import DataError
-from houseprices.evaluation.cross_validation import cross_validate, fit_estimator, log_rmse, make_folds
+from houseprices.evaluation.cross_validation import cross_validate, fit_estimator
 from houseprices.evaluation.ensemble import PriceModel
+from houseprices.evaluation.folds import log_rmse, make_folds
 from houseprices.models.registry import build_estimator
 
 TINY_MLP = {"kind": "mlp", "hidden": [16], "epochs": 3, "batch_size": 64}

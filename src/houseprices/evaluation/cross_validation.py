@@ -16,57 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import RepeatedKFold
 
 from houseprices.config.models import ModelConfig
 from houseprices.config.params import Params
-from houseprices.errors import ConfigError, TrainingError
+from houseprices.errors import TrainingError
+from houseprices.evaluation.folds import Fold, FoldScores, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
 
 logger = logging.getLogger(__name__)
-
-
-def log_rmse(log_true, log_pred) -> float:
-    """The competition metric, on values already in log space."""
-    diff = np.asarray(log_true, dtype=np.float64) - np.asarray(log_pred, dtype=np.float64)
-    return float(np.sqrt(np.mean(diff**2)))
-
-
-@dataclass(frozen=True)
-class Fold:
-    repeat: int
-    fold: int
-    train: np.ndarray
-    valid: np.ndarray
-
-    @property
-    def label(self) -> str:
-        return f"r{self.repeat + 1}f{self.fold + 1}"
-
-
-def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
-    """Shuffled, seeded (repeated) K-fold: every model in a run sees the same folds."""
-    if folds > n_rows:
-        raise ConfigError(
-            f"cv.folds: {folds} folds need at least {folds} training rows; the prepared data has {n_rows}"
-        )
-    splitter = RepeatedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    return [Fold(i // folds, i % folds, tr, va) for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
-
-
-class FoldScores:
-    """Mean and spread of ``fold_scores`` (one log-RMSE per fold, all repeats)."""
-
-    fold_scores: list[float]
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.fold_scores))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.fold_scores))
 
 
 @dataclass

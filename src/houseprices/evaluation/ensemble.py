@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from houseprices.evaluation.cross_validation import Fold, FoldScores, log_rmse
+from houseprices.evaluation.folds import Fold, FoldScores, log_rmse
 
 METHODS = ("mean", "nnls", "stacking", "greedy")
 # Greedy (Caruana) selection: additions with replacement; the weights are counts / steps.

@@ -22,8 +22,8 @@ from houseprices.util.threads import available_cores
 def cores(n: int) -> int:
     """``n`` threads; for 0, the process's thread cap (``resources.threads``, which
     ``limit_threads`` sets as ``OMP_NUM_THREADS``), else every core it may use. Without
-    the cap a member spun two OpenMP threads in a one-thread stage: under load a
-    LightGBM fit took 49 s instead of 2 s."""
+    the cap a member spun two OpenMP threads in a one-thread stage, against the other
+    processes on the machine."""
     if n > 0:
         return n
     cap = os.environ.get("OMP_NUM_THREADS", "").strip()

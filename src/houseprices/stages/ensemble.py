@@ -21,7 +21,6 @@ import pandas as pd
 from houseprices.config.params import PARAMS_FILE, Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
-from houseprices.evaluation.cross_validation import Fold, log_rmse, make_folds
 from houseprices.evaluation.ensemble import (
     PriceModel,
     choose_method,
@@ -30,6 +29,7 @@ from houseprices.evaluation.ensemble import (
     fit_combiner,
     nested_coverage,
 )
+from houseprices.evaluation.folds import Fold, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask, typical_rows
 from houseprices.paths import MEMBERS, METRICS, MODELS, PLOTS
 from houseprices.reporting.figures import ensemble_figures

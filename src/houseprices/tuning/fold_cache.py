@@ -2,7 +2,7 @@
 
 A search trial changes model params (learning rate, weight decay, dropout, hidden sizes)
 that leave the preprocessing as it was, yet refitting it (target statistics, skew,
-scaling, one-hot) and transforming the validation rows took about a third of an MLP
+scaling, one-hot) and transforming the validation rows is a large share of an MLP
 fold. :class:`PreprocessCache` keeps, per fold, what the fitted preprocessing made of the
 fold's training rows (``fit_transform``: cross-fitted target statistics included) and of
 its validation rows, keyed by a hash of the unfitted preprocessing (every param, nested
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from houseprices.config.params import Params
-from houseprices.evaluation.cross_validation import Fold, divergence_named, predict_finite
+from houseprices.evaluation.cross_validation import divergence_named, predict_finite
+from houseprices.evaluation.folds import Fold
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
 

@@ -29,7 +29,8 @@ from ruamel.yaml.comments import CommentedSeq
 from houseprices.config.params import Params, parse_params, with_model_overrides
 from houseprices.config.search import Choice, PrunerConfig, SearchConfig, SearchFile
 from houseprices.errors import ConfigError, HousePricesError
-from houseprices.evaluation.cross_validation import fit_estimator, log_rmse, make_folds, predict_finite
+from houseprices.evaluation.cross_validation import fit_estimator, predict_finite
+from houseprices.evaluation.folds import log_rmse, make_folds
 from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
 from houseprices.util.files import write_text
 

@@ -1,7 +1,7 @@
 """Bounded threads per process.
 
 torch, BLAS and OpenMP each start one thread per core by default; two such processes on
-two cores spin against each other (a 12x slowdown was measured). Every entry point calls
+two cores spin against each other. Every entry point calls
 :func:`limit_threads` once, before any heavy work.
 """
 
