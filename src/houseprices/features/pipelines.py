@@ -190,12 +190,9 @@ def row_steps(cfg: FeaturesConfig, *, indicators: bool) -> list[tuple[str, objec
     return steps
 
 
-def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
-    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes."""
-    ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
-    steps = row_steps(cfg, indicators=cfg.impute.missing_indicators)
-
-    numeric = Pipeline(
+def numeric_columns(cfg: FeaturesConfig) -> Pipeline:
+    """Numbers: imputed, skew-transformed, scaled, held in the training range."""
+    return Pipeline(
         [
             ("impute", SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)),
             ("skew", SkewTransformer(method=cfg.skew.method, threshold=cfg.skew.threshold)),
@@ -203,75 +200,55 @@ def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
             ("clip", TrainingRangeClip() if cfg.clip_to_training_range else "passthrough"),
         ]
     )
-    categorical = Pipeline(
-        [
-            (
-                "impute",
-                SimpleImputer(
-                    strategy=cfg.impute.categorical,
-                    fill_value="missing",
-                    missing_values=np.nan,
-                    keep_empty_features=True,
-                ),
-            ),
-            (
-                "onehot",
-                OneHotEncoder(
-                    handle_unknown="infrequent_if_exist",
-                    sparse_output=False,
-                    min_frequency=cfg.encoding.min_frequency if cfg.encoding.min_frequency > 1 else None,
-                    dtype=np.float64,
-                ),
-            ),
-        ]
+
+
+def categorical_columns(cfg: FeaturesConfig) -> Pipeline:
+    """Categories: imputed, one-hot (rare ones share a column)."""
+    impute = SimpleImputer(
+        strategy=cfg.impute.categorical, fill_value="missing", missing_values=np.nan, keep_empty_features=True
     )
+    onehot = OneHotEncoder(
+        handle_unknown="infrequent_if_exist",
+        sparse_output=False,
+        min_frequency=cfg.encoding.min_frequency if cfg.encoding.min_frequency > 1 else None,
+        dtype=np.float64,
+    )
+    return Pipeline([("impute", impute), ("onehot", onehot)])
+
+
+def ordinal_columns(cfg: FeaturesConfig, ordinal: tuple[str, ...]) -> Pipeline:
+    """Quality scales as ordered numbers (``encoding.ordinal_quality``)."""
+    encode = OrdinalEncoder(
+        categories=[ORDINAL_SCALES[c] for c in ordinal],
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+    )
+    # Codes are numbers now: unknown or missing ones get the numeric strategy.
+    impute = SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)
+    return Pipeline([("encode", encode), ("impute", impute), ("scale", make_scaler(cfg.scaling))])
+
+
+def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
+    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes."""
+    ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
+    steps = row_steps(cfg, indicators=cfg.impute.missing_indicators)
     transformers = [
-        ("num", numeric, ColumnsOfKind(numeric=True, flags=False)),
+        ("num", numeric_columns(cfg), ColumnsOfKind(numeric=True, flags=False)),
         # 0/1 like the one-hot columns: scaling a rare flag would make one row an extreme
         # input (a flag set in 1 of 1000 rows becomes ~30 standard deviations).
         ("flag", "passthrough", ColumnsOfKind(numeric=True, flags=True)),
-        ("cat", categorical, ColumnsOfKind(numeric=False, exclude=ordinal)),
+        ("cat", categorical_columns(cfg), ColumnsOfKind(numeric=False, exclude=ordinal)),
     ]
     if ordinal:
-        transformers.append(
-            (
-                "ord",
-                Pipeline(
-                    [
-                        (
-                            "encode",
-                            OrdinalEncoder(
-                                categories=[ORDINAL_SCALES[c] for c in ordinal],
-                                handle_unknown="use_encoded_value",
-                                unknown_value=np.nan,
-                                encoded_missing_value=np.nan,
-                            ),
-                        ),
-                        # Codes are numbers now: unknown or missing ones get the numeric strategy.
-                        (
-                            "impute",
-                            SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True),
-                        ),
-                        ("scale", make_scaler(cfg.scaling)),
-                    ]
-                ),
-                list(ordinal),
-            )
-        )
+        transformers.append(("ord", ordinal_columns(cfg, ordinal), list(ordinal)))
     steps.append(("columns", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)))
     if cfg.pca.enabled:
         n = cfg.pca.n_components  # float < 1: share of variance; otherwise a count
-        steps.append(
-            (
-                "pca",
-                CheckedPCA(
-                    n_components=float(n) if n < 1 else int(n),
-                    whiten=cfg.pca.whiten,
-                    svd_solver="full",
-                    random_state=seed,
-                ),
-            )
+        pca = CheckedPCA(
+            n_components=float(n) if n < 1 else int(n), whiten=cfg.pca.whiten, svd_solver="full", random_state=seed
         )
+        steps.append(("pca", pca))
     return Pipeline(steps)
 
 

@@ -64,6 +64,35 @@ def _log_info(message: str) -> None:
     logger.info(message)
 
 
+def _lr_scheduler(cfg: MLPConfig) -> Callback | None:
+    """The learning-rate schedule ``lr_schedule`` (with warm-up and SWA's constant tail) names."""
+    if cfg.lr_schedule == "plateau":
+        return LRScheduler(
+            policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+            monitor="valid_loss",
+            factor=cfg.lr_gamma,
+            patience=max(1, cfg.early_stopping.patience // 2),
+        )
+    if cfg.lr_schedule == "onecycle":
+        # Momentum (beta1) is not cycled: momentum/beta1 stay what the config says, and
+        # plain SGD stays plain SGD.
+        return OneCycle(
+            policy=torch.optim.lr_scheduler.OneCycleLR,
+            max_lr=cfg.lr,
+            epochs=cfg.epochs,
+            steps_per_epoch=1,
+            cycle_momentum=False,
+            step_every="batch",
+        )
+    if cfg.lr_schedule != "none" or cfg.warmup_epochs or cfg.swa_lr is not None:
+        hold = (
+            {} if cfg.swa_lr is None else {"hold_from": cfg.epochs - cfg.averaged_epochs(), "hold": cfg.swa_lr / cfg.lr}
+        )
+        factor = LRFactor(cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs, **hold)
+        return LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=factor)
+    return None
+
+
 def _callbacks(cfg: MLPConfig) -> list[tuple[str, Callback]]:
     callbacks: list[tuple[str, Callback]] = [("stop_on_non_finite", StopOnNonFinite()), ("holdout", HoldoutLoss())]
     if cfg.max_norm is not None:
@@ -71,57 +100,13 @@ def _callbacks(cfg: MLPConfig) -> list[tuple[str, Callback]]:
     if cfg.grad_clip is not None:
         callbacks.append(("grad_clip", GradientNormClipping(cfg.grad_clip)))
     if cfg.early_stopping.enabled:
-        callbacks.append(
-            (
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss", patience=cfg.early_stopping.patience, load_best=True, sink=_log_info
-                ),
-            )
+        stopping = EarlyStopping(
+            monitor="valid_loss", patience=cfg.early_stopping.patience, load_best=True, sink=_log_info
         )
-    if cfg.lr_schedule == "plateau":
-        callbacks.append(
-            (
-                "lr_scheduler",
-                LRScheduler(
-                    policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
-                    monitor="valid_loss",
-                    factor=cfg.lr_gamma,
-                    patience=max(1, cfg.early_stopping.patience // 2),
-                ),
-            )
-        )
-    elif cfg.lr_schedule == "onecycle":
-        # Momentum (beta1) is not cycled: momentum/beta1 stay what the config says, and
-        # plain SGD stays plain SGD.
-        callbacks.append(
-            (
-                "lr_scheduler",
-                OneCycle(
-                    policy=torch.optim.lr_scheduler.OneCycleLR,
-                    max_lr=cfg.lr,
-                    epochs=cfg.epochs,
-                    steps_per_epoch=1,
-                    cycle_momentum=False,
-                    step_every="batch",
-                ),
-            )
-        )
-    elif cfg.lr_schedule != "none" or cfg.warmup_epochs or cfg.swa_lr is not None:
-        hold = (
-            {} if cfg.swa_lr is None else {"hold_from": cfg.epochs - cfg.averaged_epochs(), "hold": cfg.swa_lr / cfg.lr}
-        )
-        callbacks.append(
-            (
-                "lr_scheduler",
-                LRScheduler(
-                    policy=torch.optim.lr_scheduler.LambdaLR,
-                    lr_lambda=LRFactor(
-                        cfg.lr_schedule, cfg.epochs, cfg.lr_step_size, cfg.lr_gamma, cfg.warmup_epochs, **hold
-                    ),
-                ),
-            )
-        )
+        callbacks.append(("early_stopping", stopping))
+    scheduler = _lr_scheduler(cfg)
+    if scheduler is not None:
+        callbacks.append(("lr_scheduler", scheduler))
     if cfg.swa_fraction:
         callbacks.append(("weight_average", WeightAverage(cfg.averaged_epochs())))
     return callbacks
