@@ -4,6 +4,9 @@ no import cycles (imports inside functions count), package __init__ files that i
 from __future__ import annotations
 
 import ast
+import importlib
+
+import pytest
 
 from architecture import PACKAGE, import_graph, module_files
 
@@ -114,3 +117,10 @@ def test_package_init_files_import_nothing():
         if path.name == "__init__.py":
             body = ast.parse(path.read_text()).body
             assert all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body), module
+
+
+@pytest.mark.parametrize("module", sorted(module_files()))
+def test_every_module_imports(module):
+    """Each import names something its module still defines (a split or move can break one
+    that no other test reaches)."""
+    importlib.import_module(module)

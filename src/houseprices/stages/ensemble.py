@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from houseprices.config.params import PARAMS_FILE, Params
+from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.evaluation.ensemble import (
@@ -31,7 +31,7 @@ from houseprices.evaluation.ensemble import (
 )
 from houseprices.evaluation.folds import Fold, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask, typical_rows
-from houseprices.paths import MEMBERS, METRICS, MODELS, PLOTS
+from houseprices.paths import MEMBERS, METRICS, MODELS, PARAMS_FILE, PLOTS
 from houseprices.reporting.figures import ensemble_figures
 from houseprices.tracking.lineage import file_sha256
 from houseprices.tracking.runlog import flatten

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from houseprices.config.params import PARAMS_FILE, Params
+from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import FoldOutcome, cross_validate, fit_estimator, predict_finite
 from houseprices.evaluation.ensemble import PriceModel
 from houseprices.evaluation.folds import Fold
-from houseprices.paths import MEMBERS, METRICS, PLOTS
+from houseprices.paths import MEMBERS, METRICS, PARAMS_FILE, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.reporting.leaderboard import write_timing
 from houseprices.reporting.progress import FoldProgress, duration
