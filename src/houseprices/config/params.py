@@ -111,7 +111,7 @@ class OutlierConfig(Strict):
 
 
 class InteractionsConfig(Strict):
-    """Products of overall quality with the areas it prices (see extra_features.py)."""
+    """Products of overall quality with the areas it prices (see features/extra.py)."""
 
     enabled: bool = True
 
@@ -132,7 +132,7 @@ class TargetEncodingConfig(Strict):
 
 class NeighborhoodRelativeConfig(Strict):
     """Areas as ratios to, and quality as a difference from, the neighbourhood's median
-    (medians of a fold's training rows; see extra_features.py)."""
+    (medians of a fold's training rows; see features/extra.py)."""
 
     enabled: bool = False
 

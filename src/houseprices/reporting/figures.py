@@ -1,5 +1,5 @@
 """PNG figures of the ensemble for MLflow (artifacts only: DVC draws the CSVs of
-:mod:`.plots`). matplotlib lives here alone, so the stages that draw nothing do not pay
+:mod:`.dvc_plots`). matplotlib lives here alone, so the stages that draw nothing do not pay
 its import."""
 
 from __future__ import annotations
