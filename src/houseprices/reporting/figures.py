@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from houseprices.util.files import atomic_path
+from houseprices.util.timing import timed
 
 
 def _save(fig, path: Path) -> Path:
@@ -22,6 +23,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+@timed("figures")
 def ensemble_figures(
     out_dir: Path,
     log_actual: np.ndarray,
