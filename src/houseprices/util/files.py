@@ -8,11 +8,12 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-
-import joblib
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from houseprices.util.timing import timed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _new_temp(path: Path) -> Path:
@@ -74,10 +75,14 @@ def write_csv(path: Path | str, frame: pd.DataFrame, **kwargs) -> None:
 
 @timed("io")
 def dump_model(path: Path | str, model: object) -> None:
+    import joblib  # lazily: the stages that pickle nothing do not pay its import
+
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp)
 
 
 @timed("io")
 def load_model(path: Path | str) -> object:
+    import joblib
+
     return joblib.load(path)
