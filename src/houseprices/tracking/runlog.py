@@ -125,13 +125,20 @@ class RunLog:
         register: bool = False,
         description: str = "",
         version_tags: Mapping[str, str] | None = None,
+        member_files: Mapping[str, Path] | None = None,
     ):
         """Log ``model`` (a PriceModel) on this run; with ``register``, also as a new
-        registered version. Returns the version (or None)."""
+        registered version. ``member_files``: its members as the files they were saved to,
+        loaded with the model (``model.members`` may then be empty). Returns the version (or None)."""
         if self._model_logger is None:
             return None
         return self._model_logger(
-            model, rows, register=register, description=description, version_tags=dict(version_tags or {})
+            model,
+            rows,
+            register=register,
+            description=description,
+            version_tags=dict(version_tags or {}),
+            member_files=member_files,
         )
 
 
@@ -171,5 +178,6 @@ class NullRun:
         register: bool = False,
         description: str = "",
         version_tags: Mapping[str, str] | None = None,
+        member_files: Mapping[str, Path] | None = None,
     ):
         return None

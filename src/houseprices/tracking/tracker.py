@@ -156,9 +156,11 @@ class Tracker:
         """Headline metrics on the pipeline run, for side-by-side comparison."""
         self._run_log(self._pipeline_parent()).log_metrics(metrics)
 
-    def _log_model(self, model, rows, *, register: bool, description: str, version_tags: dict[str, str]):
+    def _log_model(
+        self, model, rows, *, register: bool, description: str, version_tags: dict[str, str], member_files=None
+    ):
         name = self.cfg.registered_model if register else ""
-        info = log_price_model(model, rows, registered_name=name or None)
+        info = log_price_model(model, rows, registered_name=name or None, member_files=member_files)
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             describe_version(
