@@ -1,10 +1,20 @@
-"""Wall time of every stage of a forced `dvc repro`, and the total.
+"""Wall time of every stage of a forced `dvc repro`, split by where it goes, and the total.
 
-Usage: python bench/pipeline_time.py [extra dvc repro args...]
+Usage: python bench/pipeline_time.py [--repo DIR] [extra dvc repro args...]
        python bench/pipeline_time.py --per-stage
 
-Runs `dvc repro -f` in the repository root (the venv's bin first on PATH) and prints one
-line per stage; the timings include each stage's process start-up and MLflow logging.
+Runs `dvc repro -f` in the repository root (or ``--repo DIR``, with ``DIR/src`` first on
+PYTHONPATH: another checkout, for a before/after comparison) with ``$HOUSEPRICES_TIMING``
+set, so each stage's process reports its sections (``houseprices/util/timing.py``). One
+line per stage: its wall time as DVC runs it, then
+
+- ``dvc``: DVC's own work around the command (hashing deps and outs, the lock file);
+- ``startup``: interpreter start and imports until the stage's code runs;
+- ``fit``: the models' cross-validation, refits and predictions (the ensemble's combiner choice);
+- ``tracking``: MLflow (store, runs, params, metrics, artifacts, model logging);
+- ``figures``: PNGs drawn for MLflow;
+- ``io``: reading and writing the stage's files (models unpickled included);
+- ``other``: the rest of the stage's own computing (featurize's report, the ensemble's scoring).
 
 ``--per-stage`` runs each stage of `dvc stage list` on its own (`dvc repro -f -s`) and
 also prints the CPU seconds it used (user + system, its processes together) and the load
@@ -14,18 +24,22 @@ these one-thread stages much less, and on an idle machine they are about the wal
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SPLIT = ("dvc", "startup", "fit", "tracking", "figures", "io", "other")
 
 
-def _env() -> dict:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+def _env(root: Path = ROOT, **extra: str) -> dict:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return dict(os.environ, PATH=path, PYTHONPATH=str(root / "src"), **extra)
 
 
 def _children_cpu() -> float:
@@ -51,16 +65,13 @@ def per_stage() -> int:
     return 0
 
 
-def main() -> int:
-    if sys.argv[1:] == ["--per-stage"]:
-        return per_stage()
-    cmd = ["dvc", "repro", "-f", *sys.argv[1:]]
+def stage_walls(cmd: list[str], root: Path, env: dict) -> tuple[list[tuple[str, float]], float, int, str]:
+    """(stage, seconds) in the order DVC ran them, the total, the exit code and the log's tail."""
     start = last = time.perf_counter()
-    stage, timings = None, []
-    with subprocess.Popen(
-        cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
+    stage, timings, tail = None, [], []
+    with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
+            tail = [*tail[-40:], line]
             if line.startswith("Running stage '"):
                 now = time.perf_counter()
                 if stage:
@@ -69,11 +80,52 @@ def main() -> int:
     end = time.perf_counter()
     if stage:
         timings.append((stage, end - last))
-    for name, seconds in timings:
-        print(f"{name:24s} {seconds:7.1f} s")
-    print(f"{'total':24s} {end - start:7.1f} s   (exit {proc.returncode})   cpu {_children_cpu():.1f} s")
-    return proc.returncode
+    return timings, end - start, proc.returncode, "".join(tail)
+
+
+def split_row(wall: float, report: dict | None) -> dict[str, float]:
+    """A stage's wall time split into SPLIT; without a report, all of it is "dvc"."""
+    if report is None:
+        return {"dvc": wall}
+    return {"dvc": wall - report["wall"], **{k: report.get(k, 0.0) for k in SPLIT[1:]}}
+
+
+def timed_repro(root: Path, extra: list[str]) -> tuple[list[tuple[str, float, dict]], float, int]:
+    """``dvc repro -f`` in ``root``: per stage its wall time and split, the total, the exit code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "timing.jsonl"
+        walls, total, code, tail = stage_walls(
+            ["dvc", "repro", "-f", *extra], root, _env(root, HOUSEPRICES_TIMING=str(log))
+        )
+        reports = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    if code:
+        print(tail)
+    if len(reports) != len(walls):  # a checkout without the timing sections: walls only
+        reports = [None] * len(walls)
+    return [(name, wall, split_row(wall, rep)) for (name, wall), rep in zip(walls, reports, strict=True)], total, code
+
+
+def print_table(rows: list[tuple[str, float, dict]], total: float) -> None:
+    print(f"{'stage':18s} {'wall':>6s} " + " ".join(f"{k:>8s}" for k in SPLIT))
+    sums = dict.fromkeys(SPLIT, 0.0)
+    for name, wall, split in rows:
+        print(f"{name:18s} {wall:6.1f} " + " ".join(f"{split.get(k, 0.0):8.1f}" for k in SPLIT))
+        for k in SPLIT:
+            sums[k] += split.get(k, 0.0)
+    print(f"{'total':18s} {total:6.1f} " + " ".join(f"{sums[k]:8.1f}" for k in SPLIT))
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--per-stage"]:
+        return per_stage()
+    root = ROOT
+    if argv[:1] == ["--repo"]:
+        root, argv = Path(argv[1]).resolve(), argv[2:]
+    rows, total, code = timed_repro(root, argv)
+    print_table(rows, total)
+    print(f"exit {code}   cpu {_children_cpu():.1f} s   load {os.getloadavg()[0]:.1f}")
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

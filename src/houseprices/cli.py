@@ -17,6 +17,7 @@ from houseprices.data.download import D2L_BASE_URL, MAX_BYTES
 from houseprices.errors import HousePricesError
 from houseprices.paths import CHECKSUMS, PARAMS_FILE
 from houseprices.runner import run_command
+from houseprices.util.timing import section, start_report
 
 logger = logging.getLogger("houseprices")
 
@@ -26,31 +27,36 @@ def _params(args):
 
 
 def cmd_prepare(args) -> None:
-    from houseprices.stages import prepare
+    with section("startup"):
+        from houseprices.stages import prepare
 
     prepare.run(_params(args))
 
 
 def cmd_featurize(args) -> None:
-    from houseprices.stages import featurize
+    with section("startup"):
+        from houseprices.stages import featurize
 
     featurize.run(_params(args))
 
 
 def cmd_train(args) -> None:
-    from houseprices.stages import train
+    with section("startup"):
+        from houseprices.stages import train
 
     train.run(_params(args), args.model, Path(args.params))
 
 
 def cmd_ensemble(args) -> None:
-    from houseprices.stages import ensemble
+    with section("startup"):
+        from houseprices.stages import ensemble
 
     ensemble.run(_params(args), Path(args.params))
 
 
 def cmd_submission(args) -> None:
-    from houseprices.stages import submission
+    with section("startup"):
+        from houseprices.stages import submission
 
     submission.run(_params(args))
 
@@ -92,7 +98,8 @@ def cmd_download(args) -> None:
 
 
 def cmd_search(args) -> None:
-    from houseprices.stages import search
+    with section("startup"):
+        from houseprices.stages import search
 
     search.run(
         _params(args),
@@ -198,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    start_report(" ".join(argv if argv is not None else sys.argv[1:]))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

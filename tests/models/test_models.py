@@ -18,7 +18,7 @@ from houseprices.config.models import MLPConfig
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.evaluation.cross_validation import cross_validate, fit_estimator
-from houseprices.models.mlp.factory import build_mlp, resolve_device
+from houseprices.models.mlp.factory import AUTO_CUDA_MIN_BATCH_WIDTH, build_mlp, resolve_device
 from houseprices.models.mlp.modules import GaussianNoise
 from houseprices.models.mlp.regressor import BinnedMLPRegressor, MLPRegressor, TensorBatches
 from houseprices.models.registry import KINDS, build_regressor
@@ -544,10 +544,20 @@ def test_divergence_names_model_fold_and_epoch(small_xy):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_device_auto_resolves_to_cpu_here():
-    assert resolve_device("auto") == "cpu"
+    assert resolve_device("auto", 4096, 4096) == "cpu"
     net = built(device="auto")
     assert net.device == "cpu"
     assert next(net.module_.parameters()).device.type == "cpu"
+
+
+def test_device_auto_takes_the_gpu_only_for_large_steps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", 64, 128) == "cpu"  # the default net: a GPU would be slower
+    assert resolve_device("auto", AUTO_CUDA_MIN_BATCH_WIDTH // 512, 512) == "cuda"
+    assert resolve_device("auto", AUTO_CUDA_MIN_BATCH_WIDTH // 512 - 1, 512) == "cpu"
+    assert resolve_device("cpu", 10**6, 10**6) == "cpu"
+    assert resolve_device("cuda", 1, 1) == "cuda"
+    assert build_mlp(config(device="auto"), 0).device == "cpu"
 
 
 def test_warmup_with_its_own_scheduler_is_refused():

@@ -9,8 +9,10 @@ import pandas as pd
 from houseprices.data.schema import ID
 from houseprices.errors import DataError
 from houseprices.paths import PREPARED
+from houseprices.util.timing import timed
 
 
+@timed("io")
 def load_prepared(prepared: Path = PREPARED) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """Training features, log-price target and test features written by ``prepare``."""
     missing = [p for p in ("X_train.parquet", "y_train.parquet", "X_test.parquet") if not (prepared / p).is_file()]

@@ -23,6 +23,7 @@ from houseprices.errors import TrainingError
 from houseprices.evaluation.folds import Fold, FoldScores, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
+from houseprices.util.timing import timed
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def divergence_named(name: str, where: str):
         raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
 
 
+@timed("fit")
 def fit_estimator(
     name: str,
     cfg: ModelConfig,
@@ -111,6 +113,7 @@ def fit_estimator(
     return estimator
 
 
+@timed("fit")
 def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndarray:
     pred = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
     bad = ~np.isfinite(pred)
@@ -143,6 +146,7 @@ def _no_scope(fold: Fold, position: int, total: int) -> AbstractContextManager[N
     return contextlib.nullcontext()
 
 
+@timed("fit")
 def cross_validate(
     name: str,
     params: Params,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from houseprices.evaluation.folds import Fold, FoldScores, log_rmse
+from houseprices.util.timing import timed
 
 METHODS = ("mean", "nnls", "stacking", "greedy")
 # Greedy (Caruana) selection: additions with replacement; the weights are counts / steps.
@@ -52,6 +53,7 @@ class Combiner:
         return P @ self.weights + self.intercept
 
 
+@timed("fit")
 def fit_combiner(method: str, P: np.ndarray, y: np.ndarray) -> Combiner:
     """``P``: (rows, members) log predictions; ``y``: log prices. (scipy and scikit-learn
     are imported here: every train stage imports this module for :class:`PriceModel`.)"""
@@ -118,6 +120,7 @@ def nested_score(
     return NestedScore(method, scores, pred)
 
 
+@timed("fit")
 def choose_method(
     requested: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold], keep: np.ndarray | None = None
 ) -> tuple[str, dict[str, NestedScore]]:
@@ -149,6 +152,7 @@ def nested_coverage(pred: np.ndarray, y: np.ndarray, folds: list[Fold], coverage
 BAGGING_MIN_GAIN = 0.001
 
 
+@timed("fit")
 def choose_test_predictions(requested: str, oof: np.ndarray, y: np.ndarray, combiner: Combiner) -> tuple[str, dict]:
     """``refit`` or ``fold_average`` for the test rows, and the evidence.
 

@@ -1,27 +1,36 @@
 """PNG figures of the ensemble for MLflow (artifacts only: DVC draws the CSVs of
-:mod:`.dvc_plots`). matplotlib lives here alone, so the stages that draw nothing do not pay
-its import."""
+:mod:`.dvc_plots`). matplotlib lives here alone and is imported when a figure is drawn, so
+importing the module costs nothing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from houseprices.util.files import atomic_path
+from houseprices.util.timing import timed
+
+
+def _pyplot():
+    """matplotlib on its file-only backend, imported when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     plt.close(fig)
     return path
 
 
+@timed("figures")
 def ensemble_figures(
     out_dir: Path,
     log_actual: np.ndarray,
@@ -29,6 +38,7 @@ def ensemble_figures(
     weights: dict[str, float],
     scores: dict[str, float],
 ) -> list[Path]:
+    plt = _pyplot()
     paths = []
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(log_actual, log_predicted, s=6, alpha=0.5)

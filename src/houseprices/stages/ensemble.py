@@ -36,7 +36,7 @@ from houseprices.reporting.figures import ensemble_figures
 from houseprices.tracking.lineage import file_sha256
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
-from houseprices.util.files import load_model, write_csv, write_json, write_parquet
+from houseprices.util.files import write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -254,10 +254,10 @@ def log_to_mlflow(
             run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs], "plots")
         run.log_artifacts([REPORT], None)
         run.log_artifacts([predictions], "predictions")
-        fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in data.members}
         run.log_model(
-            PriceModel(fitted, combo["weights"], combo["combiner"].intercept),
+            PriceModel({}, combo["weights"], combo["combiner"].intercept),  # members: loaded with the model
             data.X_test,
+            member_files={name: MEMBERS / name / "model.joblib" for name in data.members},
             register=True,
             version_tags={"predictions.sha256": file_sha256(predictions)},
             description=f"{combo['method']} ensemble of {', '.join(data.members)}; "

@@ -19,7 +19,6 @@ from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import FoldOutcome, cross_validate, fit_estimator, predict_finite
-from houseprices.evaluation.ensemble import PriceModel
 from houseprices.evaluation.folds import Fold
 from houseprices.paths import MEMBERS, METRICS, PARAMS_FILE, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
@@ -119,7 +118,9 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
             }
         )
         run_log.log_artifacts([MEMBERS / name / "oof.parquet", MEMBERS / name / "test.parquet"], "predictions")
-        run_log.log_model(PriceModel({name: final}, {name: 1.0}), X_test)
+        # The fitted pipeline as a file (joblib.load: raw rows in, log prices out). Users load the
+        # ensemble's registered MLflow model, so a member is not packaged and validated as one each run.
+        run_log.log_artifacts([MEMBERS / name / "model.joblib"], "model")
     logger.info(
         "%s: CV log-RMSE %.4f ± %.4f over %d folds (%s CV, %s refit)",
         name,

@@ -1,12 +1,16 @@
 """The priced-house model as an MLflow model, logged "from code": the class lives in
-``model_code.py`` and the fitted pipelines travel as a joblib artifact, so nothing is
-cloudpickled and the model loads wherever the package code (logged beside it) imports."""
+``model_code.py``; the combination (weights, intercept) and each member's fitted pipeline
+(the file its train stage wrote) travel as joblib artifacts, so nothing is cloudpickled,
+the logging stage never unpickles a member, and the model loads wherever the package code
+(logged beside it) imports."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import mlflow
@@ -19,6 +23,7 @@ from houseprices.util.files import dump_model
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 ARTIFACT = "price_model"
+MEMBER_ARTIFACT = "member."  # + the member's name
 
 
 class PricePyfunc(mlflow.pyfunc.PythonModel):
@@ -29,6 +34,9 @@ class PricePyfunc(mlflow.pyfunc.PythonModel):
         import joblib
 
         self.model = joblib.load(context.artifacts[ARTIFACT])
+        for key, path in context.artifacts.items():
+            if key.startswith(MEMBER_ARTIFACT):
+                self.model.members[key.removeprefix(MEMBER_ARTIFACT)] = joblib.load(path)
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -77,19 +85,31 @@ def quiet_artifact_downloads():
         os.environ.pop(key, None)
 
 
-def log_price_model(model, rows: pd.DataFrame, registered_name: str | None = None, name: str = "model"):
+def log_price_model(
+    model,
+    rows: pd.DataFrame,
+    registered_name: str | None = None,
+    name: str = "model",
+    member_files: Mapping[str, Path] | None = None,
+):
     """Log (and optionally register) ``model`` on the active run, with the package code
-    beside it, so it loads anywhere ``mlflow.pyfunc.load_model`` runs."""
-    with tempfile.TemporaryDirectory() as tmp, quiet_artifact_downloads():
+    beside it, so it loads anywhere ``mlflow.pyfunc.load_model`` runs.
+
+    ``member_files``: fitted members by name, as files; ``load_context`` puts them into
+    ``model.members``. With them, no input example is logged: MLflow would load every member
+    to check it each run, and its check only warns (the tests price such rows instead)."""
+    members = {f"{MEMBER_ARTIFACT}{m}": str(path) for m, path in (member_files or {}).items()}
+    with tempfile.TemporaryDirectory() as tmp, quiet_artifact_downloads(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
         artifact = Path(tmp) / "price_model.joblib"
         dump_model(artifact, model)
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(MODEL_CODE),
-            artifacts={ARTIFACT: str(artifact)},
+            artifacts={ARTIFACT: str(artifact), **members},
             code_paths=[str(Path(houseprices.__file__).parent)],
             pip_requirements=pip_requirements(),
             signature=price_signature(rows),
-            input_example=input_example(rows),
+            input_example=None if members else input_example(rows),
             registered_model_name=registered_name,
         )

@@ -15,6 +15,8 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from houseprices.util.timing import timed
+
 CURVE_KEYS = ("train_loss", "valid_loss", "holdout_loss")
 # MlflowClient.log_batch limits per call.
 BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
@@ -74,21 +76,26 @@ class RunLog:
         self.run_id = run_id
         self._model_logger = model_logger
 
+    @timed("tracking")
     def log_params(self, params: Mapping[str, object]) -> None:
         log_batch(self.client, self.run_id, params=[Param(k, param_text(v)) for k, v in params.items()])
 
+    @timed("tracking")
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         log_batch(self.client, self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
+    @timed("tracking")
     def log_curves(self, curves: pd.DataFrame) -> None:
         """Per-epoch losses as step metrics (step = epoch)."""
         now = int(time.time() * 1000)
         log_batch(self.client, self.run_id, metrics=[Metric(k, v, now, step) for k, v, step in curve_metrics(curves)])
 
+    @timed("tracking")
     def set_tags(self, tags: Mapping[str, object]) -> None:
         log_batch(self.client, self.run_id, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
+    @timed("tracking")
     def log_step_metrics(
         self, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, object] | None = None
     ) -> None:
@@ -100,13 +107,16 @@ class RunLog:
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
+    @timed("tracking")
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
         for path in paths:
             self.client.log_artifact(self.run_id, str(path), folder)
 
+    @timed("tracking")
     def log_dict(self, data: object, name: str) -> None:
         self.client.log_dict(self.run_id, data, name)
 
+    @timed("tracking")
     def log_model(
         self,
         model,
@@ -115,13 +125,20 @@ class RunLog:
         register: bool = False,
         description: str = "",
         version_tags: Mapping[str, str] | None = None,
+        member_files: Mapping[str, Path] | None = None,
     ):
         """Log ``model`` (a PriceModel) on this run; with ``register``, also as a new
-        registered version. Returns the version (or None)."""
+        registered version. ``member_files``: its members as the files they were saved to,
+        loaded with the model (``model.members`` may then be empty). Returns the version (or None)."""
         if self._model_logger is None:
             return None
         return self._model_logger(
-            model, rows, register=register, description=description, version_tags=dict(version_tags or {})
+            model,
+            rows,
+            register=register,
+            description=description,
+            version_tags=dict(version_tags or {}),
+            member_files=member_files,
         )
 
 
@@ -161,5 +178,6 @@ class NullRun:
         register: bool = False,
         description: str = "",
         version_tags: Mapping[str, str] | None = None,
+        member_files: Mapping[str, Path] | None = None,
     ):
         return None

@@ -26,6 +26,7 @@ from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crow
 from houseprices.tracking.runlog import NullRun, RunLog, flatten
 from houseprices.tracking.store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
 from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
+from houseprices.util.timing import around, timed
 
 
 def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
@@ -84,6 +85,7 @@ class Tracker:
         self._parent_id: str | None = None
 
     @classmethod
+    @timed("tracking")
     def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker | NullTracker:
         """Tracker for ``params.tracking``; fails fast (naming the URI) when the store is
         unreachable, or warns and returns a :class:`NullTracker` if ``tracking.required`` is false."""
@@ -98,6 +100,7 @@ class Tracker:
         lineage.update(owner_tags())  # host and pid: a run left RUNNING by a killed process is closed later
         return cls(client, experiment_id, params.tracking, lineage, pipeline_params(params))
 
+    @timed("tracking")
     def _pipeline_parent(self) -> str:
         """The pipeline run's id, looked up (or created with lineage and params) once."""
         if self._parent_id is None:
@@ -126,8 +129,8 @@ class Tracker:
         """A child of the pipeline run (created on first use) for one stage or model."""
         parent_id = self._pipeline_parent()
         tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage}
-        with mlflow.start_run(run_id=parent_id):
-            with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
+        with around("tracking", mlflow.start_run(run_id=parent_id)):
+            with around("tracking", mlflow.start_run(run_name=name, nested=True, tags=tags)) as run:
                 log = self._run_log(run.info.run_id)
                 log.log_params(params or {})
                 yield log
@@ -135,7 +138,7 @@ class Tracker:
     @contextlib.contextmanager
     def top_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A run of its own, outside any pipeline run (a search: its trials are its children)."""
-        with mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage}) as run:
+        with around("tracking", mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage})) as run:
             log = self._run_log(run.info.run_id)
             log.log_params(params or {})
             yield log
@@ -143,18 +146,21 @@ class Tracker:
     @contextlib.contextmanager
     def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A child of the current stage run (a fold, a trial), live while the block runs."""
-        with mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind}) as run:
+        with around("tracking", mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind})) as run:
             log = self._run_log(run.info.run_id)
             log.log_params(params or {})
             yield log
 
+    @timed("tracking")
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         """Headline metrics on the pipeline run, for side-by-side comparison."""
         self._run_log(self._pipeline_parent()).log_metrics(metrics)
 
-    def _log_model(self, model, rows, *, register: bool, description: str, version_tags: dict[str, str]):
+    def _log_model(
+        self, model, rows, *, register: bool, description: str, version_tags: dict[str, str], member_files=None
+    ):
         name = self.cfg.registered_model if register else ""
-        info = log_price_model(model, rows, registered_name=name or None)
+        info = log_price_model(model, rows, registered_name=name or None, member_files=member_files)
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             describe_version(
@@ -170,6 +176,7 @@ class Tracker:
             )
         return version
 
+    @timed("tracking")
     def crown(self, predictions: Path, submission: Path) -> None:
         """Mark the registered version behind ``submission`` (see :mod:`.registry`)."""
         if self.cfg.registered_model and self.cfg.log_models:

@@ -8,9 +8,12 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import joblib
-import pandas as pd
+from houseprices.util.timing import timed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _new_temp(path: Path) -> Path:
@@ -43,6 +46,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@timed("io")
 def write_text(path: Path | str, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -52,24 +56,33 @@ def write_json(path: Path | str, data: object) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+@timed("io")
 def read_json(path: Path | str) -> object:
     return json.loads(Path(path).read_text())
 
 
+@timed("io")
 def write_parquet(path: Path | str, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
 
+@timed("io")
 def write_csv(path: Path | str, frame: pd.DataFrame, **kwargs) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n", **kwargs)
 
 
+@timed("io")
 def dump_model(path: Path | str, model: object) -> None:
+    import joblib  # lazily: the stages that pickle nothing do not pay its import
+
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp)
 
 
+@timed("io")
 def load_model(path: Path | str) -> object:
+    import joblib
+
     return joblib.load(path)

@@ -54,10 +54,21 @@ def _criterion(cfg: MLPConfig) -> dict:
     return {"criterion": {"mse": nn.MSELoss, "l1": nn.L1Loss}[cfg.loss]}
 
 
-def resolve_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+# ``device: auto`` trains on the GPU only when one step's matrix work, batch rows times
+# the widest layer, reaches this: below it a GPU step is bound by kernel launches and the
+# per-step sync, and one CPU thread finishes first (bench/device_check.py --steps;
+# docs/benchmarks.md, "device: auto").
+AUTO_CUDA_MIN_BATCH_WIDTH = 131_072
+
+
+def resolve_device(requested: str, batch_size: int = 0, widest_layer: int = 0) -> str:
+    """``cpu`` or ``cuda``: ``auto`` picks the GPU when there is one and the net's steps are
+    large enough for it to be faster (see AUTO_CUDA_MIN_BATCH_WIDTH)."""
+    if requested != "auto":
+        return requested
+    if batch_size * widest_layer < AUTO_CUDA_MIN_BATCH_WIDTH:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _log_info(message: str) -> None:
@@ -115,7 +126,7 @@ def _callbacks(cfg: MLPConfig) -> list[tuple[str, Callback]]:
 def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
     """The skorch net a ``kind: mlp`` entry describes."""
     optimizer, optimizer_kwargs = torch_optimizer(cfg)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.batch_size, max(cfg.hidden, default=0))
     regressor, head_kwargs = (
         (BinnedMLPRegressor, {"n_bins": cfg.n_bins}) if cfg.head == "binned" else (MLPRegressor, {})
     )
