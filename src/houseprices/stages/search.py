@@ -18,10 +18,11 @@ from pathlib import Path
 import optuna
 from tqdm import tqdm
 
-from houseprices.config.params import PARAMS_FILE, SEARCH_FILE, Params
+from houseprices.config.params import Params
 from houseprices.config.search import SearchConfig, load_search
 from houseprices.data.prepared import load_prepared
 from houseprices.errors import ConfigError, TrainingError
+from houseprices.paths import PARAMS_FILE, SEARCH_FILE
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.tuning.search import (
