@@ -179,6 +179,26 @@ def test_signals_mid_stage_then_rerun(repo_copy):
     assert status == "{}", status
 
 
+# ------------------------------------------------------- damaged inputs
+ENSEMBLE_OUTPUTS = ("models/ensemble", "metrics/ensemble.json", "plots/ensemble")
+
+
+@pytest.mark.slow(seconds=25)
+def test_a_truncated_member_model_stops_the_ensemble_before_it_writes(repo_copy):
+    """Every member's model is read before an output is replaced: the cut-short file is one
+    line naming it and the stage that rewrites it, and the previous ensemble stays whole."""
+    model = repo_copy / "models/members/ridge/model.joblib"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    before = digests(repo_copy, *ENSEMBLE_OUTPUTS)
+    done = run(["houseprices", "ensemble"], repo_copy, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = error_lines(done.stderr)
+    assert "models/members/ridge/model.joblib: cannot be read" in line
+    assert "run `dvc repro train@ridge`" in line
+    assert digests(repo_copy, *ENSEMBLE_OUTPUTS) == before
+    assert not [r for r in runs(f"sqlite:///{repo_copy / 'mlflow.db'}") if r.info.status == "RUNNING"]
+
+
 # -------------------------------------------------------------- the store
 @pytest.mark.slow
 def test_artifacts_of_a_copied_repo_stay_in_the_copy(repo_copy, built_repo):

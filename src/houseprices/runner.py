@@ -3,14 +3,17 @@ store failures as one line (or, with ``tracking.required: false``, the stage aga
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from pathlib import Path
 
 from houseprices.config.params import load_params
 from houseprices.errors import HousePricesError, TrackingError
 from houseprices.tracking.failures import bound_http, fail_fast_from_now, translate
 from houseprices.tracking.lifecycle import TRACKING_OFF_ENV, end_active_runs, killed_on_signal
+from houseprices.util.files import confined_outputs
 from houseprices.util.threads import THREAD_ENV_VARS, limit_threads, resolve_threads
 
 logger = logging.getLogger(__name__)
@@ -35,12 +38,24 @@ def _bound_threads(command: str, params) -> None:
             os.environ[var] = str(n)
 
 
+def _confined(command: str, params) -> contextlib.AbstractContextManager:
+    """A stage writes only inside the repository and never into its raw inputs, whatever
+    links lie on the way (``download`` writes where the user points it)."""
+    if command not in HEAVY_COMMANDS or params is None:
+        return contextlib.nullcontext()
+    root = Path.cwd().resolve()
+    data = params.data
+    inputs = [Path(p) for p in (data.train, data.test, data.sample_submission, data.checksums)]
+    folders = [p.parent for p in inputs if p.parent.resolve() != root]
+    return confined_outputs(root, [*inputs, *folders, Path(".git"), Path(".dvc")])
+
+
 def run_command(args) -> None:
     """The CLI's body: bounded threads and HTTP, KILLED on signals, store errors as one line."""
     params = _params(args)
     _bound_threads(args.command, params)
     bound_http()
-    with killed_on_signal(args.command):
+    with killed_on_signal(args.command), _confined(args.command, params):
         try:
             args.func(args)
         except HousePricesError:

@@ -12,8 +12,8 @@ import pandas as pd
 
 from houseprices.data.download import KAGGLE_COMPETITION, kaggle_credentials_available
 from houseprices.data.schema import ID, TARGET
-from houseprices.errors import SubmissionError
-from houseprices.util.files import write_csv
+from houseprices.errors import OutputPathError, SubmissionError
+from houseprices.util.files import checked_destination, write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,15 @@ def checked_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> pd
 
 
 def check_destination(path: Path, key: str = "submission.path") -> None:
-    """Refuse a destination that leaves the working tree (through a symlink, say)."""
+    """Refuse a destination that leaves the working tree or lands in an input (through a
+    symlink, say), before anything is written."""
     root = Path.cwd().resolve()
     if not path.resolve().is_relative_to(root):
         raise SubmissionError(f"{key}: {path} resolves to {path.resolve()}, outside {root}; nothing was written")
+    try:
+        checked_destination(path)
+    except OutputPathError as err:
+        raise OutputPathError(f"{key}: {err}") from None
 
 
 def write_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> None:

@@ -36,7 +36,7 @@ from houseprices.reporting.figures import ensemble_figures
 from houseprices.tracking.lineage import file_sha256
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
-from houseprices.util.files import load_model, write_csv, write_json, write_parquet
+from houseprices.util.files import load_model, read_parquet, write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -50,8 +50,8 @@ def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
         path = models_dir / name / "oof.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: member {name!r} has no predictions; run `dvc repro train@{name}`")
-        oof = pd.read_parquet(path)
-        test = pd.read_parquet(models_dir / name / "test.parquet")
+        oof = read_parquet(path)
+        test = read_parquet(models_dir / name / "test.parquet")
         if ids is None:
             ids, y, test_ids = oof[ID].to_numpy(), oof["log_price"].to_numpy(), test[ID].to_numpy()
         elif not (np.array_equal(ids, oof[ID].to_numpy()) and np.array_equal(test_ids, test[ID].to_numpy())):
@@ -91,6 +91,7 @@ class Inputs:
     typical: np.ndarray  # rows other than the documented outliers (scoring only)
     fit_rows: np.ndarray  # rows the combiner may fit on: outliers dropped as in the members' training
     X_test: pd.DataFrame
+    fitted: dict[str, object]  # the members' refit models, for the logged ensemble
 
 
 def load_inputs(params: Params) -> Inputs:
@@ -102,7 +103,9 @@ def load_inputs(params: Params) -> Inputs:
     # the figure public notebooks report, for comparison only.
     typical = typical_rows(X, y)
     fit_rows = outlier_mask(X, y, params.features.outliers)
-    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
+    # Read now, so a damaged model fails the stage before any output is replaced.
+    fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in members}
+    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test, fitted)
 
 
 def combine(params: Params, data: Inputs) -> dict:
@@ -254,9 +257,8 @@ def log_to_mlflow(
             run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs], "plots")
         run.log_artifacts([REPORT], None)
         run.log_artifacts([predictions], "predictions")
-        fitted = {name: load_model(MEMBERS / name / "model.joblib") for name in data.members}
         run.log_model(
-            PriceModel(fitted, combo["weights"], combo["combiner"].intercept),
+            PriceModel(data.fitted, combo["weights"], combo["combiner"].intercept),
             data.X_test,
             register=True,
             version_tags={"predictions.sha256": file_sha256(predictions)},
