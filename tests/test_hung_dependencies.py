@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
-import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -40,7 +38,7 @@ def timed(proc: subprocess.Popen, since: float, limit: float = HANG_LIMIT_S + 60
         _, err = proc.communicate()
         pytest.fail(f"still running {limit:.0f} s after the hang:\n{err[-3000:]}")
     seconds = time.monotonic() - since
-    print(f"\n{' '.join(proc.args[:3])}: exit {proc.returncode} after {seconds:.1f} s")  # noqa: T201
+    print(f"\n{' '.join(proc.args[:3])}: exit {proc.returncode} after {seconds:.1f} s")
     return err, seconds
 
 
@@ -48,7 +46,7 @@ def timed(proc: subprocess.Popen, since: float, limit: float = HANG_LIMIT_S + 60
 class _Trickle(http.server.BaseHTTPRequestHandler):
     """Announces 1000 bytes and sends one every 2 s: no socket timeout ever fires."""
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Length", "1000")
         self.end_headers()

@@ -18,7 +18,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from houseprices.errors import TrackingError
-from houseprices.tracking.failures import as_tracking_error
+from houseprices.tracking.failures import as_tracking_error, fail_fast_on_store_error
 from houseprices.tracking.lifecycle import owner_tags, prepare_store
 from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline_run_name
 from houseprices.tracking.packaging import log_price_model
@@ -127,7 +127,7 @@ class Tracker:
         parent_id = self._pipeline_parent()
         tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage}
         with mlflow.start_run(run_id=parent_id):
-            with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
+            with mlflow.start_run(run_name=name, nested=True, tags=tags) as run, self._fail_fast():
                 log = self._run_log(run.info.run_id)
                 log.log_params(params or {})
                 yield log
@@ -135,7 +135,7 @@ class Tracker:
     @contextlib.contextmanager
     def top_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A run of its own, outside any pipeline run (a search: its trials are its children)."""
-        with mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage}) as run:
+        with mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage}) as run, self._fail_fast():
             log = self._run_log(run.info.run_id)
             log.log_params(params or {})
             yield log
@@ -143,10 +143,13 @@ class Tracker:
     @contextlib.contextmanager
     def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A child of the current stage run (a fold, a trial), live while the block runs."""
-        with mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind}) as run:
+        with mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind}) as run, self._fail_fast():
             log = self._run_log(run.info.run_id)
             log.log_params(params or {})
             yield log
+
+    def _fail_fast(self):
+        return fail_fast_on_store_error(self.client.tracking_uri)
 
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         """Headline metrics on the pipeline run, for side-by-side comparison."""
