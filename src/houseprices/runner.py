@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -50,11 +51,26 @@ def _confined(command: str, params) -> contextlib.AbstractContextManager:
     return confined_outputs(root, [*inputs, *folders, Path(".git"), Path(".dvc")])
 
 
+def _store_errors_in_threads_briefly(hook=threading.excepthook):
+    """A library's background thread (Optuna's heartbeat) that dies on a store failure logs one
+    line: the main thread meets the same failure and reports it."""
+
+    def excepthook(info) -> None:
+        error = translate(info.exc_value) if isinstance(info.exc_value, Exception) else None
+        if error is None:
+            hook(info)
+        else:
+            logger.warning("thread %s stopped: %s", getattr(info.thread, "name", "?"), error)
+
+    return excepthook
+
+
 def run_command(args) -> None:
     """The CLI's body: bounded threads and HTTP, KILLED on signals, store errors as one line."""
     params = _params(args)
     _bound_threads(args.command, params)
     bound_http()
+    threading.excepthook = _store_errors_in_threads_briefly()
     with killed_on_signal(args.command), _confined(args.command, params):
         try:
             args.func(args)

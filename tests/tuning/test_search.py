@@ -3,6 +3,7 @@ study, a killed worker, and --apply writing params.yaml that DVC and MLflow then
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import psutil
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -23,7 +25,7 @@ from houseprices.config.search import SearchConfig, load_search
 from houseprices.errors import ConfigError
 from houseprices.evaluation.cross_validation import cross_validate
 from houseprices.tuning.search import apply_to_params, load_study, make_objective, objective_hash, suggest, worker_seed
-from postgres import postgres  # noqa: F401 - the fixture
+from postgres import PostgresServer, postgres, unavailable  # noqa: F401 - the fixture
 
 LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
@@ -415,3 +417,73 @@ def test_a_worker_that_loses_the_race_to_create_the_experiment_joins_it(tmp_path
     monkeypatch.setattr(loser, "get_experiment_by_name", racing)
     assert ensure_experiment(loser, uri, "houseprices", tmp_path) == look("houseprices").experiment_id
     assert len(looks) == 2
+
+
+# ------------------------------------------------------ a server that hangs
+@pytest.fixture
+def own_postgres():
+    """A server of this test's own, since the test hangs it (SIGSTOP on every one of its
+    processes) and only the teardown resumes it."""
+    if unavailable():
+        pytest.skip(unavailable())
+    server = PostgresServer().start()
+    yield server
+    server_processes(server, signal.SIGCONT)
+    server.stop()
+
+
+def server_processes(server: PostgresServer, sig: signal.Signals) -> None:
+    """``sig`` to the postmaster and every backend (a paused VM stops them all)."""
+    main = psutil.Process(int((server.dir / "data/postmaster.pid").read_text().split()[0]))
+    for proc in [main, *main.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
+
+
+def ended_within_a_minute(proc: subprocess.Popen, since: float) -> tuple[str, float]:
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"the worker still waits 120 s after the hang:\n{proc.communicate()[0][-3000:]}")
+    seconds = time.monotonic() - since
+    print(f"\nhung PostgreSQL: exit {proc.returncode} after {seconds:.1f} s")
+    assert proc.returncode == 2 and "Traceback" not in out, out
+    assert seconds < 60, f"took {seconds:.0f} s"
+    return out, seconds
+
+
+@pytest.mark.slow(seconds=45)
+def test_a_postgres_server_that_hangs_mid_search_ends_the_worker(tmp_path, prepared, own_postgres):
+    work = project(tmp_path, prepared)
+    url = own_postgres.new_database()
+    worker = start(search_cmd("--trials", "500", "--storage", url), work)
+    storage = optuna.storages.RDBStorage(url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        summaries = optuna.get_all_study_summaries(storage)
+        if summaries and summaries[0].n_trials >= 2:
+            break
+        time.sleep(0.2)
+    storage.engine.dispose()
+    assert worker.poll() is None, worker.communicate()[0]
+    server_processes(own_postgres, signal.SIGSTOP)
+    out, _ = ended_within_a_minute(worker, time.monotonic())
+    (line,) = [line for line in out.splitlines() if ": error: " in line]
+    assert f"PostgreSQL server 127.0.0.1:{own_postgres.port}/" in line and "did not answer" in line, out
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    statuses = {r.info.status for r in client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])}
+    assert "RUNNING" not in statuses, statuses
+
+
+@pytest.mark.slow(seconds=15)
+def test_a_listener_that_never_answers_ends_the_worker_at_start(tmp_path, prepared):
+    """A port that accepts connections (the kernel does) and never says a word."""
+    work = project(tmp_path, prepared)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        worker = start(search_cmd("--storage", f"postgresql+psycopg://postgres@127.0.0.1:{port}/db"), work)
+        out, _ = ended_within_a_minute(worker, time.monotonic())
+    assert f"PostgreSQL server 127.0.0.1:{port}/db did not answer a connection within" in out, out

@@ -18,7 +18,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from houseprices.errors import HousePricesError, TrackingError
+from houseprices.errors import DependencyTimeoutError, HousePricesError, TrackingError
+from houseprices.util.database import hung_server
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,18 @@ def translate(err: BaseException, uri: str | None = None) -> HousePricesError | 
     if isinstance(err, HousePricesError):
         return err
     chain = _chain(err)
-    return _disk_error(chain) or _store_error(chain, uri or _current_uri())
+    return _hung_error(chain) or _disk_error(chain) or _store_error(chain, uri or _current_uri())
+
+
+def _hung_error(chain: list[BaseException]) -> HousePricesError | None:
+    """A database server found hung (the deadlines of util/database.py): its own one line,
+    whatever library error it surfaced as."""
+    known = next((e for e in chain if isinstance(e, HousePricesError)), None)
+    if known is not None:
+        return known
+    hung = hung_server()
+    modules = {type(e).__module__.split(".")[0] for e in chain}
+    return DependencyTimeoutError(hung) if hung and modules & {"sqlalchemy", "psycopg", "psycopg2"} else None
 
 
 def as_tracking_error(err: BaseException, uri: str) -> TrackingError:

@@ -26,6 +26,7 @@ from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crow
 from houseprices.tracking.runlog import NullRun, RunLog, flatten
 from houseprices.tracking.store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
 from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
+from houseprices.util.database import bound_database_waits
 
 
 def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
@@ -34,6 +35,7 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
     cfg = params.tracking
     root = root or repo_root()
     uri = tracking_uri(cfg.uri, root)
+    bound_database_waits()
     try:
         check_reachable(uri)
         mlflow.set_tracking_uri(uri)

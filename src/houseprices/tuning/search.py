@@ -28,10 +28,11 @@ from ruamel.yaml.comments import CommentedSeq
 
 from houseprices.config.params import Params, parse_params, with_model_overrides
 from houseprices.config.search import Choice, PrunerConfig, SearchConfig, SearchFile
-from houseprices.errors import ConfigError, HousePricesError
+from houseprices.errors import ConfigError, DependencyTimeoutError, HousePricesError
 from houseprices.evaluation.cross_validation import fit_estimator, predict_finite
 from houseprices.evaluation.folds import log_rmse, make_folds
 from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
+from houseprices.util.database import bound_database_waits, hung_server
 from houseprices.util.files import write_text
 
 STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
@@ -99,6 +100,7 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
     is used in WAL mode (see :func:`_use_wal`)."""
     sqlite_file = _sqlite_file(url)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    bound_database_waits()
     for attempt in range(3):
         try:
             if sqlite_file:
@@ -115,7 +117,11 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
                 event.listen(storage.engine, "connect", _sqlite_pragmas)
                 storage.engine.dispose()  # connections opened so far lack the pragma
             return storage
+        except DependencyTimeoutError:
+            raise
         except Exception as err:  # noqa: BLE001 - bad URL, missing driver, server down: one line, not a traceback
+            if hung_server():
+                raise DependencyTimeoutError(hung_server()) from None
             # Workers starting together on an empty database race to create Optuna's tables:
             # the loser's retry finds them.
             if attempt < 2 and "sqlalchemy" in type(err).__module__:
