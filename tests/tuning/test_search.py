@@ -245,11 +245,14 @@ def prepared(run_dir) -> Path:
     return built_once(run_dir, "search-prepared", prepare) / "data/prepared"
 
 
-def project(tmp_path: Path, prepared: Path, **lasso) -> Path:
+def project(tmp_path: Path, prepared: Path, fresh: bool = False, **lasso) -> Path:
+    """A folder to search in; ``fresh``: no MLflow store yet, as in a new clone."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data/prepared").symlink_to(prepared)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
     write_search(tmp_path / "search.yaml", **lasso)
+    if fresh:
+        return tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(uri).create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
     return tmp_path
@@ -487,3 +490,19 @@ def test_a_listener_that_never_answers_ends_the_worker_at_start(tmp_path, prepar
         worker = start(search_cmd("--storage", f"postgresql+psycopg://postgres@127.0.0.1:{port}/db"), work)
         out, _ = ended_within_a_minute(worker, time.monotonic())
     assert f"PostgreSQL server 127.0.0.1:{port}/db did not answer a connection within" in out, out
+
+
+# ------------------------------------------------------- workers start together
+@pytest.mark.slow(seconds=40)
+def test_workers_started_together_on_a_fresh_clone_share_the_stores(tmp_path, prepared):
+    """No mlflow.db and no search/optuna.db yet (the README's two workers on one machine):
+    the first creates MLflow's schema and the study, the other waits and joins."""
+    work = project(tmp_path, prepared, fresh=True)
+    workers = [start(search_cmd("--trials", "2", "--worker", str(i)), work) for i in (0, 1, 2)]
+    for proc in workers:
+        finish(proc, timeout=300)
+    study = the_study(f"sqlite:///{work / 'search/optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    search_runs = client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])
+    assert sum(r.info.run_name == "search lasso" for r in search_runs) == 3

@@ -24,9 +24,22 @@ from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline
 from houseprices.tracking.packaging import log_price_model
 from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
 from houseprices.tracking.runlog import NullRun, RunLog, flatten
-from houseprices.tracking.store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
+from houseprices.tracking.store import (
+    check_reachable,
+    ensure_experiment,
+    in_workspace,
+    opened_once,
+    repo_root,
+    tracking_uri,
+)
 from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
 from houseprices.util.database import bound_database_waits
+
+
+def _client_and_experiment(uri: str, experiment: str, root: Path) -> tuple[MlflowClient, str]:
+    """The client (its first use creates a new store's schema) and the experiment's id."""
+    client = MlflowClient(uri)
+    return client, ensure_experiment(client, uri, experiment, root)
 
 
 def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
@@ -39,8 +52,7 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
     try:
         check_reachable(uri)
         mlflow.set_tracking_uri(uri)
-        client = MlflowClient(uri)
-        experiment_id = ensure_experiment(client, uri, cfg.experiment, root)
+        client, experiment_id = opened_once(uri, lambda: _client_and_experiment(uri, cfg.experiment, root))
         mlflow.set_experiment(experiment_id=experiment_id)
         prepare_store(uri, root, cfg.experiment)  # moved repo, stale RUNNING runs
     except Exception as err:  # noqa: BLE001 - every store failure becomes one TrackingError

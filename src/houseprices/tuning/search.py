@@ -34,6 +34,7 @@ from houseprices.evaluation.folds import log_rmse, make_folds
 from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
 from houseprices.util.database import bound_database_waits, hung_server
 from houseprices.util.files import write_text
+from houseprices.util.locks import created_once
 
 STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
 DEFAULT_STORAGE = Path("search/optuna.db")
@@ -94,6 +95,23 @@ def _use_wal(path: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+def _new_storage(url: str, search: SearchFile, kwargs: dict, sqlite_file: str | None) -> optuna.storages.RDBStorage:
+    if sqlite_file:
+        _use_wal(sqlite_file)
+    storage = optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=kwargs,
+        grace_period=search.grace_period,
+        heartbeat_interval=search.heartbeat_interval,
+    )
+    if sqlite_file:
+        from sqlalchemy import event
+
+        event.listen(storage.engine, "connect", _sqlite_pragmas)
+        storage.engine.dispose()  # connections opened so far lack the pragma
+    return storage
+
+
 def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker stops beating for
     ``grace_period`` seconds is marked FAIL by the next worker that looks. A SQLite file
@@ -103,20 +121,9 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
     bound_database_waits()
     for attempt in range(3):
         try:
-            if sqlite_file:
-                _use_wal(sqlite_file)
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                grace_period=search.grace_period,
-                heartbeat_interval=search.heartbeat_interval,
-            )
-            if sqlite_file:
-                from sqlalchemy import event
-
-                event.listen(storage.engine, "connect", _sqlite_pragmas)
-                storage.engine.dispose()  # connections opened so far lack the pragma
-            return storage
+            # Workers started together on a new SQLite file: one creates the tables, then the rest.
+            with created_once(sqlite_file) if sqlite_file else contextlib.nullcontext():
+                return _new_storage(url, search, kwargs, sqlite_file)
         except DependencyTimeoutError:
             raise
         except Exception as err:  # noqa: BLE001 - bad URL, missing driver, server down: one line, not a traceback
