@@ -16,6 +16,7 @@ from houseprices.errors import OutputPathError, SubmissionError
 from houseprices.util.files import checked_destination, write_csv
 
 logger = logging.getLogger(__name__)
+UPLOAD_TIMEOUT_S = 55
 
 
 # Written beside the submission: prices with their prediction intervals.
@@ -88,7 +89,13 @@ def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> s
         "-m",
         message,
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=UPLOAD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SubmissionError(
+            f"kaggle CLI did not finish the upload within {UPLOAD_TIMEOUT_S} s; check the competition's "
+            "submissions page before submitting again"
+        ) from None
     if result.returncode != 0:
         raise SubmissionError(f"kaggle CLI failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout.strip()

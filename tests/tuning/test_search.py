@@ -506,3 +506,28 @@ def test_workers_started_together_on_a_fresh_clone_share_the_stores(tmp_path, pr
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     search_runs = client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])
     assert sum(r.info.run_name == "search lasso" for r in search_runs) == 3
+
+
+@pytest.mark.slow(seconds=60)
+def test_workers_started_together_share_postgres_stores(tmp_path, prepared, postgres):  # noqa: F811
+    """The same on PostgreSQL: Optuna's study and MLflow's store in new databases."""
+    work = project(tmp_path, prepared, fresh=True)
+    storage, store = postgres.new_database(), postgres.new_database()
+    env = stage_env(MLFLOW_TRACKING_URI=store)
+    workers = [
+        subprocess.Popen(
+            search_cmd("--trials", "2", "--worker", str(i), "--storage", storage),
+            cwd=work,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (0, 1, 2)
+    ]
+    for proc in workers:
+        finish(proc, timeout=300)
+    assert [t.state for t in the_study(storage).trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])
+    assert sum(r.info.run_name == "search lasso" and r.info.status == "FINISHED" for r in runs) == 3

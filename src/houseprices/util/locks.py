@@ -17,9 +17,9 @@ CREATE_DEADLINE_S = 50.0
 
 @contextlib.contextmanager
 def created_once(store: Path | str, deadline_s: float = CREATE_DEADLINE_S) -> Iterator[None]:
-    """Hold ``<store>.lock`` while the block creates or opens ``store``; released on exit,
-    and by the kernel if the process dies."""
-    lock = Path(f"{store}.lock")
+    """Hold ``<store>-lock`` (ignored by git like SQLite's own ``<store>-wal``) while the block
+    creates or opens ``store``; released on exit, and by the kernel if the process dies."""
+    lock = Path(f"{store}-lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
