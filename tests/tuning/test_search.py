@@ -531,3 +531,33 @@ def test_workers_started_together_share_postgres_stores(tmp_path, prepared, post
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])
     assert sum(r.info.run_name == "search lasso" and r.info.status == "FINISHED" for r in runs) == 3
+
+
+@pytest.mark.slow(seconds=45)
+def test_an_mlflow_store_on_postgres_that_hangs_mid_search_ends_the_worker(tmp_path, prepared, own_postgres):
+    work = project(tmp_path, prepared, fresh=True)
+    store = own_postgres.new_database()
+    worker = subprocess.Popen(
+        search_cmd("--trials", "500"),
+        cwd=work,
+        env=stage_env(MLFLOW_TRACKING_URI=store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    storage = f"sqlite:///{work / 'search/optuna.db'}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.2)
+        if (work / "search/optuna.db").exists():
+            with contextlib.suppress(Exception):  # the worker may be creating it
+                summaries = optuna.get_all_study_summaries(storage)
+                if summaries and summaries[0].n_trials >= 2:
+                    break
+    assert worker.poll() is None, worker.communicate()[0]
+    server_processes(own_postgres, signal.SIGSTOP)
+    out, _ = ended_within_a_minute(worker, time.monotonic())
+    (line,) = [line for line in out.splitlines() if ": error: " in line]
+    assert f"PostgreSQL server 127.0.0.1:{own_postgres.port}/" in line and "did not answer" in line, out
+    states = {t.state for t in the_study(storage).trials}
+    assert optuna.trial.TrialState.RUNNING not in states, states
