@@ -129,7 +129,7 @@ def test_server_killed_mid_stage_then_away_at_the_next_start(built_repo, tmp_pat
     assert digests(repos[True], *SUBMISSION_OUTPUTS) == before
 
 
-@pytest.mark.slow(seconds=75)
+@pytest.mark.slow(seconds=65)
 def test_a_server_that_hangs_mid_stage_fails_it_within_a_minute(repo_copy, mlflow_server):
     """A tracking server that stops answering (a paused VM; SIGSTOP here) but keeps its port
     open: the stage exits 2 within 60 s naming the URI (131 s when this was found)."""
@@ -208,7 +208,7 @@ def test_signals_mid_stage_then_rerun(repo_copy):
 ENSEMBLE_OUTPUTS = ("models/ensemble", "metrics/ensemble.json", "plots/ensemble")
 
 
-@pytest.mark.slow(seconds=25)
+@pytest.mark.slow(seconds=10)
 def test_a_truncated_member_model_stops_the_ensemble_before_it_writes(repo_copy):
     """Every member's model is read before an output is replaced: the cut-short file is one
     line naming it and the stage that rewrites it, and the previous ensemble stays whole."""

@@ -102,7 +102,7 @@ def left_in(raw: Path, files: dict[str, bytes]) -> tuple[list[str], bool]:
     )
 
 
-@pytest.mark.slow(seconds=14)
+@pytest.mark.slow(seconds=11)
 def test_a_trickling_mirror_ends_the_download(tmp_path, trickling_mirror):
     raw, sums, files = fake_raw(tmp_path)
     start = time.monotonic()
@@ -117,7 +117,7 @@ def test_a_trickling_mirror_ends_the_download(tmp_path, trickling_mirror):
     assert left_in(raw, files) == ([], True)
 
 
-@pytest.mark.slow(seconds=8)
+@pytest.mark.slow(seconds=5)
 def test_a_download_killed_leaves_no_temp_file_after_the_next_one(tmp_path, trickling_mirror):
     """SIGTERM: the temp file goes at once; SIGKILL leaves no time, so the next download removes it."""
     raw, sums, files = fake_raw(tmp_path)

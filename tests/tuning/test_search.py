@@ -456,7 +456,7 @@ def ended_within_a_minute(proc: subprocess.Popen, since: float) -> tuple[str, fl
     return out, seconds
 
 
-@pytest.mark.slow(seconds=45)
+@pytest.mark.slow(seconds=36)
 def test_a_postgres_server_that_hangs_mid_search_ends_the_worker(tmp_path, prepared, own_postgres):
     work = project(tmp_path, prepared)
     url = own_postgres.new_database()
@@ -479,7 +479,7 @@ def test_a_postgres_server_that_hangs_mid_search_ends_the_worker(tmp_path, prepa
     assert "RUNNING" not in statuses, statuses
 
 
-@pytest.mark.slow(seconds=15)
+@pytest.mark.slow(seconds=20)
 def test_a_listener_that_never_answers_ends_the_worker_at_start(tmp_path, prepared):
     """A port that accepts connections (the kernel does) and never says a word."""
     work = project(tmp_path, prepared)
@@ -493,7 +493,7 @@ def test_a_listener_that_never_answers_ends_the_worker_at_start(tmp_path, prepar
 
 
 # ------------------------------------------------------- workers start together
-@pytest.mark.slow(seconds=40)
+@pytest.mark.slow(seconds=25)
 def test_workers_started_together_on_a_fresh_clone_share_the_stores(tmp_path, prepared):
     """No mlflow.db and no search/optuna.db yet (the README's two workers on one machine):
     the first creates MLflow's schema and the study, the other waits and joins."""
@@ -508,7 +508,7 @@ def test_workers_started_together_on_a_fresh_clone_share_the_stores(tmp_path, pr
     assert sum(r.info.run_name == "search lasso" for r in search_runs) == 3
 
 
-@pytest.mark.slow(seconds=60)
+@pytest.mark.slow(seconds=47)
 def test_workers_started_together_share_postgres_stores(tmp_path, prepared, postgres):  # noqa: F811
     """The same on PostgreSQL: Optuna's study and MLflow's store in new databases."""
     work = project(tmp_path, prepared, fresh=True)
@@ -533,7 +533,7 @@ def test_workers_started_together_share_postgres_stores(tmp_path, prepared, post
     assert sum(r.info.run_name == "search lasso" and r.info.status == "FINISHED" for r in runs) == 3
 
 
-@pytest.mark.slow(seconds=45)
+@pytest.mark.slow(seconds=32)
 def test_an_mlflow_store_on_postgres_that_hangs_mid_search_ends_the_worker(tmp_path, prepared, own_postgres):
     work = project(tmp_path, prepared, fresh=True)
     store = own_postgres.new_database()
