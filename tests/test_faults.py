@@ -129,6 +129,31 @@ def test_server_killed_mid_stage_then_away_at_the_next_start(built_repo, tmp_pat
     assert digests(repos[True], *SUBMISSION_OUTPUTS) == before
 
 
+@pytest.mark.slow(seconds=65)
+def test_a_server_that_hangs_mid_stage_fails_it_within_a_minute(repo_copy, mlflow_server):
+    """A tracking server that stops answering (a paused VM; SIGSTOP here) but keeps its port
+    open: the stage exits 2 within 60 s naming the URI (131 s when this was found)."""
+    uri, proc = mlflow_server
+    params = slow_params(epochs=60)
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = digests(repo_copy, "models/members/mlp", "metrics/mlp.json")
+    stage = popen(["houseprices", "train", "--model", "mlp"], repo_copy, MLFLOW_TRACKING_URI=uri)
+    wait_for_running(uri, "train mlp", stage)
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        hung_at = time.perf_counter()
+        _, err = stage.communicate(timeout=300)
+        seconds = time.perf_counter() - hung_at
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+    print(f"\nhung tracking server: exit {stage.returncode} after {seconds:.1f} s")
+    assert stage.returncode == 2 and "Traceback" not in err, err
+    assert seconds < 60, f"took {seconds:.0f}s to fail"
+    (line,) = error_lines(err)
+    assert uri in line and "stopped answering" in line, err
+    assert digests(repo_copy, "models/members/mlp", "metrics/mlp.json") == before
+
+
 # -------------------------------------------------------- signals, rerun
 def interrupt_mid_stage(repo: Path, uri: str, sig: signal.Signals):
     """`dvc repro` with the MLP stage sent ``sig`` mid-stage: DVC fails, nothing half-written,
@@ -177,6 +202,26 @@ def test_signals_mid_stage_then_rerun(repo_copy):
     assert "Running stage 'train@mlp'" in rerun.stdout
     status = run(["dvc", "status", "--json", "train@mlp"], repo_copy).stdout.strip()
     assert status == "{}", status
+
+
+# ------------------------------------------------------- damaged inputs
+ENSEMBLE_OUTPUTS = ("models/ensemble", "metrics/ensemble.json", "plots/ensemble")
+
+
+@pytest.mark.slow(seconds=10)
+def test_a_truncated_member_model_stops_the_ensemble_before_it_writes(repo_copy):
+    """Every member's model is read before an output is replaced: the cut-short file is one
+    line naming it and the stage that rewrites it, and the previous ensemble stays whole."""
+    model = repo_copy / "models/members/ridge/model.joblib"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    before = digests(repo_copy, *ENSEMBLE_OUTPUTS)
+    done = run(["houseprices", "ensemble"], repo_copy, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = error_lines(done.stderr)
+    assert "models/members/ridge/model.joblib: cannot be read" in line
+    assert "run `dvc repro train@ridge`" in line
+    assert digests(repo_copy, *ENSEMBLE_OUTPUTS) == before
+    assert not [r for r in runs(f"sqlite:///{repo_copy / 'mlflow.db'}") if r.info.status == "RUNNING"]
 
 
 # -------------------------------------------------------------- the store

@@ -79,6 +79,44 @@ def edit_params(ws: Path, **changes: object) -> None:
 
 
 # ------------------------------------------------------------------ params
+@pytest.fixture
+def search_file(ws) -> Path:
+    shutil.copy(RAW.parents[1] / "search.yaml", ws / "search.yaml")
+    return ws / "search.yaml"
+
+
+def test_a_search_key_written_twice_is_refused(ws, search_file, capsys):
+    text = search_file.read_text()
+    first = next(i for i, line in enumerate(text.split("\n"), 1) if line.startswith("grace_period:"))
+    search_file.write_text(text + "grace_period: 5\n")
+    line = text.count("\n") + 1
+    refused(
+        ws,
+        capsys,
+        ["search", "--model", "lasso", "--trials", "1"],
+        f"search.yaml, line {line}: key 'grace_period' is already set at line {first}",
+    )
+
+
+def test_a_search_key_written_twice_in_a_space_is_refused(ws, search_file, capsys):
+    text = search_file.read_text().replace(
+        "      alpha: {low: 0.00005, high: 0.01, log: true}\n",
+        "      alpha: {low: 0.00005, high: 0.01, log: true}\n      alpha: {low: 0.1, high: 1.0}\n",
+    )
+    search_file.write_text(text)
+    refused(ws, capsys, ["search", "--model", "lasso", "--trials", "1"], "search.yaml, line", "key 'alpha'")
+
+
+def test_a_search_file_that_is_not_utf8_is_refused(ws, search_file, capsys):
+    search_file.write_bytes(search_file.read_bytes() + b"# caf\xe9\n")
+    refused(
+        ws,
+        capsys,
+        ["search", "--model", "lasso", "--trials", "1"],
+        "search.yaml: not UTF-8 text (invalid continuation byte at byte offset",
+    )
+
+
 @pytest.mark.parametrize(
     "key, value, fragment",
     [
@@ -242,6 +280,61 @@ def test_a_symlink_out_of_the_repo_is_refused(ws, capsys, tmp_path_factory):
     edit_params(ws, **{"submission.path": "sub.csv"})
     refused(ws, capsys, ["submission"], "submission.path: sub.csv resolves to", "outside")
     assert not outside.exists()
+
+
+def test_a_submission_through_a_linked_folder_into_the_inputs_is_refused(ws, capsys):
+    (ws / "subs").symlink_to(ws / "data/raw", target_is_directory=True)
+    edit_params(ws, **{"submission.path": "subs/train.csv"})
+    refused(
+        ws,
+        capsys,
+        ["submission"],
+        "subs/train.csv leads to",
+        "data/raw/train.csv, into the input",
+        "nothing was written",
+    )
+
+
+def test_a_linked_submission_file_into_the_inputs_is_refused(ws, capsys):
+    (ws / "mine.csv").symlink_to(ws / "data/raw/sample_submission.csv")
+    edit_params(ws, **{"submission.path": "mine.csv"})
+    refused(ws, capsys, ["submission"], "mine.csv leads to", "data/raw/sample_submission.csv, into the input")
+
+
+def test_an_output_folder_linked_into_the_inputs_is_refused(ws, capsys):
+    """Not only submission.path: a stage's own folder (data/prepared here) replaced by a link."""
+    shutil.rmtree(ws / "data/prepared")
+    (ws / "data/prepared").symlink_to(ws / "data/raw", target_is_directory=True)
+    refused(ws, capsys, ["prepare"], "data/prepared/X_train.parquet leads to", "data/raw/X_train.parquet, into")
+    assert not (ws / "data/raw/X_train.parquet").exists()
+
+
+def test_an_output_folder_linked_out_of_the_repo_is_refused(ws, capsys, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    shutil.rmtree(ws / "data/prepared")
+    (ws / "data/prepared").symlink_to(outside, target_is_directory=True)
+    refused(ws, capsys, ["prepare"], "data/prepared/X_train.parquet leads to", "outside")
+    assert list(outside.iterdir()) == []
+
+
+# ---------------------------------------------------------- damaged inputs
+def test_damaged_predictions_stop_the_submission_naming_the_file(ws, capsys):
+    path = ws / "models/ensemble/predictions.parquet"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    refused(
+        ws,
+        capsys,
+        ["submission"],
+        "models/ensemble/predictions.parquet: cannot be read",
+        "run `dvc repro ensemble` to write it again",
+    )
+
+
+@pytest.mark.parametrize("command", [["featurize"], ["train", "--model", "ridge"]])
+def test_damaged_prepared_data_stops_the_stage_naming_the_file(ws, capsys, command):
+    """``ws`` holds a text line where each prepared parquet file should be."""
+    edit_params(ws, **{"models.ridge": {"kind": "ridge"}})
+    refused(ws, capsys, command, "data/prepared/X_train.parquet: cannot be read", "run `dvc repro prepare`")
 
 
 def test_a_valid_submission_is_written_with_the_umask_modes(ws, capsys):

@@ -24,3 +24,15 @@ class TrackingError(HousePricesError, RuntimeError):
 
 class SubmissionError(HousePricesError, ValueError):
     """A submission Kaggle would reject or score wrongly, or an upload that cannot run."""
+
+
+class InputFileError(HousePricesError, ValueError):
+    """An input file that cannot be read (truncated, corrupt); names it and the stage that rewrites it."""
+
+
+class OutputPathError(HousePricesError, ValueError):
+    """An output path that leads, through links, into the inputs or out of the repository."""
+
+
+class DependencyTimeoutError(HousePricesError, TimeoutError):
+    """A server or mirror that stopped answering; names it and how long it was given."""

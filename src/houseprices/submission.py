@@ -12,10 +12,11 @@ import pandas as pd
 
 from houseprices.data.download import KAGGLE_COMPETITION, kaggle_credentials_available
 from houseprices.data.schema import ID, TARGET
-from houseprices.errors import SubmissionError
-from houseprices.util.files import write_csv
+from houseprices.errors import OutputPathError, SubmissionError
+from houseprices.util.files import checked_destination, write_csv
 
 logger = logging.getLogger(__name__)
+UPLOAD_TIMEOUT_S = 55
 
 
 # Written beside the submission: prices with their prediction intervals.
@@ -53,10 +54,15 @@ def checked_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> pd
 
 
 def check_destination(path: Path, key: str = "submission.path") -> None:
-    """Refuse a destination that leaves the working tree (through a symlink, say)."""
+    """Refuse a destination that leaves the working tree or lands in an input (through a
+    symlink, say), before anything is written."""
     root = Path.cwd().resolve()
     if not path.resolve().is_relative_to(root):
         raise SubmissionError(f"{key}: {path} resolves to {path.resolve()}, outside {root}; nothing was written")
+    try:
+        checked_destination(path)
+    except OutputPathError as err:
+        raise OutputPathError(f"{key}: {err}") from None
 
 
 def write_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> None:
@@ -83,7 +89,13 @@ def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> s
         "-m",
         message,
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=UPLOAD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SubmissionError(
+            f"kaggle CLI did not finish the upload within {UPLOAD_TIMEOUT_S} s; check the competition's "
+            "submissions page before submitting again"
+        ) from None
     if result.returncode != 0:
         raise SubmissionError(f"kaggle CLI failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout.strip()

@@ -3,6 +3,7 @@ study, a killed worker, and --apply writing params.yaml that DVC and MLflow then
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import psutil
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -23,7 +25,7 @@ from houseprices.config.search import SearchConfig, load_search
 from houseprices.errors import ConfigError
 from houseprices.evaluation.cross_validation import cross_validate
 from houseprices.tuning.search import apply_to_params, load_study, make_objective, objective_hash, suggest, worker_seed
-from postgres import postgres  # noqa: F401 - the fixture
+from postgres import PostgresServer, postgres, unavailable  # noqa: F401 - the fixture
 
 LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
@@ -244,11 +246,14 @@ def prepared(run_dir) -> Path:
     return built_once(run_dir, "search-prepared", prepare) / "data/prepared"
 
 
-def project(tmp_path: Path, prepared: Path, **lasso) -> Path:
+def project(tmp_path: Path, prepared: Path, fresh: bool = False, **lasso) -> Path:
+    """A folder to search in; ``fresh``: no MLflow store yet, as in a new clone."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data/prepared").symlink_to(prepared)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
     write_search(tmp_path / "search.yaml", **lasso)
+    if fresh:
+        return tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(uri).create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
     return tmp_path
@@ -416,3 +421,144 @@ def test_a_worker_that_loses_the_race_to_create_the_experiment_joins_it(tmp_path
     monkeypatch.setattr(loser, "get_experiment_by_name", racing)
     assert ensure_experiment(loser, uri, "houseprices", tmp_path) == look("houseprices").experiment_id
     assert len(looks) == 2
+
+
+# ------------------------------------------------------ a server that hangs
+@pytest.fixture
+def own_postgres():
+    """A server of this test's own, since the test hangs it (SIGSTOP on every one of its
+    processes) and only the teardown resumes it."""
+    if unavailable():
+        pytest.skip(unavailable())
+    server = PostgresServer().start()
+    yield server
+    server_processes(server, signal.SIGCONT)
+    server.stop()
+
+
+def server_processes(server: PostgresServer, sig: signal.Signals) -> None:
+    """``sig`` to the postmaster and every backend (a paused VM stops them all)."""
+    main = psutil.Process(int((server.dir / "data/postmaster.pid").read_text().split()[0]))
+    for proc in [main, *main.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
+
+
+def ended_within_a_minute(proc: subprocess.Popen, since: float) -> tuple[str, float]:
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"the worker still waits 120 s after the hang:\n{proc.communicate()[0][-3000:]}")
+    seconds = time.monotonic() - since
+    print(f"\nhung PostgreSQL: exit {proc.returncode} after {seconds:.1f} s")
+    assert proc.returncode == 2 and "Traceback" not in out, out
+    assert seconds < 60, f"took {seconds:.0f} s"
+    return out, seconds
+
+
+@pytest.mark.slow(seconds=36)
+def test_a_postgres_server_that_hangs_mid_search_ends_the_worker(tmp_path, prepared, own_postgres):
+    work = project(tmp_path, prepared)
+    url = own_postgres.new_database()
+    worker = start(search_cmd("--trials", "500", "--storage", url), work)
+    storage = optuna.storages.RDBStorage(url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        summaries = optuna.get_all_study_summaries(storage)
+        if summaries and summaries[0].n_trials >= 2:
+            break
+        time.sleep(0.2)
+    storage.engine.dispose()
+    assert worker.poll() is None, worker.communicate()[0]
+    server_processes(own_postgres, signal.SIGSTOP)
+    out, _ = ended_within_a_minute(worker, time.monotonic())
+    (line,) = [line for line in out.splitlines() if ": error: " in line]
+    assert f"PostgreSQL server 127.0.0.1:{own_postgres.port}/" in line and "did not answer" in line, out
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    statuses = {r.info.status for r in client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])}
+    assert "RUNNING" not in statuses, statuses
+
+
+@pytest.mark.slow(seconds=20)
+def test_a_listener_that_never_answers_ends_the_worker_at_start(tmp_path, prepared):
+    """A port that accepts connections (the kernel does) and never says a word."""
+    work = project(tmp_path, prepared)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        worker = start(search_cmd("--storage", f"postgresql+psycopg://postgres@127.0.0.1:{port}/db"), work)
+        out, _ = ended_within_a_minute(worker, time.monotonic())
+    assert f"PostgreSQL server 127.0.0.1:{port}/db did not answer a connection within" in out, out
+
+
+# ------------------------------------------------------- workers start together
+@pytest.mark.slow(seconds=25)
+def test_workers_started_together_on_a_fresh_clone_share_the_stores(tmp_path, prepared):
+    """No mlflow.db and no search/optuna.db yet (the README's two workers on one machine):
+    the first creates MLflow's schema and the study, the other waits and joins."""
+    work = project(tmp_path, prepared, fresh=True)
+    workers = [start(search_cmd("--trials", "2", "--worker", str(i)), work) for i in (0, 1, 2)]
+    for proc in workers:
+        finish(proc, timeout=300)
+    study = the_study(f"sqlite:///{work / 'search/optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    search_runs = client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])
+    assert sum(r.info.run_name == "search lasso" for r in search_runs) == 3
+
+
+@pytest.mark.slow(seconds=47)
+def test_workers_started_together_share_postgres_stores(tmp_path, prepared, postgres):  # noqa: F811
+    """The same on PostgreSQL: Optuna's study and MLflow's store in new databases."""
+    work = project(tmp_path, prepared, fresh=True)
+    storage, store = postgres.new_database(), postgres.new_database()
+    env = stage_env(MLFLOW_TRACKING_URI=store)
+    workers = [
+        subprocess.Popen(
+            search_cmd("--trials", "2", "--worker", str(i), "--storage", storage),
+            cwd=work,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (0, 1, 2)
+    ]
+    for proc in workers:
+        finish(proc, timeout=300)
+    assert [t.state for t in the_study(storage).trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("houseprices").experiment_id])
+    assert sum(r.info.run_name == "search lasso" and r.info.status == "FINISHED" for r in runs) == 3
+
+
+@pytest.mark.slow(seconds=32)
+def test_an_mlflow_store_on_postgres_that_hangs_mid_search_ends_the_worker(tmp_path, prepared, own_postgres):
+    work = project(tmp_path, prepared, fresh=True)
+    store = own_postgres.new_database()
+    worker = subprocess.Popen(
+        search_cmd("--trials", "500"),
+        cwd=work,
+        env=stage_env(MLFLOW_TRACKING_URI=store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    storage = f"sqlite:///{work / 'search/optuna.db'}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.2)
+        if (work / "search/optuna.db").exists():
+            with contextlib.suppress(Exception):  # the worker may be creating it
+                summaries = optuna.get_all_study_summaries(storage)
+                if summaries and summaries[0].n_trials >= 2:
+                    break
+    assert worker.poll() is None, worker.communicate()[0]
+    server_processes(own_postgres, signal.SIGSTOP)
+    out, _ = ended_within_a_minute(worker, time.monotonic())
+    (line,) = [line for line in out.splitlines() if ": error: " in line]
+    assert f"PostgreSQL server 127.0.0.1:{own_postgres.port}/" in line and "did not answer" in line, out
+    states = {t.state for t in the_study(storage).trials}
+    assert optuna.trial.TrialState.RUNNING not in states, states

@@ -11,6 +11,7 @@ is fetched over https and may redirect only to the same host and path.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import http.client
 import logging
@@ -18,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -55,6 +57,36 @@ KAGGLE_FILES: tuple[str, ...] = (
 )
 
 _CHUNK_SIZE = 1 << 16
+
+#: Bounds on a download from the mirror, all files together: a server that trickles a byte at
+#: a time resets every socket timeout, so the whole transfer has a deadline and, past a grace
+#: period, a minimum average rate (far below any working connection).
+DEADLINE_S = 50.0
+MIN_RATE = 4096  # bytes per second, averaged since the start
+RATE_GRACE_S = 10.0
+SOCKET_TIMEOUT_S = 15.0
+KAGGLE_CLI_TIMEOUT_S = 55.0
+
+
+class _Pace:
+    """The deadline and the minimum rate of one download; :meth:`check` after each chunk."""
+
+    def __init__(self, deadline_s: float = DEADLINE_S, min_rate: float = MIN_RATE, grace_s: float = RATE_GRACE_S):
+        self.start = time.monotonic()
+        self.deadline_s, self.min_rate, self.grace_s = deadline_s, min_rate, grace_s
+        self.received = 0
+
+    def check(self, what: str, chunk: int) -> None:
+        self.received += chunk
+        elapsed = time.monotonic() - self.start
+        if elapsed > self.deadline_s:
+            raise DownloadError(f"{what}: not done after {self.deadline_s:.0f} s; stopped, nothing was replaced")
+        if elapsed > self.grace_s and self.received < self.min_rate * elapsed:
+            raise DownloadError(
+                f"{what}: {self.received} bytes in {elapsed:.0f} s, below {self.min_rate} bytes/s "
+                "(the server stalls); stopped, nothing was replaced"
+            )
+
 
 _CREDENTIALS_HELP = (
     "Kaggle credentials not found. Create an API token on kaggle.com "
@@ -101,11 +133,16 @@ def _expected(checksums: Path, names: Iterable[str]) -> dict[str, str]:
     return {n: listed[n] for n in names}
 
 
-def _copy_verified(src: BinaryIO, tmp: Path, what: str, expected: str, checksums: Path, max_bytes: int) -> None:
-    """Stream ``src`` into ``tmp``, stopping past ``max_bytes``; fail unless the SHA-256 matches."""
+def _copy_verified(
+    src: BinaryIO, tmp: Path, what: str, expected: str, checksums: Path, max_bytes: int, pace: _Pace | None = None
+) -> None:
+    """Stream ``src`` into ``tmp``, stopping past ``max_bytes`` or when ``pace`` runs out;
+    fail unless the SHA-256 matches. ``read1``: what has arrived, not a full chunk's wait."""
     digest, size = hashlib.sha256(), 0
     with open(tmp, "wb") as out:
-        while chunk := src.read(_CHUNK_SIZE):
+        while chunk := src.read1(_CHUNK_SIZE):
+            if pace is not None:
+                pace.check(what, len(chunk))
             size += len(chunk)
             if size > max_bytes:
                 raise DownloadError(f"{what}: larger than the {max_bytes}-byte cap; refused")
@@ -135,15 +172,18 @@ class _SamePlaceRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _fetch_verified(url: str, tmp: Path, expected: str, checksums: Path, timeout: float, max_bytes: int) -> None:
-    """Stream ``url`` into ``tmp`` (same-place redirects only, size-capped, SHA-256 checked)."""
+def _fetch_verified(
+    url: str, tmp: Path, expected: str, checksums: Path, timeout: float, max_bytes: int, pace: _Pace
+) -> None:
+    """Stream ``url`` into ``tmp`` (same-place redirects only, size-capped, SHA-256 checked,
+    within ``pace``'s deadline and minimum rate)."""
     opener = urllib.request.build_opener(_SamePlaceRedirects)
     try:
-        with opener.open(url, timeout=timeout) as response:
+        with opener.open(url, timeout=min(timeout, SOCKET_TIMEOUT_S)) as response:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise DownloadError(f"{url}: {length} bytes announced, above the {max_bytes}-byte cap; refused")
-            _copy_verified(response, tmp, url, expected, checksums, max_bytes)
+            _copy_verified(response, tmp, url, expected, checksums, max_bytes, pace)
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"HTTP error {exc.code} fetching {url}: {exc.reason}") from exc
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
@@ -151,10 +191,19 @@ def _fetch_verified(url: str, tmp: Path, expected: str, checksums: Path, timeout
         raise DownloadError(f"Could not fetch {url}: {reason}") from exc
 
 
+def _remove_leftovers(paths: Iterable[Path]) -> None:
+    """Temp files of an earlier download that was killed (SIGKILL leaves no time to clean)."""
+    for path in paths:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            logger.info("Removing %s, left by an interrupted download", stale)
+            stale.unlink(missing_ok=True)
+
+
 def _write_all(dest_dir: Path, names: Iterable[str], fill: Callable[[str, Path], None]) -> list[Path]:
     """Fill a temp file per name with ``fill(name, tmp)``; replace the destinations only
     once every file is fetched and verified, so a failure leaves all of them as they were."""
     written = [Path(dest_dir) / name for name in names]
+    _remove_leftovers(written)
     with contextlib.ExitStack() as stack:
         for dest in written:
             fill(dest.name, stack.enter_context(atomic_path(dest)))
@@ -174,11 +223,12 @@ def download_from_mirror(
     if urllib.parse.urlsplit(base_url).scheme != "https":
         logger.warning("%s is not https: integrity rests on the SHA-256 check alone", base_url)
     expected = _expected(checksums, D2L_FILES)
+    pace = _Pace()
 
     def fill(name: str, tmp: Path) -> None:
         url = base_url + D2L_FILES[name]
         logger.info("Downloading %s", url)
-        _fetch_verified(url, tmp, expected[name], checksums, timeout, max_bytes)
+        _fetch_verified(url, tmp, expected[name], checksums, timeout, max_bytes, pace)
 
     return _write_all(dest_dir, D2L_FILES, fill)
 
@@ -187,7 +237,12 @@ def _run_kaggle_cli(out_dir: Path) -> None:
     cmd = ["kaggle", "competitions", "download", "-c", KAGGLE_COMPETITION, "-p", str(out_dir)]
     logger.info("Running %s", " ".join(cmd))
     try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=KAGGLE_CLI_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DownloadError(
+            f"`kaggle competitions download` did not finish within {KAGGLE_CLI_TIMEOUT_S:.0f} s; "
+            "stopped, nothing was replaced"
+        ) from None
     except FileNotFoundError as exc:
         raise DownloadError("The `kaggle` command was not found; install it with `pip install kaggle`.") from exc
     except subprocess.CalledProcessError as exc:

@@ -36,7 +36,7 @@ from houseprices.reporting.figures import ensemble_figures
 from houseprices.tracking.lineage import file_sha256
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
-from houseprices.util.files import write_csv, write_json, write_parquet
+from houseprices.util.files import read_parquet, verify_model, write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -50,8 +50,8 @@ def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
         path = models_dir / name / "oof.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: member {name!r} has no predictions; run `dvc repro train@{name}`")
-        oof = pd.read_parquet(path)
-        test = pd.read_parquet(models_dir / name / "test.parquet")
+        oof = read_parquet(path)
+        test = read_parquet(models_dir / name / "test.parquet")
         if ids is None:
             ids, y, test_ids = oof[ID].to_numpy(), oof["log_price"].to_numpy(), test[ID].to_numpy()
         elif not (np.array_equal(ids, oof[ID].to_numpy()) and np.array_equal(test_ids, test[ID].to_numpy())):
@@ -102,6 +102,10 @@ def load_inputs(params: Params) -> Inputs:
     # the figure public notebooks report, for comparison only.
     typical = typical_rows(X, y)
     fit_rows = outlier_mask(X, y, params.features.outliers)
+    # Checked now (against the digest written with it, without unpickling), so a damaged model
+    # fails the stage before any output is replaced.
+    for name in members:
+        verify_model(MEMBERS / name / "model.joblib")
     return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
 
 

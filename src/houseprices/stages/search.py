@@ -23,6 +23,7 @@ from houseprices.config.search import SearchConfig, load_search
 from houseprices.data.prepared import load_prepared
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.paths import PARAMS_FILE, SEARCH_FILE
+from houseprices.tracking.failures import translate
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.tuning.search import (
@@ -163,6 +164,14 @@ def _optimize(
         monitor.summary(study, finished(study))
 
 
+def _store_failures_without_traceback(record: logging.LogRecord) -> bool:
+    """Optuna's "trial failed" warning, without the traceback when the cause is a store or
+    server failure: the command ends with that failure's one line."""
+    if record.exc_info and translate(record.exc_info[1]) is not None:
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def run(
     params: Params,
     name: str,
@@ -184,6 +193,7 @@ def run(
     search, cfg = load_search(search_file, params, name)
     limit_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna.study._optimize").addFilter(_store_failures_without_traceback)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = storage_url(storage, search, search_file.resolve().parent)
     study = load_study(open_storage(url, search), study_name(params, name, cfg), cfg, params.seed, worker)

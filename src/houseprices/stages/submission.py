@@ -7,20 +7,19 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from houseprices.config.params import Params
 from houseprices.data.schema import ID, TARGET
 from houseprices.paths import INTERVALS_FILE, MODELS
 from houseprices.submission import build_submission, check_destination, checked_submission
 from houseprices.tracking.tracker import Tracker
-from houseprices.util.files import write_csv
+from houseprices.util.files import read_parquet, write_csv
 
 logger = logging.getLogger(__name__)
 
 
 def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.parquet") -> Path:
-    pred = pd.read_parquet(predictions)
+    pred = read_parquet(predictions)
     submission = build_submission(pred[ID], np.exp(pred["log_price"]))
     intervals = submission.copy()
     for col in [c for c in pred.columns if c.startswith(("lower_", "upper_"))]:

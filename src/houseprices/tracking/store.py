@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from houseprices.errors import TrackingError
+from houseprices.util.locks import created_once
+
+T = TypeVar("T")
+# What a process that lost the race to create a database schema sees (PostgreSQL, MySQL).
+CREATION_RACE = ("already exists", "duplicate", "migration", "unique")
 
 EXPERIMENT_COPY = (".dvc", "tmp", "exps")
 
@@ -98,3 +106,20 @@ def ensure_experiment(client: MlflowClient, uri: str, name: str, root: Path) -> 
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def opened_once(uri: str, open_store: Callable[[], T]) -> T:
+    """``open_store()``, which may create the store's schema, when processes start together on
+    a new store: a SQLite file is created by one while the others wait on a lock beside it; on
+    a server the losers of the race to create tables retry and find them."""
+    if uri.startswith("sqlite:///"):
+        with created_once(uri.removeprefix("sqlite:///")):
+            return open_store()
+    for attempt in range(4):
+        try:
+            return open_store()
+        except Exception as err:
+            if attempt == 3 or not any(needle in str(err).lower() for needle in CREATION_RACE):
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")

@@ -18,15 +18,29 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from houseprices.errors import TrackingError
-from houseprices.tracking.failures import as_tracking_error
+from houseprices.tracking.failures import as_tracking_error, fail_fast_on_store_error
 from houseprices.tracking.lifecycle import owner_tags, prepare_store
 from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline_run_name
 from houseprices.tracking.packaging import log_price_model
 from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
 from houseprices.tracking.runlog import NullRun, RunLog, flatten
-from houseprices.tracking.store import check_reachable, ensure_experiment, in_workspace, repo_root, tracking_uri
+from houseprices.tracking.store import (
+    check_reachable,
+    ensure_experiment,
+    in_workspace,
+    opened_once,
+    repo_root,
+    tracking_uri,
+)
 from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
+from houseprices.util.database import bound_database_waits
 from houseprices.util.timing import around, timed
+
+
+def _client_and_experiment(uri: str, experiment: str, root: Path) -> tuple[MlflowClient, str]:
+    """The client (its first use creates a new store's schema) and the experiment's id."""
+    client = MlflowClient(uri)
+    return client, ensure_experiment(client, uri, experiment, root)
 
 
 def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
@@ -35,11 +49,11 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
     cfg = params.tracking
     root = root or repo_root()
     uri = tracking_uri(cfg.uri, root)
+    bound_database_waits()
     try:
         check_reachable(uri)
         mlflow.set_tracking_uri(uri)
-        client = MlflowClient(uri)
-        experiment_id = ensure_experiment(client, uri, cfg.experiment, root)
+        client, experiment_id = opened_once(uri, lambda: _client_and_experiment(uri, cfg.experiment, root))
         mlflow.set_experiment(experiment_id=experiment_id)
         prepare_store(uri, root, cfg.experiment)  # moved repo, stale RUNNING runs
     except Exception as err:  # noqa: BLE001 - every store failure becomes one TrackingError
@@ -130,7 +144,7 @@ class Tracker:
         parent_id = self._pipeline_parent()
         tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage}
         with around("tracking", mlflow.start_run(run_id=parent_id)):
-            with around("tracking", mlflow.start_run(run_name=name, nested=True, tags=tags)) as run:
+            with around("tracking", mlflow.start_run(run_name=name, nested=True, tags=tags)) as run, self._fail_fast():
                 log = self._run_log(run.info.run_id)
                 log.log_params(params or {})
                 yield log
@@ -138,7 +152,10 @@ class Tracker:
     @contextlib.contextmanager
     def top_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A run of its own, outside any pipeline run (a search: its trials are its children)."""
-        with around("tracking", mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage})) as run:
+        with (
+            around("tracking", mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage})) as run,
+            self._fail_fast(),
+        ):
             log = self._run_log(run.info.run_id)
             log.log_params(params or {})
             yield log
@@ -146,10 +163,16 @@ class Tracker:
     @contextlib.contextmanager
     def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
         """A child of the current stage run (a fold, a trial), live while the block runs."""
-        with around("tracking", mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind})) as run:
+        with (
+            around("tracking", mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind})) as run,
+            self._fail_fast(),
+        ):
             log = self._run_log(run.info.run_id)
             log.log_params(params or {})
             yield log
+
+    def _fail_fast(self):
+        return fail_fast_on_store_error(self.client.tracking_uri)
 
     @timed("tracking")
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:

@@ -28,11 +28,13 @@ from ruamel.yaml.comments import CommentedSeq
 
 from houseprices.config.params import Params, parse_params, with_model_overrides
 from houseprices.config.search import Choice, PrunerConfig, SearchConfig, SearchFile
-from houseprices.errors import ConfigError, HousePricesError
+from houseprices.errors import ConfigError, DependencyTimeoutError, HousePricesError
 from houseprices.evaluation.cross_validation import fit_estimator, predict_finite
 from houseprices.evaluation.folds import log_rmse, make_folds
 from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
+from houseprices.util.database import bound_database_waits, hung_server
 from houseprices.util.files import write_text
+from houseprices.util.locks import created_once
 
 STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
 DEFAULT_STORAGE = Path("search/optuna.db")
@@ -93,29 +95,40 @@ def _use_wal(path: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+def _new_storage(url: str, search: SearchFile, kwargs: dict, sqlite_file: str | None) -> optuna.storages.RDBStorage:
+    if sqlite_file:
+        _use_wal(sqlite_file)
+    storage = optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=kwargs,
+        grace_period=search.grace_period,
+        heartbeat_interval=search.heartbeat_interval,
+    )
+    if sqlite_file:
+        from sqlalchemy import event
+
+        event.listen(storage.engine, "connect", _sqlite_pragmas)
+        storage.engine.dispose()  # connections opened so far lack the pragma
+    return storage
+
+
 def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker stops beating for
     ``grace_period`` seconds is marked FAIL by the next worker that looks. A SQLite file
     is used in WAL mode (see :func:`_use_wal`)."""
     sqlite_file = _sqlite_file(url)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    bound_database_waits()
     for attempt in range(3):
         try:
-            if sqlite_file:
-                _use_wal(sqlite_file)
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                grace_period=search.grace_period,
-                heartbeat_interval=search.heartbeat_interval,
-            )
-            if sqlite_file:
-                from sqlalchemy import event
-
-                event.listen(storage.engine, "connect", _sqlite_pragmas)
-                storage.engine.dispose()  # connections opened so far lack the pragma
-            return storage
+            # Workers started together on a new SQLite file: one creates the tables, then the rest.
+            with created_once(sqlite_file) if sqlite_file else contextlib.nullcontext():
+                return _new_storage(url, search, kwargs, sqlite_file)
+        except DependencyTimeoutError:
+            raise
         except Exception as err:  # noqa: BLE001 - bad URL, missing driver, server down: one line, not a traceback
+            if hung_server():
+                raise DependencyTimeoutError(hung_server()) from None
             # Workers starting together on an empty database race to create Optuna's tables:
             # the loser's retry finds them.
             if attempt < 2 and "sqlalchemy" in type(err).__module__:

@@ -1,12 +1,15 @@
-"""Atomic output writing: a stage that fails leaves the previous output intact."""
+"""Atomic output writing: a stage that fails leaves the previous output intact; outputs land
+only where the command may write (links followed); a damaged input is one line naming it."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +17,49 @@ from houseprices.util.timing import timed
 
 if TYPE_CHECKING:
     import pandas as pd
+
+from houseprices.errors import InputFileError, OutputPathError
+from houseprices.paths import remade_by
+
+# Set by confined_outputs for a pipeline command: the folder outputs must stay in and the
+# resolved files and folders no output may land in. None: a library call, unconfined.
+_confinement: tuple[Path, tuple[Path, ...]] | None = None
+
+
+@contextlib.contextmanager
+def confined_outputs(root: Path | str, read_only: Iterable[Path | str]) -> Iterator[None]:
+    """Within: every output must resolve inside ``root`` (or the system temp folder, for
+    scratch files) and outside ``read_only``, so a link in a params path cannot redirect it."""
+    global _confinement
+    previous = _confinement
+    _confinement = (Path(root).resolve(), tuple(Path(p).resolve() for p in read_only))
+    try:
+        yield
+    finally:
+        _confinement = previous
+
+
+def checked_destination(path: Path | str) -> Path:
+    """``path`` with its folder's links resolved; refused (OutputPathError, nothing written)
+    when it or the file it links to leads out of the repository or into a read-only input."""
+    path = Path(path)
+    target = path.parent.resolve() / path.name  # where the atomic rename lands
+    if _confinement is None:
+        return target
+    root, read_only = _confinement
+    written = Path(os.path.abspath(path))
+    scratch = Path(tempfile.gettempdir()).resolve()
+    allowed = root if written.is_relative_to(root) or not written.is_relative_to(scratch) else scratch
+    for leads_to in dict.fromkeys((target, path.resolve())):
+        if not leads_to.is_relative_to(allowed):
+            raise OutputPathError(f"{path} leads to {leads_to}, outside {allowed}; refused, nothing was written")
+        hit = next((p for p in read_only if leads_to == p or leads_to.is_relative_to(p)), None)
+        if hit is not None:
+            raise OutputPathError(
+                f"{path} leads to {leads_to}, into the input {hit} the pipeline only reads; "
+                "refused, nothing was written"
+            )
+    return target
 
 
 def _new_temp(path: Path) -> Path:
@@ -35,7 +81,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
     Beside, so the rename stays on one filesystem and readers never see half a file.
     """
-    path = Path(path)
+    path = checked_destination(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_temp(path)
     try:
@@ -56,9 +102,33 @@ def write_json(path: Path | str, data: object) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+@contextlib.contextmanager
+def reading(path: Path | str) -> Iterator[None]:
+    """A file that exists but cannot be read (truncated, corrupt, half-written by hand) is one
+    line naming it and the command that writes it again, not a library's traceback."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - pickle, parquet and JSON readers raise anything
+        reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise InputFileError(
+            f"{path}: cannot be read ({type(err).__name__}: {reason[:200]}); it is damaged or "
+            f"half-written: run `{remade_by(path)}` to write it again"
+        ) from None
+
+
 @timed("io")
 def read_json(path: Path | str) -> object:
-    return json.loads(Path(path).read_text())
+    with reading(path):
+        return json.loads(Path(path).read_text())
+
+
+def read_parquet(path: Path | str, **kwargs) -> pd.DataFrame:
+    with reading(path):
+        import pandas  # lazily, like the other readers' libraries
+
+        return pandas.read_parquet(path, **kwargs)
 
 
 @timed("io")
@@ -79,10 +149,33 @@ def dump_model(path: Path | str, model: object) -> None:
 
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp)
+    write_text(digest_path(path), f"{file_sha256(path)}  {Path(path).name}\n")
+
+
+def file_sha256(path: Path | str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def digest_path(path: Path | str) -> Path:
+    """The ``sha256sum`` line written beside a pickled model."""
+    return Path(f"{path}.sha256")
+
+
+def verify_model(path: Path | str) -> None:
+    """A pickled model is whole and unchanged since :func:`dump_model` wrote it: checked
+    against its digest, without unpickling (which would import every library it needs)."""
+    with reading(path):
+        expected = digest_path(path).read_text().split()[0] if digest_path(path).is_file() else None
+        if expected is None:
+            raise ValueError(f"no {digest_path(path).name} beside it")
+        if file_sha256(path) != expected:
+            raise ValueError(f"its SHA-256 differs from {digest_path(path).name}, written with it")
 
 
 @timed("io")
 def load_model(path: Path | str) -> object:
     import joblib
 
-    return joblib.load(path)
+    with reading(path):
+        return joblib.load(path)
