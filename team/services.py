@@ -33,6 +33,9 @@ DATABASES = ("mlflow", "optuna")
 BUCKET = "houseprices"
 # moto accepts any key; these are not secrets, and a real store's keys never go in a file here.
 FAKE_S3_KEYS = {"AWS_ACCESS_KEY_ID": "team-local", "AWS_SECRET_ACCESS_KEY": "team-local"}
+# Bounded retries: botocore's default ("legacy", 5 attempts with backoff, per file) keeps a DVC
+# pull from an unreachable store waiting over a minute; these fail it in seconds.
+S3_RETRIES = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "3"}
 START_DEADLINE_S = 120
 STOP_DEADLINE_S = 30
 
@@ -178,27 +181,8 @@ class Services:
         return f"postgresql+psycopg://{PG_USER}@{HOST}:{port}/{database}"
 
     # ------------------------------------------------------------ s3, mlflow
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = (self.dir / f"{name}.log").open("w")
-        return subprocess.Popen(
-            cmd,
-            cwd=self.dir,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # `down` ends it and its workers as one group
-        )
-
     def _start_s3(self, port: int) -> int:
-        proc = self._spawn("s3", [binary("moto_server"), "-H", HOST, "-p", str(port)], {})
-        endpoint = f"http://{HOST}:{port}"
-        wait_until(lambda: answers(endpoint), f"object store {endpoint}", self.dir / "s3.log", proc)
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_boto_keys())
-        s3.create_bucket(Bucket=BUCKET)
-        return proc.pid
+        return start_object_store(self.dir, port)
 
     def _start_mlflow(self, port: int, pg_port: int) -> int:
         cmd = [
@@ -207,7 +191,7 @@ class Services:
             "--artifacts-destination", str(self.dir / "artifacts"),
         ]  # fmt: skip
         env = {"PGPASSFILE": str(self.dir / "pgpass"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        proc = self._spawn("mlflow", cmd, env)
+        proc = spawn(self.dir, "mlflow", cmd, env)
         uri = f"http://{HOST}:{port}"
         wait_until(lambda: answers(f"{uri}/health"), f"mlflow server {uri}", self.dir / "mlflow.log", proc)
         return proc.pid
@@ -245,18 +229,46 @@ class Services:
             "PGPASSFILE": str(self.dir / "pgpass"),
             "AWS_ENDPOINT_URL_S3": f"http://{HOST}:{ports['s3']}",
             **FAKE_S3_KEYS,
+            **S3_RETRIES,
         }
 
     def down(self) -> None:
         """Stop the servers (their data stays in the folder; the object store is in memory)."""
         state = self._state()
         for pid in state.get("pids", {}).values():
-            _stop_group(pid)
+            stop_group(pid)
         data = self.dir / "pg" / "data"
         if (data / "postmaster.pid").exists():
             self._as_postgres(binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", str(STOP_DEADLINE_S), "stop")
         if state:
             self._save({"ports": state.get("ports", {}), "pids": {}})
+
+
+def spawn(folder: Path, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A server in a session of its own (so `down` ends it and its workers as one group),
+    logging to ``folder/<name>.log``."""
+    log = (folder / f"{name}.log").open("w")
+    return subprocess.Popen(
+        cmd,
+        cwd=folder,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_object_store(folder: Path, port: int) -> int:
+    """moto's S3-compatible server on 127.0.0.1:``port`` with the bucket the DVC remote names."""
+    proc = spawn(folder, "s3", [binary("moto_server"), "-H", HOST, "-p", str(port)], {})
+    endpoint = f"http://{HOST}:{port}"
+    wait_until(lambda: answers(endpoint), f"object store {endpoint}", folder / "s3.log", proc)
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_boto_keys())
+    s3.create_bucket(Bucket=BUCKET)
+    return proc.pid
 
 
 def _boto_keys() -> dict[str, str]:
@@ -274,7 +286,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _stop_group(pid: int) -> None:
+def stop_group(pid: int) -> None:
     """SIGTERM to the server's process group, SIGKILL after the deadline."""
     try:
         os.killpg(pid, signal.SIGTERM)
