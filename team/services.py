@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# services up in {services.dir}; to use them: . {services.dir / 'env'}")
     for key, value in variables.items():
         print(f"export {key}={value}")
-    print(f"# runs in a browser: {variables['MLFLOW_TRACKING_URI']}/#/experiments?workflowType=machine_learning")
+    print(f"# runs in a browser: {variables['MLFLOW_TRACKING_URI']}/#/experiments/1?workflowType=machine_learning")
     return 0
 
 
