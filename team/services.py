@@ -64,7 +64,9 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
+    """Free to listen on, as a server does (SO_REUSEADDR: a port just closed is in TIME_WAIT)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
