@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 HOST = "127.0.0.1"
 PG_USER = "houseprices"
 DATABASES = ("mlflow", "optuna")
@@ -74,6 +76,16 @@ def port_free(port: int) -> bool:
         return True
 
 
+def port_freed(port: int, seconds: float = 5.0) -> bool:
+    """Free, or freed within ``seconds`` (a server killed a moment ago still holds its port)."""
+    deadline = time.monotonic() + seconds
+    while not port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def wait_until(ready, what: str, log: Path, proc: subprocess.Popen | None = None) -> None:
     """Poll ``ready()`` until it holds; fail naming ``what`` and the end of its log after the deadline."""
     deadline = time.monotonic() + START_DEADLINE_S
@@ -108,13 +120,18 @@ class Services:
     def _save(self, state: dict) -> None:
         self.state_file.write_text(json.dumps(state, indent=1))
 
-    def _ports(self, state: dict) -> dict[str, int]:
-        """The ports of the last start where still free (stable URLs for teammates), else new ones."""
+    def _ports(self, state: dict, running: set[str]) -> dict[str, int]:
+        """The ports of the last start: kept for what runs, reused where free (stable URLs for
+        teammates), else new ones."""
         ports = dict(state.get("ports", {}))
         for name in ("postgres", "mlflow", "s3"):
-            if not ports.get(name) or not port_free(ports[name]):
+            if name not in running and (not ports.get(name) or not port_freed(ports[name])):
                 ports[name] = free_port()
         return ports
+
+    def _postgres_running(self) -> bool:
+        pidfile = self.dir / "pg" / "data" / "postmaster.pid"
+        return pidfile.exists() and _alive(int(pidfile.read_text().split()[0]))
 
     # --------------------------------------------------------------- postgres
     def _as_postgres(self, *cmd: str) -> subprocess.CompletedProcess:
@@ -200,23 +217,27 @@ class Services:
 
     # ---------------------------------------------------------------- up/down
     def up(self) -> dict[str, str]:
-        """Start what is not running; the variables a teammate exports (also written to ``env``)."""
+        """Start what is not running (all three at first, the one that died after a crash); the
+        variables a teammate exports (also written to ``env``)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         state = self._state()
-        if state.get("pids") and all(_alive(pid) for pid in state["pids"].values()):
-            return self.variables(state["ports"])
-        self.down()  # a half-started or crashed set: start all three afresh
-        ports = self._ports(state)
+        pids = {name: pid for name, pid in state.get("pids", {}).items() if _alive(pid)}
+        for pid in set(state.get("pids", {}).values()) - set(pids.values()):
+            stop_group(pid)  # what is left of a crashed server (its workers) frees the port
+        postgres_up = self._postgres_running()
+        ports = self._ports(state, set(pids) | ({"postgres"} if postgres_up else set()))
         password = self._password()
         self._write_pgpass(ports["postgres"], password)
-        pids = {}
         self._save({"ports": ports, "pids": pids})
         try:
-            self._start_postgres(ports["postgres"], password)
-            pids["s3"] = self._start_s3(ports["s3"])
-            self._save({"ports": ports, "pids": pids})
-            pids["mlflow"] = self._start_mlflow(ports["mlflow"], ports["postgres"])
-            self._save({"ports": ports, "pids": pids})
+            if not postgres_up:
+                self._start_postgres(ports["postgres"], password)
+            if "s3" not in pids:
+                pids["s3"] = self._start_s3(ports["s3"])
+                self._save({"ports": ports, "pids": pids})
+            if "mlflow" not in pids:
+                pids["mlflow"] = self._start_mlflow(ports["mlflow"], ports["postgres"])
+                self._save({"ports": ports, "pids": pids})
         except BaseException:
             self.down()
             raise
@@ -281,30 +302,35 @@ def _boto_keys() -> dict[str, str]:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not a zombie (a server killed after its starter exited waits for init to reap it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return True
 
 
-def stop_group(pid: int) -> None:
-    """SIGTERM to the server's process group, SIGKILL after the deadline."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_DEADLINE_S
-    while time.monotonic() < deadline:
+def _group_alive(pgid: int) -> bool:
+    for proc in psutil.process_iter():
         try:
-            os.killpg(pid, 0)
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False
+
+
+def stop_group(pgid: int) -> None:
+    """SIGTERM to a server's process group, SIGKILL after the deadline."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
         except ProcessLookupError:
             return
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        deadline = time.monotonic() + STOP_DEADLINE_S
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:

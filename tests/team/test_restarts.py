@@ -1,16 +1,18 @@
-"""The team's PostgreSQL restarted while a stage logs to the MLflow server in front of it: the
-stage goes on or fails with one line, never hangs, and leaves no run RUNNING."""
+"""The team's PostgreSQL or MLflow server restarted while a stage logs to it: the stage goes on
+or fails with one line, never hangs, and no run stays RUNNING."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from team_services import team, team_up
+from team_services import services, team, team_up
 
 from conftest import copy_repo, stage_env
 
@@ -35,29 +37,65 @@ def restart_postgres(folder: Path) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=90)
 
 
+def train_ridge(repo: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["houseprices", "train", "--model", "ridge"],
+        cwd=repo,
+        env=stage_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def ends_cleanly(stage: subprocess.Popen) -> str:
+    """Exit 0, or exit 2 with one error line; within the deadline either way."""
+    try:
+        out, _ = stage.communicate(timeout=300)
+    finally:
+        stage.kill()
+    assert "Traceback" not in out, out
+    if stage.returncode:
+        errors = [line for line in out.splitlines() if line.startswith("houseprices train: error:")]
+        assert stage.returncode == 2 and len(errors) == 1, out
+    return out
+
+
+def running_runs(client: MlflowClient) -> list:
+    exp = client.get_experiment_by_name("houseprices")
+    return client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+
+
 @pytest.mark.slow(seconds=45)
 def test_postgres_restarted_mid_stage(built_repo, tmp_path):
     repo = copy_repo(built_repo, tmp_path / "repo")
     with team_up() as env:
         client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-        stage = subprocess.Popen(
-            ["houseprices", "train", "--model", "ridge"],
-            cwd=repo,
-            env=stage_env(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_for_running_model_run(client)
-            restart_postgres(Path(env["PGPASSFILE"]).parent)
-            out, _ = stage.communicate(timeout=300)  # never hangs
-        finally:
-            stage.kill()
-        assert "Traceback" not in out, out
-        if stage.returncode:
-            errors = [line for line in out.splitlines() if line.startswith("houseprices train: error:")]
-            assert stage.returncode == 2 and len(errors) == 1, out
-        exp = client.get_experiment_by_name("houseprices")
-        assert not client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+        stage = train_ridge(repo, env)
+        wait_for_running_model_run(client)
+        restart_postgres(Path(env["PGPASSFILE"]).parent)
+        ends_cleanly(stage)
+        assert not running_runs(client)
         print(f"\nstage exit code {stage.returncode} after PostgreSQL restarted mid-stage")
+
+
+@pytest.mark.slow(seconds=45)
+def test_mlflow_server_restarted_mid_stage(built_repo, tmp_path):
+    """The server killed and started again (`make team-up` restarts only what died): a run the
+    stage could not close while the server was away is closed by the next command that connects."""
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    with team_up() as env:
+        folder = Path(env["PGPASSFILE"]).parent
+        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+        stage = train_ridge(repo, env)
+        wait_for_running_model_run(client)
+        before = json.loads((folder / "state.json").read_text())["pids"]
+        os.killpg(before["mlflow"], signal.SIGKILL)
+        assert services("up", folder).returncode == 0
+        after = json.loads((folder / "state.json").read_text())["pids"]
+        assert after["s3"] == before["s3"] and after["mlflow"] != before["mlflow"]
+        assert f"MLFLOW_TRACKING_URI={env['MLFLOW_TRACKING_URI']}" in (folder / "env").read_text()  # same port
+        ends_cleanly(stage)
+        subprocess.run(["houseprices", "champion"], cwd=repo, env=stage_env(**env), capture_output=True, timeout=120)
+        assert not running_runs(client)
+        print(f"\nstage exit code {stage.returncode} after the MLflow server restarted mid-stage")
