@@ -41,6 +41,8 @@ LAZY = {
     ("houseprices.cli", "houseprices.tracking.submitted"): "houseprices submit only (MLflow)",
     ("houseprices.cli", "houseprices.data.download"): "houseprices download only",
     ("houseprices.cli", "houseprices.reporting.runs"): "houseprices runs only (MLflow)",
+    ("houseprices.cli", "houseprices.tracking.champion"): "houseprices champion only (MLflow)",
+    ("houseprices.cli", "houseprices.tracking.tracker"): "houseprices champion only (MLflow)",
     ("houseprices.cli", "houseprices.reporting.leaderboard"): "houseprices leaderboard only",
     ("houseprices.models.registry", "houseprices.models.mlp.factory"): "torch only where a net is built",
 }

@@ -115,6 +115,20 @@ def cmd_search(args) -> None:
     )
 
 
+def cmd_champion(args) -> None:
+    from houseprices.tracking.champion import describe, promote
+    from houseprices.tracking.tracker import connect
+
+    params = _params(args)
+    name = params.tracking.registered_model
+    if not name:
+        raise HousePricesError("tracking.registered_model is empty: no registry to hold @champion")
+    client, _ = connect(params)
+    if args.version:
+        promote(client, name, args.version)
+    print(describe(client, name))
+
+
 def cmd_runs(args) -> None:
     from houseprices.reporting.runs import print_runs
 
@@ -137,6 +151,7 @@ COMMANDS = {
     "submit": (cmd_submit, "upload submission.csv to Kaggle (needs Kaggle credentials)"),
     "download": (cmd_download, "fetch the competition CSVs (Kaggle CLI, else the d2l.ai mirror)"),
     "search": (cmd_search, "Optuna hyperparameter search for one model (run more workers to go faster)"),
+    "champion": (cmd_champion, "show @champion and its contenders; --version N moves it by hand"),
     "runs": (cmd_runs, "list the last pipeline runs from MLflow"),
     "leaderboard": (cmd_leaderboard, "members and ensemble, best first: CV scores, fit and predict times"),
 }
@@ -183,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-m", "--message", default="", help="submission message (default: commit and CV score)")
         if name == "leaderboard":
             p.add_argument("--out", default="metrics/leaderboard.md", help="table file (default: %(default)s)")
+        if name == "champion":
+            p.add_argument("--version", default="", help="the registered version to make @champion")
         if name == "runs":
             p.add_argument("-n", "--last", type=int, default=10, help="how many pipeline runs (default: 10)")
         if name == "download":

@@ -1,10 +1,11 @@
 """The model registry: each pipeline's ensemble is a version, tagged with its lineage;
-aliases say which one is behind the workspace's ``submission.csv`` and which was uploaded.
+aliases say which one is the team's best (``@champion``) and which was uploaded.
 
-``@champion`` moves only when the submission stage runs in the workspace (``dvc repro``,
-or ``dvc exp run`` without ``--queue``/``--temp``): experiments in DVC's temporary copies
-under ``.dvc/tmp/exps`` register versions but leave it alone. After ``dvc exp apply`` of
-such an experiment, ``dvc repro -s -f submission`` moves it to that experiment's version
+A version enters the race for ``@champion`` only when the submission stage runs in the
+workspace (``dvc repro``, or ``dvc exp run`` without ``--queue``/``--temp``); it takes the
+alias only by beating the current champion's CV (:mod:`.champion`). Experiments in DVC's
+temporary copies under ``.dvc/tmp/exps`` register versions but do not compete. After ``dvc exp
+apply`` of such an experiment, ``dvc repro -s -f submission`` enters that experiment's version
 (found by the SHA-256 of the predictions it was registered with).
 """
 
@@ -17,11 +18,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from houseprices.tracking.champion import CHAMPION, claim
 from houseprices.tracking.lineage import file_sha256
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 SUBMITTED = "submitted"
 PREDICTIONS_TAG = "predictions.sha256"
 SUBMISSION_TAG = "submission.sha256"
@@ -62,7 +63,7 @@ def crown(
     workspace: bool,
 ) -> ModelVersion | None:
     """Tag the version behind ``predictions`` with the submission's digest and, in the
-    workspace, point ``@champion`` at it."""
+    workspace, enter it for ``@champion`` (it wins by beating the champion's CV)."""
     key, value = pipeline_tag
     version = find_version(
         client, name, PREDICTIONS_TAG, file_sha256(predictions), prefer=lambda v: v.tags.get(key) == value
@@ -72,6 +73,14 @@ def crown(
         return None
     client.set_model_version_tag(name, version.version, SUBMISSION_TAG, file_sha256(submission))
     if workspace:
-        client.set_registered_model_alias(name, CHAMPION, version.version)
-        logger.info("%s version %s is @%s", name, version.version, CHAMPION)
+        outcome = claim(client, name, version)
+        if outcome.won:
+            logger.info("%s version %s (CV %.5f) is @%s", name, outcome.version, outcome.cv, CHAMPION)
+        else:
+            logger.warning(
+                "%s version %s (CV %.5f) does not beat @%s version %s (CV %.5f): @%s unchanged "
+                "(`houseprices champion --version %s` moves it by hand)",
+                name, outcome.version, outcome.cv, CHAMPION, outcome.champion, outcome.champion_cv, CHAMPION,
+                outcome.version,
+            )  # fmt: skip
     return version

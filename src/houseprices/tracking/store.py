@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from houseprices.errors import TrackingError
+from houseprices.tracking.tags import EXPERIMENT_TAGS
 from houseprices.util.locks import created_once
 
 T = TypeVar("T")
@@ -92,14 +93,15 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def ensure_experiment(client: MlflowClient, uri: str, name: str, root: Path) -> str:
-    """The experiment's id, created on first use; a SQLite store keeps artifacts beside it
-    (``<repo>/mlruns``), not inside a DVC temp copy."""
+    """The experiment's id, created on first use with the tags MLflow's UI reads; a SQLite
+    store keeps artifacts beside it (``<repo>/mlruns``), not inside a DVC temp copy."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        label_experiment(client, exp)
         return exp.experiment_id
     location = (root / "mlruns").resolve().as_uri() if uri.startswith("sqlite:") else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException:
         # Workers started together on a fresh store: another one created it since we looked.
         exp = client.get_experiment_by_name(name)
@@ -123,3 +125,11 @@ def opened_once(uri: str, open_store: Callable[[], T]) -> T:
                 raise
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
+
+
+def label_experiment(client: MlflowClient, exp) -> None:
+    """Give an experiment created before its UI tags were set (or by hand) the tags it lacks,
+    so MLflow's UI opens it on its training runs."""
+    for key, value in EXPERIMENT_TAGS.items():
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
