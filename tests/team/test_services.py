@@ -60,7 +60,7 @@ def test_services_listen_on_loopback_only_and_keep_the_password_out_of_sight():
         written = [again.stdout, again.stderr, *(p.read_text(errors="replace") for p in folder.rglob("*.log"))]
         written += [(folder / "env").read_text(), (folder / "state.json").read_text(), *env.values()]
         assert all(password not in text for text in written)
-        tracked = subprocess.run(["git", "grep", "-F", "-q", password], cwd=ROOT, check=False)
+        tracked = subprocess.run(["git", "grep", "-F", "-q", "-e", password], cwd=ROOT, check=False)
         assert tracked.returncode == 1  # not in any tracked file
 
         import psycopg
