@@ -23,7 +23,9 @@ logger = logging.getLogger("houseprices")
 
 
 def _params(args):
-    return load_params(args.params)
+    """The params the runner read for this command (read once), else read now."""
+    loaded = getattr(args, "loaded_params", None)
+    return loaded if loaded is not None else load_params(args.params)
 
 
 def cmd_prepare(args) -> None:

@@ -67,7 +67,7 @@ def _store_errors_in_threads_briefly(hook=threading.excepthook):
 
 def run_command(args) -> None:
     """The CLI's body: bounded threads and HTTP, KILLED on signals, store errors as one line."""
-    params = _params(args)
+    params = args.loaded_params = _params(args)
     _bound_threads(args.command, params)
     bound_http()
     threading.excepthook = _store_errors_in_threads_briefly()

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from houseprices.errors import DataError
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from houseprices.util.files import file_sha256
 
 
 def read_checksums(checksums: Path) -> dict[str, str]:
@@ -43,7 +35,7 @@ def verify_checksums(checksums: Path, files: list[Path]) -> dict[str, str]:
                 f"{path}: file is missing (restore it with `git checkout -- {path}` or `houseprices download`)"
             )
         else:
-            actual = sha256(path)
+            actual = file_sha256(path)
             seen[str(path)] = actual
             if actual != expected[path.name]:
                 problems.append(

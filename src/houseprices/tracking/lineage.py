@@ -12,7 +12,7 @@ import uuid
 from importlib import metadata
 from pathlib import Path
 
-from houseprices.data.checksums import sha256
+from houseprices.util import files
 
 RUN_ID_ENV = "HOUSEPRICES_PIPELINE_RUN_ID"
 # What a logged model needs to run; lineage also records DVC's version.
@@ -37,7 +37,7 @@ def package_version(package: str) -> str:
 
 def file_sha256(path: Path) -> str:
     """The file's digest, or "missing": lineage records absence instead of failing."""
-    return sha256(path) if Path(path).is_file() else "missing"
+    return files.file_sha256(path) if Path(path).is_file() else "missing"
 
 
 def experiment_name() -> str:
