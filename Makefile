@@ -12,30 +12,38 @@ PYTHON ?= python3
 TEST_WORKERS ?= $(shell nproc)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test test-fast lint format bench ui exps team-up team-down
+.PHONY: setup setup-test repro test test-fast lint format bench ui exps team-up team-down
 
+# `setup` installs what the pipeline runs on; `setup-test` adds the test extra (pytest, ruff,
+# PostgreSQL's driver, dvc-s3 and moto for the team services), which `make repro` need not wait for.
 setup: $(VENV)/.installed
+
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 repro: setup
 	dvc repro
 
-test: setup
+test: setup-test
 	python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
-test-fast: setup
+test-fast: setup-test
 	python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not slow"
 
-lint: setup
+lint: setup-test
 	ruff check .
 	ruff format --check .
 
-format: setup
+format: setup-test
 	ruff check --fix .
 	ruff format .
 
@@ -57,8 +65,8 @@ exps: setup
 
 # The team's services on 127.0.0.1 (docs/team.md): PostgreSQL, an MLflow server, a local S3 for
 # the DVC remote, kept in .team/ (git-ignored); `. .team/env` sets the variables it prints.
-team-up: setup
+team-up: setup-test
 	python team/services.py up --dir .team
 
-team-down: setup
+team-down: setup-test
 	python team/services.py down --dir .team
