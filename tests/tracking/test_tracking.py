@@ -379,7 +379,7 @@ def test_pipeline_run_has_readable_name_and_headline_metrics(pipeline):
 
 
 @pytest.mark.slow
-def test_fold_runs_share_metric_keys_and_are_live_while_training(pipeline):
+def test_fold_runs_share_metric_keys_and_span_their_fit(pipeline):
     _, client, runs = pipeline
     parent = pipeline_run(runs, "workspace-run")
     for model, keys in (

@@ -220,6 +220,9 @@ class ResourcesConfig(Strict):
     # torch/BLAS/OpenMP threads per process; 0: every available core. A stage param:
     # BLAS results differ in the last bits between thread counts.
     threads: int = Field(1, ge=0, le=1024)
+    # Processes that fit a model's CV folds at once (train@<model>), each with `threads`
+    # threads; 0: as many as the available cores hold. Each fold is fit as it would be alone.
+    cv_workers: int = Field(0, ge=0, le=1024)
 
 
 class Params(Strict):

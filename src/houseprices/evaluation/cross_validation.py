@@ -11,7 +11,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +19,7 @@ import pandas as pd
 from houseprices.config.models import ModelConfig
 from houseprices.config.params import Params
 from houseprices.errors import TrainingError
+from houseprices.evaluation.fold_workers import fold_fits
 from houseprices.evaluation.folds import Fold, FoldScores, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
@@ -127,7 +127,7 @@ def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndar
 
 @dataclass(frozen=True)
 class FoldOutcome:
-    """One finished fold, as a fold hook sees it."""
+    """One finished fold, as the caller's ``on_fold`` sees it."""
 
     fold: Fold
     position: int  # 1-based, over all repeats
@@ -135,15 +135,56 @@ class FoldOutcome:
     score: float
     seconds: float
     curves: pd.DataFrame
+    started: float = 0.0  # epoch seconds of the fit's start and end, in whichever process fit it
+    ended: float = 0.0
 
 
-# Entered around each fold's fit and predictions (e.g. an MLflow fold run and a progress
-# line); what it yields, if not None, is called with the fold's outcome before it exits.
-FoldScope = Callable[[Fold, int, int], AbstractContextManager[Callable[[FoldOutcome], None] | None]]
+@dataclass(frozen=True)
+class FoldTask:
+    """What every fold of one model's CV needs; a worker process inherits it at fork."""
+
+    name: str
+    params: Params
+    X: pd.DataFrame
+    y: pd.Series
+    X_test: pd.DataFrame | None
+    folds: list[Fold]
 
 
-def _no_scope(fold: Fold, position: int, total: int) -> AbstractContextManager[None]:
-    return contextlib.nullcontext()
+@dataclass(frozen=True)
+class FoldFit:
+    """One fold's fit, as it travels back from a worker process."""
+
+    pred: np.ndarray
+    test_pred: np.ndarray | None
+    score: float
+    curves: pd.DataFrame
+    seconds: float
+    started: float
+    ended: float
+
+
+def fit_fold(task: FoldTask, index: int) -> FoldFit:
+    """Fit fold ``index`` and predict its validation (and test) rows; the same in any process."""
+    fold = task.folds[index]
+    started, start = time.time(), time.perf_counter()
+    where = f"fold {fold.label}"
+    est = fit_estimator(
+        task.name,
+        task.params.model(task.name),
+        task.params,
+        task.X.iloc[fold.train],
+        task.y.iloc[fold.train],
+        where,
+        holdout=(task.X.iloc[fold.valid], task.y.iloc[fold.valid]),
+    )
+    pred = predict_finite(est, task.X.iloc[fold.valid], task.name, where)
+    test_pred = None
+    if task.X_test is not None:
+        test_pred = predict_finite(est, task.X_test, task.name, f"{where} test rows")
+    score = log_rmse(task.y.iloc[fold.valid], pred)
+    curves = learning_curve(est, fold.label)
+    return FoldFit(pred, test_pred, score, curves, time.perf_counter() - start, started, time.time())
 
 
 @timed("fit")
@@ -154,37 +195,37 @@ def cross_validate(
     y: pd.Series,
     X_test: pd.DataFrame | None = None,
     *,
-    fold_scope: FoldScope | None = None,
+    on_fold: Callable[[FoldOutcome], None] | None = None,
+    workers: int = 1,
+    meanwhile: Callable[[], object] | None = None,
 ) -> CVResult:
-    cfg = params.model(name)
+    """Every fold of one model, in ``workers`` processes at once (each fold fit exactly as
+    alone, so the results do not depend on it); ``on_fold`` sees each finished fold, in order.
+
+    ``meanwhile`` (e.g. the refit on all rows) runs in this process while the workers fit
+    the folds (before the folds when they are fit here, ``workers`` 1).
+    """
+    params.model(name)  # an unknown model fails before any worker starts
     folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
+    task = FoldTask(name, params, X.reset_index(drop=True), y.reset_index(drop=True), X_test, folds)
     oof = np.full((params.cv.repeats, len(X)), np.nan)
     test_preds, scores, curves, seconds = [], [], [], []
-    y = y.reset_index(drop=True)
-    X = X.reset_index(drop=True)
-    for position, fold in enumerate(folds, 1):
-        with (fold_scope or _no_scope)(fold, position, len(folds)) as report:
-            start = time.perf_counter()
-            where = f"fold {fold.label}"
-            est = fit_estimator(
-                name,
-                cfg,
-                params,
-                X.iloc[fold.train],
-                y.iloc[fold.train],
-                where,
-                holdout=(X.iloc[fold.valid], y.iloc[fold.valid]),
-            )
-            pred = predict_finite(est, X.iloc[fold.valid], name, where)
-            oof[fold.repeat, fold.valid] = pred
-            scores.append(log_rmse(y.iloc[fold.valid], pred))
-            if X_test is not None:
-                test_preds.append(predict_finite(est, X_test, name, f"{where} test rows"))
-            curves.append(learning_curve(est, fold.label))
-            seconds.append(time.perf_counter() - start)
-            logger.debug("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, scores[-1], seconds[-1])
-            if report is not None:
-                report(FoldOutcome(fold, position, len(folds), scores[-1], seconds[-1], curves[-1]))
+    with fold_fits(fit_fold, task, len(folds), workers, f"model {name!r}") as fits:
+        if meanwhile is not None:
+            meanwhile()
+        for position, (fold, fit) in enumerate(zip(folds, fits, strict=True), 1):
+            oof[fold.repeat, fold.valid] = fit.pred
+            scores.append(fit.score)
+            if fit.test_pred is not None:
+                test_preds.append(fit.test_pred)
+            curves.append(fit.curves)
+            seconds.append(fit.seconds)
+            logger.debug("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, fit.score, fit.seconds)
+            if on_fold is not None:
+                outcome = FoldOutcome(
+                    fold, position, len(folds), fit.score, fit.seconds, fit.curves, fit.started, fit.ended
+                )
+                on_fold(outcome)
     return CVResult(
         folds=folds,
         fold_scores=scores,

@@ -3,12 +3,12 @@
 Writes ``models/members/<name>/`` (refit pipeline, out-of-fold and test predictions),
 ``metrics/<name>.json``, ``plots/folds/<name>.csv`` and, for models trained in epochs,
 ``plots/curves/<name>.csv``; logs one MLflow run for the model with a child run per fold,
-live while the fold trains.
+made as the fold finishes and spanning its fit. The folds are fit in ``resources.cv_workers``
+processes while this one refits on all rows.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -19,7 +19,7 @@ from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import FoldOutcome, cross_validate, fit_estimator, predict_finite
-from houseprices.evaluation.folds import Fold
+from houseprices.evaluation.fold_workers import start_fork_server
 from houseprices.paths import MEMBERS, METRICS, PARAMS_FILE, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.reporting.leaderboard import write_timing
@@ -27,35 +27,48 @@ from houseprices.reporting.progress import FoldProgress, duration
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.util.files import dump_model, write_json, write_parquet
+from houseprices.util.threads import resolve_threads, resolve_workers
 
 logger = logging.getLogger(__name__)
 
 
-def fold_scope(tracker, name: str, progress: FoldProgress):
-    """Each fold as an MLflow child run, started before its fit and ended after, with
-    its score, time and per-epoch losses (the same keys in every fold run)."""
+def fold_report(tracker, name: str, progress: FoldProgress):
+    """Each finished fold as an MLflow child run spanning its fit (whichever process fit it),
+    with its score, time and per-epoch losses (the same keys in every fold run); a progress line."""
 
-    @contextlib.contextmanager
-    def scope(fold: Fold, position: int, total: int):
-        with tracker.child_run(
-            f"{name} {fold.label}",
-            "fold",
-            {
-                "repeat": fold.repeat + 1,
-                "fold": fold.fold + 1,
-                "train_rows": len(fold.train),
-                "valid_rows": len(fold.valid),
-            },
+    def report(outcome: FoldOutcome) -> None:
+        fold = outcome.fold
+        fold_params = {
+            "repeat": fold.repeat + 1,
+            "fold": fold.fold + 1,
+            "train_rows": len(fold.train),
+            "valid_rows": len(fold.valid),
+        }
+        with tracker.finished_child_run(
+            f"{name} {fold.label}", "fold", fold_params, outcome.started, outcome.ended
         ) as run:
+            run.log_metrics({"log_rmse": outcome.score, "fit_seconds": outcome.seconds})
+            run.log_curves(outcome.curves)
+        progress.update(outcome)
 
-            def report(outcome: FoldOutcome) -> None:
-                run.log_metrics({"log_rmse": outcome.score, "fit_seconds": outcome.seconds})
-                run.log_curves(outcome.curves)
-                progress.update(outcome)
+    return report
 
-            yield report
 
-    return scope
+class Refit:
+    """The model fit on all training rows and its test predictions, made while the CV
+    workers fit the folds (before the folds when they run in this process)."""
+
+    def __init__(self, name: str, params: Params, X, y, X_test):
+        self.name, self.params, self.X, self.y, self.X_test = name, params, X, y, X_test
+
+    def __call__(self) -> None:
+        start = time.perf_counter()
+        self.model = fit_estimator(
+            self.name, self.params.model(self.name), self.params, self.X, self.y, "refit on all training rows"
+        )
+        self.fit_seconds = time.perf_counter() - start
+        self.pred = predict_finite(self.model, self.X_test, self.name, "refit, test rows")
+        self.seconds = time.perf_counter() - start
 
 
 def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
@@ -82,6 +95,9 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
 
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
     cfg = params.model(name)
+    workers = resolve_workers(params.resources.cv_workers, resolve_threads(params.resources.threads)[0])
+    if workers > 1:
+        start_fork_server([cross_validate.__module__])
     tracker = Tracker.open(params, params_file)
     X, y, X_test = load_prepared()
 
@@ -94,16 +110,15 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
         }
     )
     with tracker.stage_run(f"train {name}", "model", run_params) as run_log:
+        refit = Refit(name, params, X, y, X_test)
         start = time.perf_counter()
         with FoldProgress(f"train {name}", params.cv.folds * params.cv.repeats) as progress:
-            result = cross_validate(name, params, X, y, X_test, fold_scope=fold_scope(tracker, name, progress))
+            report = fold_report(tracker, name, progress)
+            result = cross_validate(name, params, X, y, X_test, on_fold=report, workers=workers, meanwhile=refit)
         cv_seconds = time.perf_counter() - start
-
-        start = time.perf_counter()
-        final = fit_estimator(name, cfg, params, X, y, "refit on all training rows")
-        fit_seconds = time.perf_counter() - start
-        refit_pred = predict_finite(final, X_test, name, "refit, test rows")
-        refit_seconds = time.perf_counter() - start
+        if workers == 1:
+            cv_seconds -= refit.seconds  # in this process, one after the other (in workers, side by side)
+        final, refit_pred, fit_seconds, refit_seconds = refit.model, refit.pred, refit.fit_seconds, refit.seconds
         write_outputs(name, result, final, refit_pred, X, y, X_test)
 
         write_timing(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from houseprices.errors import TrackingError
 from houseprices.tracking.failures import as_tracking_error, fail_fast_on_store_error
@@ -34,7 +35,7 @@ from houseprices.tracking.store import (
 )
 from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
 from houseprices.util.database import bound_database_waits
-from houseprices.util.timing import around, timed
+from houseprices.util.timing import around, section, timed
 
 
 def _client_and_experiment(uri: str, experiment: str, root: Path) -> tuple[MlflowClient, str]:
@@ -171,6 +172,30 @@ class Tracker:
             log.log_params(params or {})
             yield log
 
+    @contextlib.contextmanager
+    def finished_child_run(
+        self, name: str, kind: str, params: Mapping[str, object], started: float, ended: float
+    ) -> Iterator[RunLog]:
+        """A child of the current run for work done elsewhere (a fold fit in a worker process),
+        spanning that work's own start and end (epoch seconds), not the logging's."""
+        parent = mlflow.active_run()
+        with section("tracking"), self._fail_fast():
+            run = self.client.create_run(
+                parent.info.experiment_id,
+                start_time=int(started * 1000),
+                tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, KIND_TAG: kind},
+                run_name=name,
+            )
+            run_id = run.info.run_id
+            log = self._run_log(run_id)
+            log.log_params(params)
+            try:
+                yield log
+            except BaseException:
+                self.client.set_terminated(run_id, "FAILED")
+                raise
+            self.client.set_terminated(run_id, "FINISHED", end_time=int(ended * 1000))
+
     def _fail_fast(self):
         return fail_fast_on_store_error(self.client.tracking_uri)
 
@@ -228,6 +253,10 @@ class NullTracker:
         yield NullRun()
 
     top_run = child_run
+
+    @contextlib.contextmanager
+    def finished_child_run(self, name: str, kind: str, params, started: float, ended: float) -> Iterator[NullRun]:
+        yield NullRun()
 
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         pass

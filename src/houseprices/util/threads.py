@@ -49,6 +49,18 @@ def limit_threads(n: int) -> int:
     return n
 
 
+def current_thread_cap() -> int:
+    """The threads this process computes with (torch's count, else the BLAS/OpenMP pools'),
+    for worker processes to match: a fold's last bits depend on it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    from threadpoolctl import threadpool_info
+
+    counts = [pool["num_threads"] for pool in threadpool_info()]
+    return max(counts) if counts else available_cores()
+
+
 THREADS_ENV = "HOUSEPRICES_THREADS"
 
 
@@ -66,3 +78,20 @@ def resolve_threads(configured: int) -> tuple[int, str]:
     if configured > 0:
         return configured, f"{source}={configured}"
     return available_cores(), f"{source}=0: all {available_cores()} cores"
+
+
+CV_WORKERS_ENV = "HOUSEPRICES_CV_WORKERS"
+
+
+def resolve_workers(configured: int, threads: int) -> int:
+    """Processes that fit CV folds at once: ``$HOUSEPRICES_CV_WORKERS`` wins over
+    ``resources.cv_workers``; 0 means as many as the available cores hold at ``threads`` each.
+    The folds' numbers do not depend on it."""
+    raw = os.environ.get(CV_WORKERS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise ConfigError(f"${CV_WORKERS_ENV}={raw!r}: expected a whole number of processes (0: one per core)")
+        configured = int(raw)
+    if configured > 0:
+        return configured
+    return max(1, available_cores() // max(1, threads))

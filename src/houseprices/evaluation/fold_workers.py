@@ -1,0 +1,102 @@
+"""Cross-validation folds fit in worker processes at once, their results read back in order.
+
+Workers come from a fork server (``multiprocessing``'s "forkserver"): a fresh interpreter that
+imports the fitting code once, then forks one worker per process slot. A plain fork of the stage's
+process would copy the locks of its thread pools (torch's OpenMP, after any fit) and hang there.
+Each worker fits a fold exactly as the stage would alone: the same seeds, the same thread cap
+(this process's, set again in each worker). The stage's process keeps
+the tracking store and the signal handlers; workers ignore Ctrl-C (the stage ends the runs)
+and end when the stage's process does, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import select
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from houseprices.errors import TrainingError
+from houseprices.util.threads import current_thread_cap, limit_threads
+
+_work: tuple[Callable[[Any, int], Any], Any] | None = None  # (fit, task), set in each worker
+
+
+def _exit_with(stage_pid: int) -> None:
+    """End this worker when the stage's process ends, however it ends (SIGKILL included):
+    a thread waits on a pidfd of it (Linux 5.3+; elsewhere workers finish their fold)."""
+    try:
+        pidfd = os.pidfd_open(stage_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        return
+
+    def wait_for_stage() -> None:
+        select.select([pidfd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait_for_stage, name="exit-with-stage", daemon=True).start()
+
+
+def _start_worker(fit: Callable[[Any, int], Any], task: Any, stage_pid: int, threads: int) -> None:
+    global _work
+    _work = (fit, task)
+    limit_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _exit_with(stage_pid)
+
+
+def _fit_in_worker(index: int) -> Any:
+    fit, task = _work
+    return fit(task, index)
+
+
+def _in_order(results: Iterator[Any], label: str) -> Iterator[Any]:
+    try:
+        yield from results
+    except BrokenProcessPool:
+        raise TrainingError(
+            f"{label}: a cross-validation worker process died (out of memory?); "
+            "resources.cv_workers: 1 fits the folds one at a time"
+        ) from None
+
+
+def start_fork_server(modules: list[str]) -> None:
+    """Start the fork server now, ``modules`` imported, so its start-up overlaps the caller's
+    own (reading data, opening the tracking store); :func:`fold_fits` would start it later."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
+        multiprocessing.forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: int, label: str) -> Iterator[Iterator]:
+    """``fit(task, i)`` for i in 0..count-1, in order, from ``workers`` processes.
+
+    One worker fits each fold in this process, when the iterator asks for it. More travel
+    ``fit`` and ``task`` to the workers pickled; ``fit``'s module is imported once, in the
+    fork server.
+    """
+    workers = min(workers, count)
+    if workers <= 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+        yield (fit(task, index) for index in range(count))
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([fit.__module__])
+    executor = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(fit, task, os.getpid(), current_thread_cap())
+    )
+    try:
+        # map() submits every fold now: the workers start here, before the caller goes on.
+        yield _in_order(executor.map(_fit_in_worker, range(count)), label)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
