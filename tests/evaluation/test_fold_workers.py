@@ -84,8 +84,8 @@ def test_a_worker_that_dies_is_one_line_with_the_way_out():
             list(fits)
 
 
-def test_workers_die_with_a_killed_stage(tmp_path):
-    """SIGKILL of the stage's process (no handler runs) still ends its workers."""
+def _stage_with_slow_folds(tmp_path) -> tuple[subprocess.Popen, list[int]]:
+    """A process fitting 4 folds in 2 workers, each fold a 120 s sleep; once both have started."""
     pids = tmp_path / "pids"
     stage_script = tmp_path / "stage.py"
     stage_script.write_text(
@@ -111,9 +111,26 @@ def test_workers_die_with_a_killed_stage(tmp_path):
         time.sleep(0.1)
     workers = [int(p) for p in pids.read_text().split()]
     assert len(workers) == 2 and stage.pid not in workers
+    return stage, workers
+
+
+def test_workers_die_with_a_killed_stage(tmp_path):
+    """SIGKILL of the stage's process (no handler runs) still ends its workers."""
+    stage, workers = _stage_with_slow_folds(tmp_path)
     stage.send_signal(signal.SIGKILL)
     stage.wait(timeout=10)
-    deadline = time.monotonic() + 10
+    _gone_within(10, workers)
+
+
+def test_an_interrupted_stage_ends_its_workers_without_waiting_for_their_folds(tmp_path):
+    stage, workers = _stage_with_slow_folds(tmp_path)
+    stage.send_signal(signal.SIGINT)
+    assert stage.wait(timeout=15) != 0  # KeyboardInterrupt, not 120 s later
+    _gone_within(10, workers)
+
+
+def _gone_within(seconds: float, workers: list[int]) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and any(_alive(p) for p in workers):
         time.sleep(0.1)
     assert not any(_alive(p) for p in workers)

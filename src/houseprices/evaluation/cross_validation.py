@@ -141,7 +141,7 @@ class FoldOutcome:
 
 @dataclass(frozen=True)
 class FoldTask:
-    """What every fold of one model's CV needs; a worker process inherits it at fork."""
+    """What every fold of one model's CV needs; sent once to each worker process."""
 
     name: str
     params: Params

@@ -82,9 +82,10 @@ def start_fork_server(modules: list[str]) -> None:
 def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: int, label: str) -> Iterator[Iterator]:
     """``fit(task, i)`` for i in 0..count-1, in order, from ``workers`` processes.
 
-    One worker fits each fold in this process, when the iterator asks for it. More travel
-    ``fit`` and ``task`` to the workers pickled; ``fit``'s module is imported once, in the
-    fork server.
+    One worker fits each fold in this process, when the iterator asks for it. With more,
+    ``fit`` and ``task`` travel pickled to each worker; ``fit``'s module is imported once, in
+    the fork server. An error or signal in the caller ends the workers at once (not after
+    their folds).
     """
     workers = min(workers, count)
     if workers <= 1 or "forkserver" not in multiprocessing.get_all_start_methods():
@@ -95,8 +96,15 @@ def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: in
     executor = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(fit, task, os.getpid(), current_thread_cap())
     )
+    others = set(multiprocessing.active_children())
+    # map() submits every fold now: the workers start here, before the caller goes on.
+    results = executor.map(_fit_in_worker, range(count))
+    ours = [process for process in multiprocessing.active_children() if process not in others]
     try:
-        # map() submits every fold now: the workers start here, before the caller goes on.
-        yield _in_order(executor.map(_fit_in_worker, range(count)), label)
+        yield _in_order(results, label)
+    except BaseException:
+        for process in ours:
+            process.terminate()
+        raise
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
