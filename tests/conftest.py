@@ -22,6 +22,28 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
+# An MLP that diverges in its first epoch (plain SGD at a huge rate): for the divergence errors.
+DIVERGING_MLP = {
+    "kind": "mlp",
+    "hidden": [16],
+    "activation": "relu",
+    "loss": "mse",
+    "optimizer": "sgd",
+    "lr": 1e6,
+    "epochs": 3,
+}
+
+# A two-trial random search of a ridge's alpha (search.yaml), for tests of the search's plumbing.
+RIDGE_SEARCH = {
+    "models": {
+        "ridge": {
+            "trials": 2,
+            "sampler": "random",
+            "pruner": {"kind": "none"},
+            "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}},
+        }
+    }
+}
 
 # Tests never log to the developer's store unless a test asks for one.
 os.environ.setdefault("GIT_AUTHOR_NAME", "houseprices tests")

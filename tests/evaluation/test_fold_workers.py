@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import DIVERGING_MLP
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.evaluation.cross_validation import cross_validate
@@ -60,17 +61,8 @@ def test_every_fold_is_reported_in_order_and_meanwhile_runs_here_once(small_xy):
 
 def test_a_fold_that_diverges_in_a_worker_is_one_line_naming_model_and_fold(small_xy):
     X, y = small_xy
-    wild = {
-        "kind": "mlp",
-        "hidden": [16],
-        "activation": "relu",
-        "loss": "mse",
-        "optimizer": "sgd",
-        "lr": 1e6,
-        "epochs": 3,
-    }
     with pytest.raises(TrainingError, match=r"model 'm', fold r1f\d: train_loss became (nan|inf)") as err:
-        cross_validate("m", params_with(wild), X, y, workers=2)
+        cross_validate("m", params_with(DIVERGING_MLP), X, y, workers=2)
     assert "\n" not in str(err.value)
 
 

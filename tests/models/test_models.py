@@ -14,6 +14,7 @@ import torch
 from skorch.callbacks import Callback, GradientNormClipping
 from torch import nn
 
+from conftest import DIVERGING_MLP
 from houseprices.config.models import MLPConfig
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError, TrainingError
@@ -522,17 +523,7 @@ def test_divergence_names_model_fold_and_epoch(small_xy):
     X, y = small_xy
     params = parse_params(
         {
-            "models": {
-                "wild": {
-                    "kind": "mlp",
-                    "hidden": [16],
-                    "activation": "relu",
-                    "loss": "mse",
-                    "optimizer": "sgd",
-                    "lr": 1e6,
-                    "epochs": 3,
-                }
-            },
+            "models": {"wild": DIVERGING_MLP},
             "cv": {"folds": 2, "repeats": 1},
         }
     )

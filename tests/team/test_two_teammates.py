@@ -12,18 +12,7 @@ import pytest
 import yaml
 from team_services import team_up
 
-from conftest import copy_repo, run, stage_env
-
-RIDGE_SEARCH = {
-    "models": {
-        "ridge": {
-            "trials": 2,
-            "sampler": "random",
-            "pruner": {"kind": "none"},
-            "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}},
-        }
-    }
-}
+from conftest import RIDGE_SEARCH, copy_repo, run, stage_env
 
 
 def start(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:

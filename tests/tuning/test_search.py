@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import RAW, ROOT, built_once, copy_repo, run, stage_env
+from conftest import RAW, RIDGE_SEARCH, ROOT, built_once, copy_repo, run, stage_env
 from houseprices.config.params import parse_params
 from houseprices.config.search import SearchConfig, load_search
 from houseprices.errors import ConfigError
@@ -343,16 +343,7 @@ def test_a_resumed_search_applies_what_dvc_shows_and_mlflow_logs(built_repo, tmp
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (repo / "search.yaml").write_text(
         yaml.safe_dump(
-            {
-                "models": {
-                    "ridge": {
-                        "trials": 2,
-                        "sampler": "random",
-                        "pruner": {"kind": "none"},
-                        "space": {"alpha": {"low": 0.1, "high": 100.0, "log": True}},
-                    }
-                }
-            },
+            RIDGE_SEARCH,
             sort_keys=False,
         )
     )
