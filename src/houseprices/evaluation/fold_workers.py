@@ -91,10 +91,12 @@ def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: in
     if workers <= 1 or "forkserver" not in multiprocessing.get_all_start_methods():
         yield (fit(task, index) for index in range(count))
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([fit.__module__])
+    start_fork_server([fit.__module__])  # a no-op when the caller started it earlier
     executor = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(fit, task, os.getpid(), current_thread_cap())
+        workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_start_worker,
+        initargs=(fit, task, os.getpid(), current_thread_cap()),
     )
     others = set(multiprocessing.active_children())
     # map() submits every fold now: the workers start here, before the caller goes on.
