@@ -344,9 +344,23 @@ def mlflow_server(tmp_path):
     kill_server(proc)
 
 
+# MLflow writes `registered_model_meta` into a model's own folder whenever it is loaded through
+# models:/ from a local store (ModelsArtifactRepository.download_artifacts). A copy of the shared
+# build still names the build's mlruns/, so a load in a copy would change the build under a test
+# that compares it before and after; loading every version once at build time leaves nothing to add.
+LOAD_EVERY_REGISTERED_VERSION = """
+from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+from mlflow.tracking import MlflowClient
+for v in MlflowClient().search_model_versions():
+    ModelsArtifactRepository(f"models:/{v.name}/{v.version}").download_artifacts("")
+"""
+
+
 def build_tiny_repo(dest: Path) -> None:
     make_repo(dest)
     run(["dvc", "repro"], dest)
+    uri = f"sqlite:///{dest / 'mlflow.db'}"
+    run([sys.executable, "-c", LOAD_EVERY_REGISTERED_VERSION], dest, MLFLOW_TRACKING_URI=uri)
 
 
 @pytest.fixture(scope="session")
