@@ -7,9 +7,12 @@ one clear message and exit 2; nothing else is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from houseprices.config.params import load_params
@@ -22,6 +25,23 @@ from houseprices.util.timing import section, start_report
 logger = logging.getLogger("houseprices")
 
 
+@contextlib.contextmanager
+def _importing(args) -> Iterator[None]:
+    """A command's imports, timed as start-up. In the ``houseprices`` process itself the modules
+    stay until it exits, so the cyclic garbage collector is off while they load and they leave
+    its sight after (``gc.freeze``): its collections walked every imported object again and
+    again (docs/benchmarks.md). Not when ``main`` runs inside another program (the tests)."""
+    if args.own_process:
+        gc.disable()
+    try:
+        with section("startup"):
+            yield
+    finally:
+        if args.own_process:
+            gc.freeze()
+            gc.enable()
+
+
 def _params(args):
     """The params the runner read for this command (read once), else read now."""
     loaded = getattr(args, "loaded_params", None)
@@ -29,35 +49,35 @@ def _params(args):
 
 
 def cmd_prepare(args) -> None:
-    with section("startup"):
+    with _importing(args):
         from houseprices.stages import prepare
 
     prepare.run(_params(args))
 
 
 def cmd_featurize(args) -> None:
-    with section("startup"):
+    with _importing(args):
         from houseprices.stages import featurize
 
     featurize.run(_params(args))
 
 
 def cmd_train(args) -> None:
-    with section("startup"):
+    with _importing(args):
         from houseprices.stages import train
 
     train.run(_params(args), args.model, Path(args.params))
 
 
 def cmd_ensemble(args) -> None:
-    with section("startup"):
+    with _importing(args):
         from houseprices.stages import ensemble
 
     ensemble.run(_params(args), Path(args.params))
 
 
 def cmd_submission(args) -> None:
-    with section("startup"):
+    with _importing(args):
         from houseprices.stages import submission
 
     submission.run(_params(args))
@@ -100,7 +120,7 @@ def cmd_download(args) -> None:
 
 
 def cmd_search(args) -> None:
-    with section("startup"):
+    with _importing(args):
         from houseprices.stages import search
 
     search.run(
@@ -223,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI; ``argv`` None: this is the ``houseprices`` process, which ends when it returns."""
     args = build_parser().parse_args(argv)
+    args.own_process = argv is None
     start_report(" ".join(argv if argv is not None else sys.argv[1:]))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -237,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except (HousePricesError, FileNotFoundError) as err:
         print(f"houseprices {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if args.own_process:
+            gc.freeze()  # the process ends now: no last collection over everything it holds
     return 0
 
 

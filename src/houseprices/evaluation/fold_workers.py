@@ -12,6 +12,7 @@ and end when the stage's process does, however it ends.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -50,6 +51,7 @@ def _start_worker(fit: Callable[[Any, int], Any], task: Any, stage_pid: int, thr
     global _work
     _work = (fit, task)
     limit_threads(threads)
+    gc.freeze()  # what the fork server imported lives as long as the worker: no collection walks it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _exit_with(stage_pid)
