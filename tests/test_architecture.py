@@ -34,6 +34,7 @@ LAZY = {
     ("houseprices.cli", "houseprices.stages.prepare"): "a command imports only its own stage",
     ("houseprices.cli", "houseprices.stages.featurize"): "a command imports only its own stage",
     ("houseprices.cli", "houseprices.stages.train"): "a command imports only its own stage",
+    ("houseprices.cli", "houseprices.evaluation.fold_workers"): "houseprices train only: its fork server starts first",
     ("houseprices.cli", "houseprices.stages.ensemble"): "a command imports only its own stage",
     ("houseprices.cli", "houseprices.stages.submission"): "a command imports only its own stage",
     ("houseprices.cli", "houseprices.stages.search"): "a command imports only its own stage",

@@ -63,6 +63,9 @@ def cmd_featurize(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from houseprices.evaluation.fold_workers import planned_workers
+
+    planned_workers(_params(args).resources)  # the fold workers' imports overlap the stage's own
     with _importing(args):
         from houseprices.stages import train
 

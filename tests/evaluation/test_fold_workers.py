@@ -18,7 +18,7 @@ from conftest import DIVERGING_MLP
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.evaluation.cross_validation import cross_validate
-from houseprices.evaluation.fold_workers import fold_fits
+from houseprices.evaluation.fold_workers import FITTING_CODE, fold_fits, planned_workers
 from houseprices.util.threads import resolve_workers
 
 TINY_MLP = {"kind": "mlp", "hidden": [16], "epochs": 3, "batch_size": 64}
@@ -148,3 +148,17 @@ def test_zero_workers_means_the_cores_that_the_threads_leave(monkeypatch):
     monkeypatch.setenv("HOUSEPRICES_CV_WORKERS", "two")
     with pytest.raises(ConfigError, match=r"\$HOUSEPRICES_CV_WORKERS='two'"):
         resolve_workers(0, 1)
+
+
+def test_the_fork_server_started_before_the_stage_imports_the_fitting_code():
+    assert FITTING_CODE == cross_validate.__module__
+
+
+def test_one_planned_worker_starts_no_fork_server(monkeypatch):
+    started = []
+    monkeypatch.delenv("HOUSEPRICES_CV_WORKERS", raising=False)
+    monkeypatch.setattr("houseprices.evaluation.fold_workers.start_fork_server", started.append)
+    assert planned_workers(params_with({"kind": "lasso"}).resources.model_copy(update={"cv_workers": 1})) == 1
+    assert not started
+    assert planned_workers(params_with({"kind": "lasso"}).resources.model_copy(update={"cv_workers": 2})) == 2
+    assert started == [[FITTING_CODE]]

@@ -25,8 +25,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from houseprices.errors import TrainingError
-from houseprices.util.threads import current_thread_cap, limit_threads
+from houseprices.util.threads import current_thread_cap, limit_threads, resolve_threads, resolve_workers
 
+# The fitting code the fork server imports (named, not imported: it imports this module).
+FITTING_CODE = "houseprices.evaluation.cross_validation"
 _work: tuple[Callable[[Any, int], Any], Any] | None = None  # (fit, task), set in each worker
 
 
@@ -78,6 +80,16 @@ def start_fork_server(modules: list[str]) -> None:
     if "forkserver" in multiprocessing.get_all_start_methods():
         multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
         multiprocessing.forkserver.ensure_running()
+
+
+def planned_workers(resources) -> int:
+    """Processes that will fit the folds (``resources.cv_workers``; 0: the cores ``resources.threads``
+    leaves). With more than one, the fork server starts now and imports the fitting code while
+    the caller imports its own (the ``houseprices train`` process asks before its imports)."""
+    workers = resolve_workers(resources.cv_workers, resolve_threads(resources.threads)[0])
+    if workers > 1:
+        start_fork_server([FITTING_CODE])
+    return workers
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import FoldOutcome, cross_validate, fit_estimator, predict_finite
-from houseprices.evaluation.fold_workers import start_fork_server
+from houseprices.evaluation.fold_workers import planned_workers
 from houseprices.paths import MEMBERS, METRICS, PARAMS_FILE, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.reporting.leaderboard import write_timing
@@ -27,7 +27,6 @@ from houseprices.reporting.progress import FoldProgress, duration
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.util.files import dump_model, write_json, write_parquet
-from houseprices.util.threads import resolve_threads, resolve_workers
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +94,7 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
 
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
     cfg = params.model(name)
-    workers = resolve_workers(params.resources.cv_workers, resolve_threads(params.resources.threads)[0])
-    if workers > 1:
-        start_fork_server([cross_validate.__module__])
+    workers = planned_workers(params.resources)  # the fork server may be running already (cli)
     tracker = Tracker.open(params, params_file)
     X, y, X_test = load_prepared()
 
