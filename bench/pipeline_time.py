@@ -8,7 +8,8 @@ PYTHONPATH: another checkout, for a before/after comparison) with ``$HOUSEPRICES
 set, so each stage's process reports its sections (``houseprices/util/timing.py``). One
 line per stage: its wall time as DVC runs it, then
 
-- ``dvc``: DVC's own work around the command (hashing deps and outs, the lock file);
+- ``dvc``: DVC's own work around the command (hashing deps and outs, the lock file), and the
+  process's exit after it reported (the interpreter's teardown, which it cannot time itself);
 - ``startup``: interpreter start and imports until the stage's code runs;
 - ``fit``: the models' cross-validation, refits and predictions (the ensemble's combiner choice);
 - ``tracking``: MLflow (store, runs, params, metrics, artifacts, model logging);
