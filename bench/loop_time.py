@@ -3,8 +3,9 @@
 Usage: python bench/loop_time.py [--repeats N] [--repro] DIR [DIR...]
 
 Each DIR is a checkout of this repository whose pipeline has run once (``dvc repro``);
-its own ``src`` goes first on PYTHONPATH. Per repeat and checkout, in turns (so the
-checkouts see about the same load on a shared machine), it times
+its own ``src`` goes first on PYTHONPATH, and its own ``.venv`` (``make repro`` made one) first
+on PATH, else this interpreter's: a change to the dependencies is compared too. Per repeat
+and checkout, in turns (so the checkouts see about the same load on a shared machine), it times
 
 - ``houseprices ensemble`` and ``houseprices submission`` alone;
 - ``dvc exp run -S models.lasso.alpha=<a new value>`` (a value never run, so no cache
@@ -32,7 +33,8 @@ FIGURES = ("ensemble", "submission", "exp run lasso", "repro -f")
 
 
 def _env(root: Path) -> dict:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    own = root / ".venv" / "bin"
+    path = f"{own if own.is_dir() else Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return dict(os.environ, PATH=path, PYTHONPATH=str(root / "src"))
 
 

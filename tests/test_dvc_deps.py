@@ -75,3 +75,26 @@ def test_every_code_dep_exists(stage):
 def test_a_dropped_code_folder_is_found():
     deps = [d for d in stages()["train"] if d != "src/houseprices/models"]
     assert any("src/houseprices/models/registry.py" in line for line in uncovered("train", deps))
+
+
+def defined_stages() -> set[str]:
+    """The stage names dvc.yaml defines, a foreach stage's expanded over its params list."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    names = set()
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" not in stage:
+            names.add(name)
+            continue
+        items = params
+        for key in stage["foreach"].removeprefix("${").removesuffix("}").split("."):
+            items = items[key]
+        names |= {f"{name}@{item}" for item in items}
+    return names
+
+
+def test_the_lock_file_holds_only_the_stages_dvc_yaml_defines():
+    """DVC keeps a stage's entry after dvc.yaml stops defining it (a member dropped from
+    ``ensemble.members``); the stale entry misleads and is parsed again by every DVC command."""
+    locked, defined = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]), defined_stages()
+    assert locked <= defined, f"dvc.lock: delete the entries of {sorted(locked - defined)}"
+    assert defined <= locked, f"dvc.lock lacks {sorted(defined - locked)}: run `dvc repro` and commit it"
