@@ -32,10 +32,12 @@ from pathlib import Path
 FIGURES = ("ensemble", "submission", "exp run lasso", "repro -f")
 
 
-def _env(root: Path) -> dict:
+def checkout_env(root: Path, **extra: str) -> dict:
+    """The environment a command in checkout ``root`` runs with: its ``src`` first on
+    PYTHONPATH, its own ``.venv`` (else this interpreter's) first on PATH."""
     own = root / ".venv" / "bin"
     path = f"{own if own.is_dir() else Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return dict(os.environ, PATH=path, PYTHONPATH=str(root / "src"))
+    return dict(os.environ, PATH=path, PYTHONPATH=str(root / "src"), **extra)
 
 
 def _cpu() -> float:
@@ -46,7 +48,7 @@ def _cpu() -> float:
 def timed(cmd: list[str], root: Path) -> tuple[float, float]:
     """(wall, cpu) seconds of ``cmd`` run in ``root``; fails loudly if it fails."""
     start, cpu = time.perf_counter(), _cpu()
-    proc = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, env=checkout_env(root), capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"{root}: {' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return time.perf_counter() - start, _cpu() - cpu
@@ -93,9 +95,9 @@ def main() -> int:
         for root in roots:
             for name, data in saved[root].items():
                 (root / name).write_bytes(data)
-            subprocess.run(["dvc", "checkout", "-f", "-q"], cwd=root, env=_env(root))
+            subprocess.run(["dvc", "checkout", "-f", "-q"], cwd=root, env=checkout_env(root))
         for root, name in names:
-            subprocess.run(["dvc", "exp", "remove", name], cwd=root, env=_env(root), capture_output=True)
+            subprocess.run(["dvc", "exp", "remove", name], cwd=root, env=checkout_env(root), capture_output=True)
     print(f"{'median of ' + str(args.repeats):16s}" + "".join(f"{r.name:>26s}" for r in roots))
     for figure in FIGURES:
         if figure not in results[roots[0]][0]:

@@ -4,7 +4,8 @@ Usage: python bench/pipeline_time.py [--repo DIR] [extra dvc repro args...]
        python bench/pipeline_time.py --per-stage
 
 Runs `dvc repro -f` in the repository root (or ``--repo DIR``, with ``DIR/src`` first on
-PYTHONPATH: another checkout, for a before/after comparison) with ``$HOUSEPRICES_TIMING``
+PYTHONPATH and ``DIR/.venv`` first on PATH if it has one, as in ``loop_time.py``: another
+checkout, for a before/after comparison) with ``$HOUSEPRICES_TIMING``
 set, so each stage's process reports its sections (``houseprices/util/timing.py``). One
 line per stage: its wall time as DVC runs it, then
 
@@ -34,13 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from loop_time import checkout_env  # bench/ is this script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ("dvc", "startup", "fit", "tracking", "figures", "io", "other")
-
-
-def _env(root: Path = ROOT, **extra: str) -> dict:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return dict(os.environ, PATH=path, PYTHONPATH=str(root / "src"), **extra)
 
 
 def _children_cpu() -> float:
@@ -50,12 +48,19 @@ def _children_cpu() -> float:
 
 def per_stage() -> int:
     names = subprocess.run(
-        ["dvc", "stage", "list", "--name-only"], cwd=ROOT, env=_env(), check=True, capture_output=True, text=True
+        ["dvc", "stage", "list", "--name-only"],
+        cwd=ROOT,
+        env=checkout_env(ROOT),
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     wall_total = cpu_total = 0.0
     for name in names:
         start, cpu = time.perf_counter(), _children_cpu()
-        proc = subprocess.run(["dvc", "repro", "-f", "-s", name], cwd=ROOT, env=_env(), capture_output=True, text=True)
+        proc = subprocess.run(
+            ["dvc", "repro", "-f", "-s", name], cwd=ROOT, env=checkout_env(ROOT), capture_output=True, text=True
+        )
         wall, used = time.perf_counter() - start, _children_cpu() - cpu
         wall_total, cpu_total = wall_total + wall, cpu_total + used
         print(f"{name:24s} {wall:7.1f} s wall {used:7.1f} s cpu   load {os.getloadavg()[0]:.1f}", flush=True)
@@ -96,7 +101,7 @@ def timed_repro(root: Path, extra: list[str]) -> tuple[list[tuple[str, float, di
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "timing.jsonl"
         walls, total, code, tail = stage_walls(
-            ["dvc", "repro", "-f", *extra], root, _env(root, HOUSEPRICES_TIMING=str(log))
+            ["dvc", "repro", "-f", *extra], root, checkout_env(root, HOUSEPRICES_TIMING=str(log))
         )
         reports = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
     if code:
