@@ -377,16 +377,17 @@ def copy_repo(built: Path, dest: Path) -> Path:
 
 
 def cross_validate_recording_fits(monkeypatch, name: str, params, X, y):
-    """``cross_validate`` with every fold's fit recorded: (result, [(training row index, fitted estimator)])."""
+    """``cross_validate`` with every fold's preprocessing fit recorded: (result, [(the rows it
+    was fit on, as X's index; the fitted preprocessing)]). The model is fit on the same rows."""
     from houseprices.evaluation import cross_validation as training
 
     fitted = []
-    real_fit = training.fit_estimator
+    real = training.preprocessed
 
-    def spy(name_, cfg, params_, X_fit, y_fit, where, **kwargs):
-        est = real_fit(name_, cfg, params_, X_fit, y_fit, where, **kwargs)
-        fitted.append((X_fit.index.to_numpy(), est))
-        return est
+    def spy(preprocess, X_train, y_train, X_valid, X_test=None):
+        features = real(preprocess, X_train, y_train, X_valid, X_test)
+        fitted.append((X_train.index.to_numpy(), preprocess.named_steps["preprocess"]))
+        return features
 
-    monkeypatch.setattr(training, "fit_estimator", spy)
+    monkeypatch.setattr(training, "preprocessed", spy)
     return training.cross_validate(name, params, X, y), fitted

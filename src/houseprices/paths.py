@@ -12,6 +12,7 @@ METRICS = Path("metrics")
 PLOTS = Path("plots")
 SEARCH = Path("search")  # the default Optuna storage's folder
 INTERVALS_FILE = Path("predictions_with_intervals.csv")
+FOLD_CACHE = Path(".cache/fold_features")  # evaluation/feature_cache.py; not an output
 
 
 def remade_by(path: Path | str) -> str:

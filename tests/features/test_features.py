@@ -165,9 +165,10 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
     result, fitted = cross_validate_recording_fits(monkeypatch, "m", params, X, y)
     assert len(fitted) == 3 and np.isfinite(result.oof).all()
     seen = []
-    for fold, (rows, est) in zip(result.folds, fitted, strict=True):
-        assert set(rows) == set(fold.train)  # the fold's fit got its training rows only
-        pre = est.named_steps["preprocess"]
+    for fold, (rows, pre) in zip(result.folds, fitted, strict=True):
+        train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
+        keep = outlier_mask(train_X, train_y, params.features.outliers)
+        assert set(rows) == set(fold.train[keep])  # the fold's fit got its training rows only
         cat = pre.named_steps["columns"].named_transformers_["cat"]
         neighborhoods = cat["onehot"].categories_[list(cat["impute"].feature_names_in_).index("Neighborhood")]
         num = pre.named_steps["columns"].named_transformers_["num"]
@@ -178,8 +179,6 @@ def test_each_cv_fold_is_preprocessed_without_its_validation_rows(xy, monkeypatc
         assert ("Atlantis" in pre.named_steps["lot_frontage"].group_medians_) == in_train
         assert (lot_area_max == 1e9) == in_train
         # Exactly the statistics of a preprocessor fit on the fold's (outlier-free) training rows.
-        train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
-        keep = outlier_mask(train_X, train_y, params.features.outliers)
         reference = build_preprocessing(params.model("m"), params.features, params.seed).fit(
             train_X[keep], train_y[keep]
         )
@@ -211,6 +210,14 @@ def test_outliers_leave_training_folds_only(xy, monkeypatch, enabled):
             "features": {"outliers": {"enabled": enabled}},
         }
     )
+    result, fitted = cross_validate_recording_fits(monkeypatch, "m", params, X, y)
+    for fold, (rows, _) in zip(result.folds, fitted, strict=True):
+        expected = set(fold.train) - (set(outliers) if enabled else set())
+        assert set(rows) == expected
+    # Validation rows are never dropped: every outlier has an out-of-fold prediction and score.
+    assert np.isfinite(result.oof[0, outliers]).all()
+    assert sum(len(f.valid) for f in result.folds) == len(X)
+    # The final refit drops them the same way.
     fit_rows = []
     real_build = training.build_estimator
 
@@ -226,16 +233,8 @@ def test_outliers_leave_training_folds_only(xy, monkeypatch, enabled):
         return est
 
     monkeypatch.setattr(training, "build_estimator", spy_build)
-    result = training.cross_validate("m", params, X, y)
-    for fold, rows in zip(result.folds, fit_rows, strict=True):
-        expected = set(fold.train) - (set(outliers) if enabled else set())
-        assert rows == expected
-    # Validation rows are never dropped: every outlier has an out-of-fold prediction and score.
-    assert np.isfinite(result.oof[0, outliers]).all()
-    assert sum(len(f.valid) for f in result.folds) == len(X)
-    # The final refit drops them the same way.
     training.fit_estimator("m", params.model("m"), params, X, y, "refit")
-    assert fit_rows[-1] == set(X.index) - (set(outliers) if enabled else set())
+    assert fit_rows == [set(X.index) - (set(outliers) if enabled else set())]
 
 
 def test_outlier_mask_thresholds():

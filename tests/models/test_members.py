@@ -158,12 +158,12 @@ def poisoned_folds(X, y, monkeypatch, name: str, features: dict):
     result, fitted = cross_validate_recording_fits(monkeypatch, name, params, X, y)
     assert np.isfinite(result.oof).all()
     out = []
-    for fold, (rows, est) in zip(result.folds, fitted, strict=True):
-        assert set(rows) == set(fold.train)
+    for fold, (rows, pre) in zip(result.folds, fitted, strict=True):
         train_X, train_y = X.iloc[fold.train], y.iloc[fold.train]
         keep = outlier_mask(train_X, train_y, params.features.outliers)
+        assert set(rows) == set(fold.train[keep])
         reference = build_preprocessing(params.model(name), params.features, params.seed)
-        out.append((POISON in fold.train, est.named_steps["preprocess"], reference.fit(train_X[keep], train_y[keep])))
+        out.append((POISON in fold.train, pre, reference.fit(train_X[keep], train_y[keep])))
     assert sorted(in_train for in_train, _, _ in out) == [False, True, True]
     return out
 

@@ -9,9 +9,11 @@ from houseprices.config.params import parse_params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.errors import DataError
-from houseprices.evaluation.cross_validation import cross_validate, fit_estimator
+from houseprices.evaluation.cross_validation import cross_validate, fit_model
 from houseprices.evaluation.ensemble import PriceModel
+from houseprices.evaluation.feature_cache import preprocessed
 from houseprices.evaluation.folds import log_rmse, make_folds
+from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
 
 TINY_MLP = {"kind": "mlp", "hidden": [16], "epochs": 3, "batch_size": 64}
@@ -96,16 +98,11 @@ def test_mlp_curves_include_the_folds_own_validation_loss(small_xy):
     assert result.curves["holdout_loss"].notna().all()
     assert result.curves["valid_loss"].isna().all()  # no internal split asked for
     fold = result.folds[0]
-    est = fit_estimator(
-        "m",
-        params.model("m"),
-        params,
-        X.iloc[fold.train],
-        y.iloc[fold.train],
-        "f",
-        holdout=(X.iloc[fold.valid], y.iloc[fold.valid]),
-    )
-    net = est[-1]
+    keep = outlier_mask(X.iloc[fold.train], y.iloc[fold.train], params.features.outliers)
+    X_train, y_train = X.iloc[fold.train][keep], y.iloc[fold.train][keep]
+    estimator = build_estimator(params.model("m"), params.features, params.seed)
+    features = preprocessed(estimator[:-1], X_train, y_train, X.iloc[fold.valid])
+    net = fit_model("m", estimator[-1], features.train, y_train, "f", (features.valid, y.iloc[fold.valid]))
     last = net.history[-1, "holdout_loss"]
     assert last == pytest.approx((result.fold_scores[0] / net.target_scale_) ** 2, rel=1e-4)
     assert net.callbacks__holdout__X is None  # validation rows are not kept in the model

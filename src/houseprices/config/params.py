@@ -223,6 +223,9 @@ class ResourcesConfig(Strict):
     # Processes that fit a model's CV folds at once (train@<model>), each with `threads`
     # threads; 0: as many as the available cores hold. Each fold is fit as it would be alone.
     cv_workers: int = Field(0, ge=0, le=1024)
+    # Disk kept for the CV folds' preprocessing output under .cache/ (megabytes; 0: none), so a
+    # run that changes only a model's params does not preprocess again. Results are the same.
+    fold_cache_mb: int = Field(512, ge=0, le=1_000_000)
 
 
 class Params(Strict):

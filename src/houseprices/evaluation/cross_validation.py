@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import joblib
 import numpy as np
 import pandas as pd
 
 from houseprices.config.models import ModelConfig
 from houseprices.config.params import Params
 from houseprices.errors import TrainingError
+from houseprices.evaluation.feature_cache import FeatureCache, FoldFeatures, preprocessed
 from houseprices.evaluation.fold_workers import fold_fits
 from houseprices.evaluation.folds import Fold, FoldScores, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask
@@ -52,11 +54,10 @@ def is_net(estimator) -> bool:
     return mlp is not None and isinstance(estimator, mlp.MLPRegressor)
 
 
-def learning_curve(estimator, fold_label: str) -> pd.DataFrame:
-    """Per-epoch losses of a fitted MLP pipeline (empty for other models): training loss,
-    the internal validation split's loss (when ``valid_fraction`` > 0) and the loss on
-    the fold's own validation rows (``holdout_loss``)."""
-    net = estimator[-1]
+def learning_curve(net, fold_label: str) -> pd.DataFrame:
+    """Per-epoch losses of a fitted MLP (empty for other models): training loss, the internal
+    validation split's loss (when ``valid_fraction`` > 0) and the loss on the fold's own
+    validation rows (``holdout_loss``)."""
     if not is_net(net):
         return pd.DataFrame(columns=CURVE_COLUMNS)
     rows = [
@@ -82,35 +83,28 @@ def divergence_named(name: str, where: str):
 
 
 @timed("fit")
-def fit_estimator(
-    name: str,
-    cfg: ModelConfig,
-    params: Params,
-    X: pd.DataFrame,
-    y: pd.Series,
-    where: str,
-    holdout: tuple[pd.DataFrame, pd.Series] | None = None,
-):
-    """Build and fit one estimator on the given training rows (outliers removed there).
-
-    With ``holdout`` rows, an MLP also records its per-epoch loss on them; the
-    preprocessing is still fit on the training rows only and then applied to them.
-    """
+def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series, where: str):
+    """Build and fit one estimator, preprocessing and model, on the given training rows
+    (outliers removed there)."""
     keep = outlier_mask(X, y, params.features.outliers)
     estimator = build_estimator(cfg, params.features, params.seed)
-    net = estimator[-1]
     with divergence_named(name, where):
-        if holdout is not None and is_net(net):
-            preprocess = estimator[:-1]
-            features = preprocess.fit_transform(X[keep], y[keep])  # y: target statistics
-            net.set_params(
-                callbacks__holdout__X=preprocess.transform(holdout[0]), callbacks__holdout__y=np.asarray(holdout[1])
-            )
-            net.fit(features, y[keep])
-            net.set_params(callbacks__holdout__X=None, callbacks__holdout__y=None)  # not pickled
-        else:
-            estimator.fit(X[keep], y[keep])
+        estimator.fit(X[keep], y[keep])
     return estimator
+
+
+@timed("fit")
+def fit_model(name: str, model, features, y: pd.Series, where: str, holdout: tuple | None = None):
+    """Fit the model on preprocessed rows, as the whole pipeline's ``fit`` would. With
+    ``holdout`` (preprocessed rows, their targets), an MLP also records its loss on them per epoch."""
+    with divergence_named(name, where):
+        if holdout is not None and is_net(model):
+            model.set_params(callbacks__holdout__X=holdout[0], callbacks__holdout__y=np.asarray(holdout[1]))
+            model.fit(features, y)
+            model.set_params(callbacks__holdout__X=None, callbacks__holdout__y=None)  # not pickled
+        else:
+            model.fit(features, y)
+    return model
 
 
 @timed("fit")
@@ -149,6 +143,8 @@ class FoldTask:
     y: pd.Series
     X_test: pd.DataFrame | None
     folds: list[Fold]
+    cache: FeatureCache | None = None
+    data_key: str = ""  # a hash of X, y and X_test, with a cache
 
 
 @dataclass(frozen=True)
@@ -164,26 +160,35 @@ class FoldFit:
     ended: float
 
 
+def fold_features(task: FoldTask, preprocess, fold: Fold, keep: np.ndarray) -> FoldFeatures:
+    """The fold's model inputs, ``preprocess`` fit on its training rows (outliers removed):
+    from the task's cache when it has one."""
+    X_train, y_train = task.X.iloc[fold.train][keep], task.y.iloc[fold.train][keep]
+    X_valid = task.X.iloc[fold.valid]
+    if task.cache is None:
+        return preprocessed(preprocess, X_train, y_train, X_valid, task.X_test)
+    rows_key = joblib.hash((task.data_key, fold.train[keep], fold.valid))
+    return task.cache.features(preprocess, X_train, y_train, X_valid, task.X_test, rows_key)
+
+
 def fit_fold(task: FoldTask, index: int) -> FoldFit:
     """Fit fold ``index`` and predict its validation (and test) rows; the same in any process."""
     fold = task.folds[index]
     started, start = time.time(), time.perf_counter()
     where = f"fold {fold.label}"
-    est = fit_estimator(
-        task.name,
-        task.params.model(task.name),
-        task.params,
-        task.X.iloc[fold.train],
-        task.y.iloc[fold.train],
-        where,
-        holdout=(task.X.iloc[fold.valid], task.y.iloc[fold.valid]),
+    keep = outlier_mask(task.X.iloc[fold.train], task.y.iloc[fold.train], task.params.features.outliers)
+    estimator = build_estimator(task.params.model(task.name), task.params.features, task.params.seed)
+    features = fold_features(task, estimator[:-1], fold, keep)
+    y_valid = task.y.iloc[fold.valid]
+    model = fit_model(
+        task.name, estimator[-1], features.train, task.y.iloc[fold.train][keep], where, (features.valid, y_valid)
     )
-    pred = predict_finite(est, task.X.iloc[fold.valid], task.name, where)
+    pred = predict_finite(model, features.valid, task.name, where)
     test_pred = None
-    if task.X_test is not None:
-        test_pred = predict_finite(est, task.X_test, task.name, f"{where} test rows")
-    score = log_rmse(task.y.iloc[fold.valid], pred)
-    curves = learning_curve(est, fold.label)
+    if features.test is not None:
+        test_pred = predict_finite(model, features.test, task.name, f"{where} test rows")
+    score = log_rmse(y_valid, pred)
+    curves = learning_curve(model, fold.label)
     return FoldFit(pred, test_pred, score, curves, time.perf_counter() - start, started, time.time())
 
 
@@ -198,16 +203,20 @@ def cross_validate(
     on_fold: Callable[[FoldOutcome], None] | None = None,
     workers: int = 1,
     meanwhile: Callable[[], object] | None = None,
+    cache: FeatureCache | None = None,
 ) -> CVResult:
     """Every fold of one model, in ``workers`` processes at once (each fold fit exactly as
     alone, so the results do not depend on it); ``on_fold`` sees each finished fold, in order.
 
     ``meanwhile`` (e.g. the refit on all rows) runs in this process while the workers fit
-    the folds (before the folds when they are fit here, ``workers`` 1).
+    the folds (before the folds when they are fit here, ``workers`` 1). With ``cache``, each
+    fold's preprocessing output is read from it when an earlier run made the same.
     """
     params.model(name)  # an unknown model fails before any worker starts
     folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
-    task = FoldTask(name, params, X.reset_index(drop=True), y.reset_index(drop=True), X_test, folds)
+    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+    data_key = joblib.hash((X, y, X_test)) if cache is not None else ""
+    task = FoldTask(name, params, X, y, X_test, folds, cache, data_key)
     oof = np.full((params.cv.repeats, len(X)), np.nan)
     test_preds, scores, curves, seconds = [], [], [], []
     with fold_fits(fit_fold, task, len(folds), workers, f"model {name!r}") as fits:

@@ -1,15 +1,24 @@
 """PNG figures of the ensemble for MLflow (artifacts only: DVC draws the CSVs of
 :mod:`.dvc_plots`). matplotlib lives here alone and is imported when a figure is drawn, so
-importing the module costs nothing."""
+importing the module costs nothing. :func:`drawn_aside` draws them in another process, where
+matplotlib was imported while the stage did its own work, as the stage logs to MLflow.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from houseprices.evaluation.fold_workers import start_fork_server
 from houseprices.util.files import atomic_path
 from houseprices.util.timing import timed
+
+DRAWING_CODE = [__name__, "matplotlib.pyplot"]
 
 
 def _pyplot():
@@ -64,3 +73,23 @@ def ensemble_figures(
     ax.set(xlabel="CV log-RMSE", title="CV score per model", xlim=(0.9 * min(scores.values()), None))
     paths.append(_save(fig, out_dir / "scores.png"))
     return paths
+
+
+def start_drawing_process() -> None:
+    """Start the fork server the figures are drawn from, matplotlib imported there, so its
+    start-up overlaps the caller's work (Linux; elsewhere :func:`drawn_aside` draws in-process)."""
+    start_fork_server(DRAWING_CODE)
+
+
+@contextlib.contextmanager
+def drawn_aside(out_dir: Path, **data) -> Iterator[Future]:
+    """:func:`ensemble_figures` in a process of the fork server while the caller goes on;
+    the future's ``result()`` is their paths (or the drawing's error)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        done = Future()
+        done.set_result(ensemble_figures(out_dir, **data))
+        yield done
+        return
+    start_fork_server(DRAWING_CODE)  # a no-op when started earlier
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        yield pool.submit(ensemble_figures, out_dir, **data)

@@ -32,11 +32,12 @@ from houseprices.evaluation.ensemble import (
 from houseprices.evaluation.folds import Fold, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask, typical_rows
 from houseprices.paths import MEMBERS, METRICS, MODELS, PARAMS_FILE, PLOTS
-from houseprices.reporting.figures import ensemble_figures
+from houseprices.reporting.figures import drawn_aside, start_drawing_process
 from houseprices.tracking.lineage import file_sha256
 from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.util.files import read_parquet, verify_model, write_csv, write_json, write_parquet
+from houseprices.util.timing import section
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -253,24 +254,26 @@ def log_to_mlflow(
         run.set_tags(
             {"ensemble.method": combo["method"], "ensemble.test_predictions": report["intervals"]["test_predictions"]}
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            pngs = ensemble_figures(Path(tmp), **figures)
-            run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs], "plots")
-        run.log_artifacts([REPORT], None)
-        run.log_artifacts([predictions], "predictions")
-        run.log_model(
-            PriceModel({}, combo["weights"], combo["combiner"].intercept),  # members: loaded with the model
-            data.X_test,
-            member_files={name: MEMBERS / name / "model.joblib" for name in data.members},
-            register=True,
-            version_tags={"predictions.sha256": file_sha256(predictions)},
-            description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
-            f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}",
-        )
+        with tempfile.TemporaryDirectory() as tmp, drawn_aside(Path(tmp), **figures) as pngs:
+            run.log_artifacts([REPORT], None)
+            run.log_artifacts([predictions], "predictions")
+            run.log_model(
+                PriceModel({}, combo["weights"], combo["combiner"].intercept),  # members: loaded with the model
+                data.X_test,
+                member_files={name: MEMBERS / name / "model.joblib" for name in data.members},
+                register=True,
+                version_tags={"predictions.sha256": file_sha256(predictions)},
+                description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
+                f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}",
+            )
+            with section("figures"):  # waiting for the drawing
+                drawn = pngs.result()
+            run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *drawn], "plots")
         tracker.set_parent_metrics(pipeline)
 
 
 def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
+    start_drawing_process()
     tracker = Tracker.open(params, params_file)
     data = load_inputs(params)
     combo = combine(params, data)

@@ -19,8 +19,9 @@ from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
 from houseprices.evaluation.cross_validation import FoldOutcome, cross_validate, fit_estimator, predict_finite
+from houseprices.evaluation.feature_cache import FeatureCache
 from houseprices.evaluation.fold_workers import planned_workers
-from houseprices.paths import MEMBERS, METRICS, PARAMS_FILE, PLOTS
+from houseprices.paths import FOLD_CACHE, MEMBERS, METRICS, PARAMS_FILE, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.reporting.leaderboard import write_timing
 from houseprices.reporting.progress import FoldProgress, duration
@@ -92,6 +93,12 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
     write_member_plots(PLOTS, name, result)
 
 
+def fold_cache(params: Params) -> FeatureCache | None:
+    """The folds' preprocessing output kept across runs, in the workspace (``resources.fold_cache_mb``)."""
+    megabytes = params.resources.fold_cache_mb
+    return FeatureCache(FOLD_CACHE, megabytes * 2**20) if megabytes else None
+
+
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
     cfg = params.model(name)
     workers = planned_workers(params.resources)  # the fork server may be running already (cli)
@@ -111,7 +118,9 @@ def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dic
         start = time.perf_counter()
         with FoldProgress(f"train {name}", params.cv.folds * params.cv.repeats) as progress:
             report = fold_report(tracker, name, progress)
-            result = cross_validate(name, params, X, y, X_test, on_fold=report, workers=workers, meanwhile=refit)
+            result = cross_validate(
+                name, params, X, y, X_test, on_fold=report, workers=workers, meanwhile=refit, cache=fold_cache(params)
+            )
         cv_seconds = time.perf_counter() - start
         if workers == 1:
             cv_seconds -= refit.seconds  # in this process, one after the other (in workers, side by side)

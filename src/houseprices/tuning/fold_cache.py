@@ -16,25 +16,17 @@ In memory, per process (each worker has its own), least recently used entries dr
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import joblib
 import numpy as np
 import pandas as pd
 
 from houseprices.config.params import Params
-from houseprices.evaluation.cross_validation import divergence_named, predict_finite
+from houseprices.evaluation.cross_validation import fit_model, predict_finite
+from houseprices.evaluation.feature_cache import FoldFeatures, preprocessed
 from houseprices.evaluation.folds import Fold
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
-
-
-@dataclass(frozen=True)
-class FoldFeatures:
-    """The preprocessing's output for one fold: the model's input rows."""
-
-    train: object  # fit_transform of the training rows (outliers removed)
-    valid: object  # transform of the validation rows
 
 
 def _read_only(features: object) -> object:
@@ -65,8 +57,8 @@ class PreprocessCache:
             self._entries.move_to_end(key)
             return found
         self.misses += 1
-        train = _read_only(preprocess.fit_transform(X_train, y_train))  # y: target statistics
-        found = FoldFeatures(train, _read_only(preprocess.transform(X_valid)))
+        fitted = preprocessed(preprocess, X_train, y_train, X_valid)
+        found = FoldFeatures(_read_only(fitted.train), _read_only(fitted.valid))
         self._entries[key] = found
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -83,7 +75,7 @@ def fold_predictions(
     data_key: str,
     where: str,
 ) -> np.ndarray:
-    """What ``fit_estimator`` + ``predict_finite`` give for the fold's validation rows (same
+    """What ``cross_validate`` predicts for the fold's validation rows (same
     outlier rule, estimator and seed), with the preprocessing served by ``cache``.
     ``data_key`` identifies ``X`` and ``y`` (a hash of both)."""
     X_train, y_train = X.iloc[fold.train], y.iloc[fold.train]
@@ -91,7 +83,5 @@ def fold_predictions(
     estimator = build_estimator(params.model(name), params.features, params.seed)
     rows_key = joblib.hash((data_key, fold.train[keep], fold.valid))
     features = cache.features(estimator[:-1], X_train[keep], y_train[keep], X.iloc[fold.valid], rows_key)
-    model = estimator[-1]
-    with divergence_named(name, where):
-        model.fit(features.train, y_train[keep])
+    model = fit_model(name, estimator[-1], features.train, y_train[keep], where)
     return predict_finite(model, features.valid, name, where)
