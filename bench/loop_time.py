@@ -8,9 +8,11 @@ on PATH, else this interpreter's: a change to the dependencies is compared too. 
 and checkout, in turns (so the checkouts see about the same load on a shared machine), it times
 
 - ``houseprices ensemble`` and ``houseprices submission`` alone;
-- ``dvc exp run -S models.lasso.alpha=<a new value>`` (a value never run, so no cache
-  answers), named ``loop-time-<n>`` and removed again afterwards;
-- with ``--repro``, a cold ``dvc repro -f``.
+- ``dvc exp run -S models.lasso.alpha=<a new value>`` (a value never run, so DVC's run cache
+  has no answer; the folds' features do come from the fold cache, as in a user's loop), named
+  ``loop-time-<n>`` and removed again afterwards;
+- with ``--repro``, a forced ``dvc repro -f`` (every stage runs; the folds' preprocessing output
+  comes from ``.cache/fold_features/`` where a checkout has that cache and earlier runs filled it).
 
 and prints each figure's median per checkout (wall seconds; the CPU seconds of the
 processes, steadier on a loaded machine, in brackets). params.yaml and dvc.lock are put
@@ -78,7 +80,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--repro", action="store_true", help="also a cold `dvc repro -f` per round")
+    parser.add_argument("--repro", action="store_true", help="also a forced `dvc repro -f` per round")
     args = parser.parse_args()
     roots = [d.resolve() for d in args.dirs]
     saved = {root: outputs(root) for root in roots}
