@@ -155,3 +155,13 @@ def test_a_cache_that_cannot_be_written_costs_time_not_a_result(small_xy, tmp_pa
     result = cross_validate("ridge", params, X, y, cache=FeatureCache(blocked, 2**30))
     assert same_result(result, cross_validate("ridge", params, X, y))
     assert blocked.read_text() == "a file where the folder should be"
+
+
+def test_the_train_stage_keeps_the_cache_in_its_workspace_unless_turned_off(tmp_path, monkeypatch):
+    from houseprices.stages.train import fold_cache
+
+    monkeypatch.chdir(tmp_path)
+    cache = fold_cache(parse_params({}))
+    assert cache.folder == tmp_path.resolve() / ".cache" / "fold_features"
+    assert cache.max_bytes == 512 * 2**20
+    assert fold_cache(parse_params({"resources": {"fold_cache_mb": 0}})) is None

@@ -94,9 +94,10 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
 
 
 def fold_cache(params: Params) -> FeatureCache | None:
-    """The folds' preprocessing output kept across runs, in the workspace (``resources.fold_cache_mb``)."""
+    """The folds' preprocessing output kept across runs, in the workspace (``resources.fold_cache_mb``);
+    an absolute path, as the fold workers' folder is their fork server's."""
     megabytes = params.resources.fold_cache_mb
-    return FeatureCache(FOLD_CACHE, megabytes * 2**20) if megabytes else None
+    return FeatureCache(Path.cwd() / FOLD_CACHE, megabytes * 2**20) if megabytes else None
 
 
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
