@@ -160,15 +160,17 @@ class FoldFit:
     ended: float
 
 
-def fold_features(task: FoldTask, preprocess, fold: Fold, keep: np.ndarray) -> FoldFeatures:
-    """The fold's model inputs, ``preprocess`` fit on its training rows (outliers removed):
-    from the task's cache when it has one."""
-    X_train, y_train = task.X.iloc[fold.train][keep], task.y.iloc[fold.train][keep]
-    X_valid = task.X.iloc[fold.valid]
-    if task.cache is None:
-        return preprocessed(preprocess, X_train, y_train, X_valid, task.X_test)
-    rows_key = joblib.hash((task.data_key, fold.train[keep], fold.valid))
-    return task.cache.features(preprocess, X_train, y_train, X_valid, task.X_test, rows_key)
+def fold_features(
+    cache, preprocess, X: pd.DataFrame, y: pd.Series, fold: Fold, keep: np.ndarray, data_key: str = "", X_test=None
+) -> FoldFeatures:
+    """The fold's model inputs: ``preprocess`` (unfitted) fit on its training rows, outliers
+    removed (``keep``), and applied to its validation (and test) rows. With ``cache`` (on disk, or
+    a search worker's memory) they come from it when made before; ``data_key`` names X, y, X_test."""
+    X_train, y_train, X_valid = X.iloc[fold.train][keep], y.iloc[fold.train][keep], X.iloc[fold.valid]
+    if cache is None:
+        return preprocessed(preprocess, X_train, y_train, X_valid, X_test)
+    rows_key = joblib.hash((data_key, fold.train[keep], fold.valid))
+    return cache.features(preprocess, X_train, y_train, X_valid, X_test, rows_key)
 
 
 def fit_fold(task: FoldTask, index: int) -> FoldFit:
@@ -178,7 +180,7 @@ def fit_fold(task: FoldTask, index: int) -> FoldFit:
     where = f"fold {fold.label}"
     keep = outlier_mask(task.X.iloc[fold.train], task.y.iloc[fold.train], task.params.features.outliers)
     estimator = build_estimator(task.params.model(task.name), task.params.features, task.params.seed)
-    features = fold_features(task, estimator[:-1], fold, keep)
+    features = fold_features(task.cache, estimator[:-1], task.X, task.y, fold, keep, task.data_key, task.X_test)
     y_valid = task.y.iloc[fold.valid]
     model = fit_model(
         task.name, estimator[-1], features.train, task.y.iloc[fold.train][keep], where, (features.valid, y_valid)

@@ -90,12 +90,13 @@ class FeatureCache:
         try:
             with open(path, "rb") as file:
                 found = pickle.load(file)  # noqa: S301 - this cache's own files in the repository, as models/ are
-            os.utime(path)  # recently used: evicted last
         except FileNotFoundError:
             return None
         except Exception as err:  # noqa: BLE001 - unpickling raises anything; a damaged entry is a miss
             logger.debug("%s: unreadable fold features (%s); computing them again", path, err)
             return None
+        with contextlib.suppress(OSError):  # a read-only cache still serves its entries
+            os.utime(path)  # recently used: evicted last
         return found if isinstance(found, FoldFeatures) else None
 
     def _write(self, path: Path, features: FoldFeatures) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from houseprices.config.params import Params
-from houseprices.evaluation.cross_validation import fit_model, predict_finite
+from houseprices.evaluation.cross_validation import fit_model, fold_features, predict_finite
 from houseprices.evaluation.feature_cache import FoldFeatures, preprocessed
 from houseprices.evaluation.folds import Fold
 from houseprices.evaluation.outliers import outlier_mask
@@ -46,10 +46,11 @@ class PreprocessCache:
         self._entries: OrderedDict[str, FoldFeatures] = OrderedDict()
 
     def features(
-        self, preprocess, X_train: pd.DataFrame, y_train: pd.Series, X_valid: pd.DataFrame, rows_key: str
+        self, preprocess, X_train: pd.DataFrame, y_train: pd.Series, X_valid: pd.DataFrame, X_test, rows_key: str
     ) -> FoldFeatures:
         """The fold's model inputs: from the cache, or ``preprocess`` (unfitted) fit on the
-        training rows now. ``rows_key`` identifies the three row sets (a hash of them)."""
+        training rows now (as :class:`~houseprices.evaluation.feature_cache.FeatureCache` does).
+        ``rows_key`` identifies the row sets (a hash of them); a search has no test rows."""
         key = joblib.hash((preprocess, rows_key))  # unfitted: its params, nested steps included
         found = self._entries.get(key)
         if found is not None:
@@ -57,8 +58,8 @@ class PreprocessCache:
             self._entries.move_to_end(key)
             return found
         self.misses += 1
-        fitted = preprocessed(preprocess, X_train, y_train, X_valid)
-        found = FoldFeatures(_read_only(fitted.train), _read_only(fitted.valid))
+        fitted = preprocessed(preprocess, X_train, y_train, X_valid, X_test)
+        found = FoldFeatures(_read_only(fitted.train), _read_only(fitted.valid), _read_only(fitted.test))
         self._entries[key] = found
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -81,7 +82,6 @@ def fold_predictions(
     X_train, y_train = X.iloc[fold.train], y.iloc[fold.train]
     keep = outlier_mask(X_train, y_train, params.features.outliers)
     estimator = build_estimator(params.model(name), params.features, params.seed)
-    rows_key = joblib.hash((data_key, fold.train[keep], fold.valid))
-    features = cache.features(estimator[:-1], X_train[keep], y_train[keep], X.iloc[fold.valid], rows_key)
+    features = fold_features(cache, estimator[:-1], X, y, fold, keep, data_key)
     model = fit_model(name, estimator[-1], features.train, y_train[keep], where)
     return predict_finite(model, features.valid, name, where)
