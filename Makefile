@@ -1,11 +1,10 @@
 # `make repro`: set up (first time) and run the pipeline; `make test`: set up and test;
 # `make test-fast`: the tests without the slow end-to-end runs, for the edit-test loop;
-# `make lint`: ruff's checks and format check (`make format` rewrites the code to its format).
-# Tests run in TEST_WORKERS pytest-xdist processes, one per core (the DVC, MLflow and PostgreSQL
-# processes a test starts use one thread each; a third worker on 2 cores was 17 s slower: its own
-# imports cost more than its overlap saved), taking the tests in the order tests/conftest.py
-# sets (--no-loadscope-reorder: pytest-xdist would start the biggest groups first instead);
-# TEST_WORKERS=0 runs them in this process.
+# `make lint`: ruff's checks and format check, then the import contracts in pyproject.toml
+# (lint-imports, without a cache folder: it takes under a second); `make format` rewrites the code.
+# Tests run in TEST_WORKERS pytest-xdist processes, one per core (TEST_WORKERS=0: in this process);
+# --dist loadgroup runs each xdist_group (the tests sharing a module fixture) on one worker, and
+# --no-loadscope-reorder keeps the order tests/conftest.py sets: slow tests first, the longest first.
 # The virtual environment is put first on PATH so DVC's stage commands find `houseprices`.
 VENV ?= .venv
 PYTHON ?= python3
@@ -15,7 +14,8 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: setup setup-test repro test test-fast lint format bench ui exps team-up team-down
 
 # `setup` installs what the pipeline runs on; `setup-test` adds the test extra (pytest, ruff,
-# PostgreSQL's driver, dvc-s3 and moto for the team services), which `make repro` need not wait for.
+# import-linter, PostgreSQL's driver, dvc-s3 and moto for the team services), which `make repro`
+# need not wait for.
 setup: $(VENV)/.installed
 
 setup-test: $(VENV)/.installed-test
@@ -42,6 +42,7 @@ test-fast: setup-test
 lint: setup-test
 	ruff check .
 	ruff format --check .
+	lint-imports --no-cache
 
 format: setup-test
 	ruff check --fix .

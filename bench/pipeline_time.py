@@ -5,8 +5,9 @@ Usage: python bench/pipeline_time.py [--repo DIR] [extra dvc repro args...]
 
 Runs `dvc repro -f` in the repository root (or ``--repo DIR``, with ``DIR/src`` first on
 PYTHONPATH and ``DIR/.venv`` first on PATH if it has one, as in ``loop_time.py``: another
-checkout, for a before/after comparison) with ``$HOUSEPRICES_TIMING``
-set, so each stage's process reports its sections (``houseprices/util/timing.py``). One
+checkout, for a before/after comparison) with ``$HOUSEPRICES_TIMING`` set: a checkout that has
+``houseprices/util/timing.py`` (before the Lighter change; now a profiler such as py-spy shows where
+a stage's time goes) has each stage's process report its sections; others give walls only. One
 line per stage: its wall time as DVC runs it, then
 
 - ``dvc``: DVC's own work around the command (hashing deps and outs, the lock file), and the

@@ -1,8 +1,9 @@
 """Where a search trial's time goes besides training the nets, measured side by side.
 
-(1) Each fold's preprocessing refit per trial vs served by the worker's cache
-    (``houseprices.tuning.fold_cache``): the same trials (sampled from search.yaml's mlp space),
-    alternately without and with the cache; seconds per fold, and the scores must be equal.
+(1) Each fold's preprocessing refit per trial vs served by the fold cache
+    (``houseprices.evaluation.feature_cache``, on disk in a temporary folder): the same trials
+    (sampled from search.yaml's mlp space), alternately without and with the cache; seconds per
+    fold, and the scores must be equal.
 (2) Optuna's bookkeeping of a trial (ask, 4 params, a fold report and prune check, tell) on a
     SQLite study opened as Optuna does by default vs as ``open_storage`` opens it (WAL).
 
@@ -24,7 +25,7 @@ import yaml
 from houseprices.config.params import parse_params, with_model_overrides
 from houseprices.config.search import SearchFile, load_search
 from houseprices.data.prepared import load_prepared
-from houseprices.tuning.fold_cache import PreprocessCache
+from houseprices.evaluation.feature_cache import FeatureCache
 from houseprices.tuning.search import fold_scores, open_storage, suggest
 from houseprices.util.threads import limit_threads
 
@@ -43,7 +44,8 @@ def preprocessing_cache(args) -> None:
     params = parse_params(raw, "params.yaml")
     _, cfg = load_search(ROOT / "search.yaml", params, "mlp")
     X, y, _ = load_prepared(ROOT / "data/prepared")
-    cache = PreprocessCache()
+    folder = tempfile.TemporaryDirectory(prefix="fold-cache-")
+    cache = FeatureCache(Path(folder.name), 2**30)
     list(fold_scores(params, "mlp", X, y, cache))  # a first trial fills it
     plain = cached = 0.0
     for values in sampled_values(cfg.space, args.trials):
@@ -58,9 +60,9 @@ def preprocessing_cache(args) -> None:
     folds = args.trials * 5
     print(
         f"(1) mlp, {args.epochs} epochs, {args.trials} trials x 5 folds: {plain / folds:.3f} s per fold refitting "
-        f"the preprocessing, {cached / folds:.3f} s cached ({plain / cached:.2f}x; scores equal; "
-        f"{cache.hits} hits, {cache.misses} misses)"
+        f"the preprocessing, {cached / folds:.3f} s cached ({plain / cached:.2f}x; scores equal)"
     )
+    folder.cleanup()
 
 
 def bookkeeping(url: str, storage, n: int) -> float:

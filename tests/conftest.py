@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import itertools
 import os
 import shutil
 import signal
@@ -17,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import filelock
 import pytest
 import yaml
 
@@ -52,97 +51,19 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "houseprices tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 
 
-# Module fixtures that build something slow (a repo after `dvc repro`, a server) and that their
-# tests change as they go: the tests of one module that use one of them run in one pytest-xdist
-# worker (`make test` uses --dist loadgroup), so it is built once, not once per worker. A build
-# its tests only copy is shared by every worker instead (`built_once`), so they need no group.
-SHARED_MODULE_FIXTURES = {"repo", "store", "pipeline", "nested_suite"}
-
-
-# The slow session build many slow tests copy (`built_once`): they wait while one worker builds it.
-# (test_search's `prepared` is built once too, but in seconds: its users need not wait their turn.)
-SHARED_BUILD = "built_repo"
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+# pytest-xdist hands tests out in this order (--no-loadscope-reorder): a long one started last would run alone.
 def pytest_collection_modifyitems(items):
-    """Group the users of each slow module fixture, and start the slow work first, the longest
-    first: the xdist workers take work in this order (`make test` keeps it with
-    --no-loadscope-reorder), so a long test begun last would run alone at the end while the
-    other workers idle. Of the slow work waiting on a shared build only the longest starts at
-    once (it builds); the rest follows the slow work that does not wait, so no worker idles on
-    the build's lock. Quick tests fill the queue behind each long one."""
+    """Slow tests first, the longest first (``slow(seconds=N)``); an ``xdist_group`` as one unit, by its total."""
+
+    def unit(item: pytest.Item) -> str:
+        group = item.get_closest_marker("xdist_group")
+        return group.kwargs["name"] if group else item.nodeid
+
+    seconds = defaultdict(float)
     for item in items:
-        shared = sorted(SHARED_MODULE_FIXTURES & set(item.fixturenames))
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))
-    unit_seconds = defaultdict(float)  # a group goes to one worker as one unit of work
-    for item in items:
-        unit_seconds[work_unit(item)] += expected_seconds(item)
-    slow = {
-        work_unit(item) for item in items if item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")
-    }
-    waits = [
-        work_unit(item) for item in items if SHARED_BUILD in item.fixturenames and work_unit(item) in slow
-    ]  # in collection order: every worker picks the same builder
-    builder = max(waits, key=lambda unit: unit_seconds[unit], default=None)
-
-    def rank(item: pytest.Item) -> int:
-        """0: the build's longest user (it builds); 1: slow work that does not wait for the build;
-        2: the build's other users; 3: the rest."""
-        unit = work_unit(item)
-        if unit not in slow:
-            return 3
-        if unit == builder:
-            return 0
-        return 2 if unit in waits else 1
-
-    items.sort(key=lambda item: (rank(item), -unit_seconds[work_unit(item)]))
-    items[:] = quick_tests_behind_each_long_one(items, unit_seconds)
-
-
-# pytest-xdist's loadgroup scheduler hands out units of work round robin, two to each worker, then
-# tops a worker up with the next unit while the worker holds at most this many unfinished tests:
-# a worker that starts a long test would queue the next long ones behind it while others run dry.
-XDIST_TOPS_UP_AT = 2
-
-
-def quick_tests_behind_each_long_one(items: list[pytest.Item], unit_seconds: dict[str, float]) -> list[pytest.Item]:
-    """``items`` with quick tests (ungrouped, not slow) moved up: after the first unit of each
-    worker one quick test each (their second units), then behind each long unit as many as fill
-    its worker's queue, so the next long unit goes to another worker."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    units = defaultdict(list)
-    for item in items:
-        units[work_unit(item)].append(item)
-    fillers = iter(
-        [unit for unit, tests in units.items() if len(tests) == 1 and not tests[0].get_closest_marker("slow")]
-    )
-    ordered, moved = [], set()
-
-    def move_up(count: int) -> None:
-        for filler in itertools.islice(fillers, max(count, 0)):
-            moved.add(filler)
-            ordered.extend(units[filler])
-
-    for index, unit in enumerate(unit for unit in units if unit not in moved):
-        ordered.extend(units[unit])
-        if index == workers - 1:
-            move_up(workers)
-        elif index >= workers and unit_seconds[unit] > 0:
-            move_up(XDIST_TOPS_UP_AT + 1 - len(units[unit]))
-    return ordered
-
-
-def work_unit(item: pytest.Item) -> str:
-    group = item.get_closest_marker("xdist_group")
-    return group.args[0] if group else item.nodeid
-
-
-def expected_seconds(item: pytest.Item) -> float:
-    """What a slow test takes in a loaded `make test` (``@pytest.mark.slow(seconds=...)``), 0 if unsaid."""
-    slow = item.get_closest_marker("slow")
-    return slow.kwargs.get("seconds", 0) if slow else 0
+        if slow := item.get_closest_marker("slow"):
+            seconds[unit(item)] += slow.kwargs.get("seconds", 0)
+    items.sort(key=lambda item: (unit(item) not in seconds, -seconds.get(unit(item), 0)))
 
 
 @pytest.fixture(scope="session")
@@ -152,12 +73,12 @@ def run_dir(tmp_path_factory, worker_id) -> Path:
     return base if worker_id == "master" else base.parent
 
 
-def built_once(run_dir: Path, name: str, build: Callable[[Path], object]) -> Path:
+def built_once(run_dir: Path, name: str, build: Callable[[Path], object], timeout: float = 1800) -> Path:
     """``run_dir / name`` made by ``build`` once per test run: the first worker to ask builds
-    it while the others wait on a lock, then all of them use it (tests copy it to change it)."""
+    it while the others wait on a lock, up to ``timeout`` seconds, then all of them use it (tests
+    copy it to change it). A build that fails leaves the next worker to try again."""
     dest = run_dir / name
-    with open(run_dir / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with filelock.FileLock(run_dir / f"{name}.lock", timeout=timeout):
         if not (run_dir / f"{name}.done").exists():
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir()
@@ -166,7 +87,6 @@ def built_once(run_dir: Path, name: str, build: Callable[[Path], object]) -> Pat
     return dest
 
 
-# houseprices (pandas) is imported where used: the nested pytest runs load this file too.
 @pytest.fixture(scope="session")
 def train_frame():
     from houseprices.data.validation import read_csv

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import copy_repo, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="test_end_to_end:repo")]
 
 
 @pytest.fixture(scope="module")

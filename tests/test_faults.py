@@ -324,7 +324,8 @@ def test_full_disk_at_a_write(repo_copy, tmp_path):
 
 # ------------------------------------------------------- stale-run rules
 def test_only_runs_of_gone_processes_on_this_host_are_closed(tmp_path):
-    from houseprices.tracking.lifecycle import OWNER_HOST, OWNER_PID, OWNER_STARTED, close_stale_runs, owner_tags
+    from houseprices.tracking.lifecycle import close_stale_runs, owner_tags
+    from houseprices.tracking.tags import OWNER_HOST, OWNER_PID, OWNER_STARTED
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import RAW
 from houseprices.errors import SubmissionError
-from houseprices.submission import build_submission, check_destination, checked_submission, upload, write_submission
+from houseprices.submission import build_submission, check_destination, checked_submission, upload
+from houseprices.util.files import write_csv
 
 
 @pytest.fixture()
@@ -18,7 +19,7 @@ def test_valid_submission_is_written_in_sample_order(tmp_path, sample):
     shuffled = sample.sample(frac=1, random_state=0)
     frame = build_submission(shuffled["Id"], np.full(len(shuffled), 150000.0))
     out = tmp_path / "submission.csv"
-    write_submission(out, frame, RAW / "sample_submission.csv")
+    write_csv(out, checked_submission(out, frame, RAW / "sample_submission.csv"), float_format="%.2f")
     written = pd.read_csv(out)
     assert list(written.columns) == ["Id", "SalePrice"]
     assert written["Id"].tolist() == sample["Id"].tolist()
@@ -40,7 +41,7 @@ def test_invalid_submission_is_refused_and_nothing_written(tmp_path, sample, mut
     out = tmp_path / "submission.csv"
     out.write_text("previous\n")
     with pytest.raises(SubmissionError, match=message):
-        write_submission(out, frame, RAW / "sample_submission.csv")
+        write_csv(out, checked_submission(out, frame, RAW / "sample_submission.csv"), float_format="%.2f")
     assert out.read_text() == "previous\n"
     assert list(tmp_path.iterdir()) == [out]
 

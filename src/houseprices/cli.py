@@ -7,12 +7,11 @@ one clear message and exit 2; nothing else is written.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
+import importlib
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 from houseprices.config.params import load_params
@@ -20,22 +19,20 @@ from houseprices.data.download import D2L_BASE_URL, MAX_BYTES
 from houseprices.errors import HousePricesError
 from houseprices.paths import CHECKSUMS, PARAMS_FILE
 from houseprices.runner import run_command
-from houseprices.util.timing import section, start_report
 
 logger = logging.getLogger("houseprices")
 
 
-@contextlib.contextmanager
-def _importing(args) -> Iterator[None]:
-    """A command's imports, timed as start-up. In the ``houseprices`` process itself the modules
-    stay until it exits, so the cyclic garbage collector is off while they load and they leave
-    its sight after (``gc.freeze``): its collections walked every imported object again and
-    again (docs/benchmarks.md). Not when ``main`` runs inside another program (the tests)."""
+def _stage(args, name: str):
+    """The stage's module ``houseprices.stages.<name>``, imported alone: a command pays only for
+    its own imports. In the ``houseprices`` process itself the modules stay until it exits, so the
+    cyclic garbage collector is off while they load and they leave its sight after (``gc.freeze``):
+    its collections would walk every imported object again and again. Not when ``main`` runs
+    inside another program (the tests)."""
     if args.own_process:
         gc.disable()
     try:
-        with section("startup"):
-            yield
+        return importlib.import_module(f"houseprices.stages.{name}")
     finally:
         if args.own_process:
             gc.freeze()
@@ -49,41 +46,26 @@ def _params(args):
 
 
 def cmd_prepare(args) -> None:
-    with _importing(args):
-        from houseprices.stages import prepare
-
-    prepare.run(_params(args))
+    _stage(args, "prepare").run(_params(args))
 
 
 def cmd_featurize(args) -> None:
-    with _importing(args):
-        from houseprices.stages import featurize
-
-    featurize.run(_params(args))
+    _stage(args, "featurize").run(_params(args))
 
 
 def cmd_train(args) -> None:
     from houseprices.evaluation.fold_workers import planned_workers
 
     planned_workers(_params(args).resources)  # the fold workers' imports overlap the stage's own
-    with _importing(args):
-        from houseprices.stages import train
-
-    train.run(_params(args), args.model, Path(args.params))
+    _stage(args, "train").run(_params(args), args.model, Path(args.params))
 
 
 def cmd_ensemble(args) -> None:
-    with _importing(args):
-        from houseprices.stages import ensemble
-
-    ensemble.run(_params(args), Path(args.params))
+    _stage(args, "ensemble").run(_params(args), Path(args.params))
 
 
 def cmd_submission(args) -> None:
-    with _importing(args):
-        from houseprices.stages import submission
-
-    submission.run(_params(args))
+    _stage(args, "submission").run(_params(args))
 
 
 def cmd_submit(args) -> None:
@@ -92,9 +74,15 @@ def cmd_submit(args) -> None:
     params = _params(args)
     message = args.message or _default_message(params)
     print(upload(params.submission.path, message))
-    from houseprices.tracking.submitted import mark_submitted
+    name = params.tracking.registered_model
+    if name:  # registry alias @submitted
+        from houseprices.tracking.registry import mark_submitted
+        from houseprices.tracking.tracker import connect
 
-    mark_submitted(params, params.submission.path, message)  # registry alias @submitted
+        try:
+            mark_submitted(connect(params)[0], name, params.submission.path, message)
+        except Exception as err:  # noqa: BLE001 - the upload is done; the registry is bookkeeping
+            warnings.warn(f"could not mark the submission in the registry: {err}", stacklevel=1)
 
 
 def _default_message(params) -> str:
@@ -112,36 +100,18 @@ def _default_message(params) -> str:
 def cmd_download(args) -> None:
     from houseprices.data.download import download
 
-    for path in download(
-        Path(args.dest),
-        source=args.source,
-        base_url=args.base_url,
-        checksums=Path(args.checksums),
-        max_bytes=args.max_bytes,
-    ):
+    options = {"source": args.source, "base_url": args.base_url, "max_bytes": args.max_bytes}
+    for path in download(Path(args.dest), checksums=Path(args.checksums), **options):
         print(path)
 
 
 def cmd_search(args) -> None:
-    with _importing(args):
-        from houseprices.stages import search
-
-    search.run(
-        _params(args),
-        args.model,
-        Path(args.params),
-        Path(args.search_file),
-        trials=args.trials,
-        timeout=args.timeout,
-        storage=args.storage,
-        threads=args.threads,
-        worker=args.worker,
-        apply=args.apply,
-    )
+    options = {key: getattr(args, key) for key in ("trials", "timeout", "storage", "threads", "worker", "apply")}
+    _stage(args, "search").run(_params(args), args.model, Path(args.params), Path(args.search_file), **options)
 
 
 def cmd_champion(args) -> None:
-    from houseprices.tracking.champion import describe, promote
+    from houseprices.tracking.registry import describe, promote
     from houseprices.tracking.tracker import connect
 
     params = _params(args)
@@ -249,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI; ``argv`` None: this is the ``houseprices`` process, which ends when it returns."""
     args = build_parser().parse_args(argv)
     args.own_process = argv is None
-    start_report(" ".join(argv if argv is not None else sys.argv[1:]))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,20 +1,22 @@
 """Runs one ``houseprices`` command: bounded threads and HTTP, MLflow runs KILLED on signals,
-store failures as one line (or, with ``tracking.required: false``, the stage again untracked)."""
+store and disk failures as one line."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import signal
+import sys
 import threading
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from houseprices.config.params import load_params
-from houseprices.errors import HousePricesError, TrackingError
-from houseprices.tracking.failures import bound_http, fail_fast_from_now, translate
-from houseprices.tracking.lifecycle import TRACKING_OFF_ENV, end_active_runs, killed_on_signal
-from houseprices.util.files import confined_outputs
+from houseprices.errors import HousePricesError
+from houseprices.tracking.failures import bound_http, translate
+from houseprices.tracking.lifecycle import end_open_runs
+from houseprices.util.files import confined_outputs, disk_error
 from houseprices.util.threads import THREAD_ENV_VARS, limit_threads, resolve_threads
 
 logger = logging.getLogger(__name__)
@@ -65,8 +67,31 @@ def _store_errors_in_threads_briefly(hook=threading.excepthook):
     return excepthook
 
 
+@contextlib.contextmanager
+def killed_on_signal(command: str) -> Iterator[None]:
+    """SIGINT / SIGTERM: open runs end as KILLED, one line, exit 128 + signal number."""
+
+    def handler(signum, frame):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        end_open_runs("KILLED")
+        print(
+            f"houseprices {command}: interrupted by {signal.Signals(signum).name}; "
+            "open MLflow runs ended as KILLED, no output half-written",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_command(args) -> None:
-    """The CLI's body: bounded threads and HTTP, KILLED on signals, store errors as one line."""
+    """The CLI's body: bounded threads and HTTP, KILLED on signals, store and disk errors as one line."""
     params = args.loaded_params = _params(args)
     _bound_threads(args.command, params)
     bound_http()
@@ -77,15 +102,7 @@ def run_command(args) -> None:
         except HousePricesError:
             raise
         except Exception as err:
-            error = translate(err)
+            error = disk_error(err) or translate(err)
             if error is None:
                 raise
-            fail_fast_from_now()
-            end_active_runs("FAILED")
-            if not (isinstance(error, TrackingError) and params is not None and not params.tracking.required):
-                raise error from None
-            os.environ[TRACKING_OFF_ENV] = str(error)
-            warnings.warn(
-                f"{error}; running the stage again without tracking (tracking.required is false)", stacklevel=1
-            )
-            args.func(args)
+            raise error from None

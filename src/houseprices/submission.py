@@ -2,54 +2,44 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from houseprices.data.download import KAGGLE_COMPETITION, kaggle_credentials_available
+from houseprices.data.download import KAGGLE_CLI_TIMEOUT_S, KAGGLE_COMPETITION, kaggle_credentials_available
 from houseprices.data.schema import ID, TARGET
 from houseprices.errors import OutputPathError, SubmissionError
-from houseprices.util.files import checked_destination, write_csv
-
-logger = logging.getLogger(__name__)
-UPLOAD_TIMEOUT_S = 55
+from houseprices.util.files import checked_destination
 
 
-# Written beside the submission: prices with their prediction intervals.
 def build_submission(ids, prices) -> pd.DataFrame:
     return pd.DataFrame({ID: np.asarray(ids, dtype="int64"), TARGET: np.asarray(prices, dtype="float64")})
 
 
-def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, source: str = "submission") -> None:
-    """Same header, exactly the sample's Ids once each, finite positive prices."""
+def checked_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> pd.DataFrame:
+    """``frame`` put in the sample's row order once it has the same header, exactly the
+    sample's Ids once each and finite positive prices; writes nothing."""
+    sample = pd.read_csv(sample_path)
     if list(frame.columns) != list(sample.columns):
-        raise SubmissionError(f"{source}: header {list(frame.columns)} != expected {list(sample.columns)}")
+        raise SubmissionError(f"{path}: header {list(frame.columns)} != expected {list(sample.columns)}")
     ids = frame[ID]
     dup = ids[ids.duplicated()]
     if len(dup):
-        raise SubmissionError(f"{source}: duplicate Id(s) {dup.head(5).tolist()}")
+        raise SubmissionError(f"{path}: duplicate Id(s) {dup.head(5).tolist()}")
     missing = sorted(set(sample[ID]) - set(ids))
     extra = sorted(set(ids) - set(sample[ID]))
     if missing or extra:
         raise SubmissionError(
-            f"{source}: Ids differ from the sample submission: "
+            f"{path}: Ids differ from the sample submission: "
             f"{len(missing)} missing (e.g. {missing[:5]}), {len(extra)} unexpected (e.g. {extra[:5]})"
         )
     prices = frame[TARGET].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(prices) | (prices <= 0)
     if bad.any():
         rows = frame.loc[bad, ID].head(5).tolist()
-        raise SubmissionError(f"{source}: {int(bad.sum())} price(s) not finite and positive, e.g. Id {rows}")
-
-
-def checked_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> pd.DataFrame:
-    """``frame`` validated against the sample and put in its row order; writes nothing."""
-    sample = pd.read_csv(sample_path)
-    validate_submission(frame, sample, str(path))
+        raise SubmissionError(f"{path}: {int(bad.sum())} price(s) not finite and positive, e.g. Id {rows}")
     return frame.set_index(ID).loc[sample[ID]].reset_index()
 
 
@@ -65,10 +55,6 @@ def check_destination(path: Path, key: str = "submission.path") -> None:
         raise OutputPathError(f"{key}: {err}") from None
 
 
-def write_submission(path: Path, frame: pd.DataFrame, sample_path: Path) -> None:
-    write_csv(path, checked_submission(path, frame, sample_path), float_format="%.2f")
-
-
 def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> str:
     """Submit with the Kaggle CLI; refuses clearly (and changes nothing) without it."""
     if not path.is_file():
@@ -78,22 +64,12 @@ def upload(path: Path, message: str, competition: str = KAGGLE_COMPETITION) -> s
             "Kaggle credentials not found: put kaggle.json in ~/.kaggle/ (or set KAGGLE_USERNAME and "
             "KAGGLE_KEY) and `pip install kaggle`; nothing was uploaded"
         )
-    cmd = [
-        shutil.which("kaggle") or "kaggle",
-        "competitions",
-        "submit",
-        "-c",
-        competition,
-        "-f",
-        str(path),
-        "-m",
-        message,
-    ]
+    cmd = ["kaggle", "competitions", "submit", "-c", competition, "-f", str(path), "-m", message]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=UPLOAD_TIMEOUT_S)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=KAGGLE_CLI_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise SubmissionError(
-            f"kaggle CLI did not finish the upload within {UPLOAD_TIMEOUT_S} s; check the competition's "
+            f"kaggle CLI did not finish the upload within {KAGGLE_CLI_TIMEOUT_S:.0f} s; check the competition's "
             "submissions page before submitting again"
         ) from None
     if result.returncode != 0:

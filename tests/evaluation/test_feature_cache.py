@@ -158,10 +158,10 @@ def test_a_cache_that_cannot_be_written_costs_time_not_a_result(small_xy, tmp_pa
 
 
 def test_the_train_stage_keeps_the_cache_in_its_workspace_unless_turned_off(tmp_path, monkeypatch):
-    from houseprices.stages.train import fold_cache
+    from houseprices.evaluation.feature_cache import fold_cache
 
     monkeypatch.chdir(tmp_path)
-    cache = fold_cache(parse_params({}))
+    cache = fold_cache(parse_params({}).resources)
     assert cache.folder == tmp_path.resolve() / ".cache" / "fold_features"
     assert cache.max_bytes == 512 * 2**20
-    assert fold_cache(parse_params({"resources": {"fold_cache_mb": 0}})) is None
+    assert fold_cache(parse_params({"resources": {"fold_cache_mb": 0}}).resources) is None

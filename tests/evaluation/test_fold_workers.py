@@ -48,14 +48,14 @@ def test_every_fold_is_reported_in_order_and_meanwhile_runs_here_once(small_xy):
         params_with({"kind": "ridge"}),
         X,
         y,
-        on_fold=seen.append,
+        on_fold=lambda position, fit: seen.append((position, fit)),
         workers=2,
         meanwhile=lambda: meanwhile.append(os.getpid()),
     )
-    assert [o.position for o in seen] == list(range(1, 7))
-    assert [o.fold.label for o in seen] == [f.label for f in result.folds]
-    assert [o.score for o in seen] == result.fold_scores
-    assert all(0 < o.ended - o.started < o.seconds + 1 for o in seen)  # the fit's own span
+    assert [position for position, _ in seen] == list(range(1, 7))
+    assert [o.fold.label for _, o in seen] == [f.label for f in result.folds]
+    assert [o.score for _, o in seen] == result.fold_scores
+    assert all(0 < o.ended - o.started < o.seconds + 1 for _, o in seen)  # the fit's own span
     assert meanwhile == [os.getpid()]  # in this process, not a worker
 
 

@@ -648,7 +648,6 @@ def test_feature_report(xy):
 
 def test_featurize_stage_writes_report(xy, tmp_path, monkeypatch):
     from houseprices.stages import featurize
-    from houseprices.tracking.tracker import NullTracker
 
     X, y = xy
     prepared = tmp_path / "data" / "prepared"
@@ -657,7 +656,7 @@ def test_featurize_stage_writes_report(xy, tmp_path, monkeypatch):
     pd.DataFrame({"Id": X["Id"], "log_price": y}).to_parquet(prepared / "y_train.parquet")
     X.head(20).to_parquet(prepared / "X_test.parquet")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(featurize.Tracker, "open", classmethod(lambda cls, *a, **k: NullTracker()))
+    monkeypatch.setattr(featurize.Tracker, "open", classmethod(lambda cls, params, *a, **k: cls(params)))  # off
     featurize.run(parse_params({}))
     report = json.loads((tmp_path / "metrics" / "features.json").read_text())
     assert report["output_features"] > 200 and report["skewed_columns"] > 5

@@ -222,6 +222,7 @@ def _by_title(plots: list[dict], words: str) -> dict:
     return matches[0]
 
 
+@pytest.mark.xdist_group(name="test_plots_render:repo")
 def test_plots_show_draws_every_chart_once(repo, tmp_path):
     page = _dvc_page(repo, "show")
     assert '<meta charset="utf-8">' in page.read_text(encoding="utf-8")  # .dvc/config plots.html_template
@@ -238,6 +239,7 @@ def test_plots_show_draws_every_chart_once(repo, tmp_path):
     assert any(t.startswith("\u2212") for t in residuals["axis_labels"]), residuals["axis_labels"]
 
 
+@pytest.mark.xdist_group(name="test_plots_render:repo")
 def test_plots_diff_tells_revisions_apart(repo):
     plots = _assert_drawn(render(_dvc_page(repo, "diff", "HEAD"), _screenshot_path("plots_diff")))
     assert len(plots) == 10
@@ -245,6 +247,7 @@ def test_plots_diff_tells_revisions_apart(repo):
         assert {"HEAD", "workspace"} <= set(plot["legend_labels"]), (plot["title"], plot["legend_labels"])
 
 
+@pytest.mark.xdist_group(name="test_plots_render:repo")
 def test_a_header_only_plot_file_fails_the_check(repo, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(repo, broken)

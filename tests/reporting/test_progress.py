@@ -1,21 +1,11 @@
-"""Fold progress: k/N, elapsed and ETA; a bar on a terminal, log lines elsewhere."""
+"""Progress of folds and trials: k/N, elapsed and ETA; a bar on a terminal, log lines elsewhere."""
 
 from __future__ import annotations
 
 import io
 import logging
 
-import numpy as np
-import pandas as pd
-
-from houseprices.evaluation.cross_validation import FoldOutcome
-from houseprices.evaluation.folds import Fold
-from houseprices.reporting.progress import FoldProgress, duration
-
-
-def outcome(position: int, total: int, seconds: float = 4.25) -> FoldOutcome:
-    fold = Fold(0, position - 1, np.arange(3), np.arange(3))
-    return FoldOutcome(fold, position, total, 0.123456, seconds, pd.DataFrame())
+from houseprices.reporting.progress import Progress, duration
 
 
 def test_durations_are_rounded_for_reading():
@@ -23,13 +13,14 @@ def test_durations_are_rounded_for_reading():
 
 
 def test_log_line_has_k_of_n_elapsed_and_eta(caplog):
-    progress = FoldProgress("train mlp", 4, stream=io.StringIO())
+    progress = Progress("train mlp", 4, "fold", stream=io.StringIO())
     assert progress.bar is None  # not a terminal
-    line = progress.line(outcome(1, 4), elapsed=10.0)
-    assert line == "train mlp: fold 1/4 (r1f1) log-RMSE 0.1235 in 4.2s; elapsed 10s, ETA 30s"
     with caplog.at_level(logging.INFO, logger="houseprices.reporting.progress"):
-        progress.update(outcome(2, 4))
-    assert "fold 2/4 (r1f2)" in caplog.text
+        progress.update("fold 1/4 (r1f1) log-RMSE 0.1235 in 4.2s", "r1f1 log-RMSE 0.1235")
+    assert progress.line("fold 1/4 (r1f1) log-RMSE 0.1235 in 4.2s", elapsed=10.0) == (
+        "train mlp: fold 1/4 (r1f1) log-RMSE 0.1235 in 4.2s; elapsed 10s, ETA 30s"
+    )
+    assert "train mlp: fold 1/4 (r1f1)" in caplog.text and "ETA" in caplog.text
 
 
 def test_terminal_gets_a_bar():
@@ -38,9 +29,9 @@ def test_terminal_gets_a_bar():
             return True
 
     stream = Terminal()
-    with FoldProgress("train mlp", 2, stream=stream) as progress:
+    with Progress("train mlp", 2, "fold", stream=stream) as progress:
         assert progress.bar is not None
-        progress.update(outcome(1, 2))
-        progress.update(outcome(2, 2))
+        progress.update("fold 1/2", "r1f1 log-RMSE 0.1235")
+        progress.update("fold 2/2", "r1f2 log-RMSE 0.1235")
     text = stream.getvalue()
     assert "train mlp" in text and "2/2" in text and "r1f2 log-RMSE 0.1235" in text

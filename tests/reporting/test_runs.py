@@ -50,6 +50,7 @@ def store(tmp_path_factory):
     return uri
 
 
+@pytest.mark.xdist_group(name="test_runs:store")
 def test_lists_pipeline_runs_newest_first_with_their_status(store):
     rows = pipeline_runs(store, "houseprices", last=10)
     assert [r["status"] for r in rows] == ["RUNNING", "KILLED", "FAILED", "FINISHED"]
@@ -59,6 +60,7 @@ def test_lists_pipeline_runs_newest_first_with_their_status(store):
     assert len(pipeline_runs(store, "houseprices", last=2)) == 2
 
 
+@pytest.mark.xdist_group(name="test_runs:store")
 def test_table_is_aligned_rounded_and_marks_missing_scores(store):
     table = format_table(pipeline_runs(store, "houseprices", last=10)).splitlines()
     header = table[0].split()
@@ -78,6 +80,7 @@ def test_empty_store_says_how_to_fill_it(tmp_path):
     assert "dvc repro" in format_table([])
 
 
+@pytest.mark.xdist_group(name="test_runs:store")
 def test_print_runs_reads_the_configured_store(store, capsys):
     print_runs(parse_params({"tracking": {"uri": store}}), last=1)
     out = capsys.readouterr().out.splitlines()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT
 from postgres import unavailable
 
 SERVICES = ROOT / "team" / "services.py"
@@ -65,21 +65,4 @@ def team_up() -> Iterator[dict[str, str]]:
         yield read_env(folder)
     finally:
         services("down", folder, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def object_store() -> Iterator[dict[str, str]]:
-    """Only moto's S3 server, with the bucket the DVC remote names: yields the variables DVC needs."""
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("dvc_s3") is None:
-        pytest.skip("moto[server] or dvc-s3 is not installed (pip install -e '.[test]')")
-    folder = Path(tempfile.mkdtemp(prefix="houseprices-s3-"))
-    port = free_port()
-    pid = None
-    try:
-        pid = team.start_object_store(folder, port)
-        yield {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}", **team.FAKE_S3_KEYS, **team.S3_RETRIES}
-    finally:
-        if pid is not None:
-            team.stop_group(pid)
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,6 @@
-"""The DVC remote a team shares: a plain directory needs nothing more; an unreachable S3 store
-fails push and pull naming its endpoint and loses nothing; two pushes at once leave it whole."""
+"""The DVC remote a team shares: with the retry settings `make team-up` exports (docs/team.md), an
+unreachable S3 store fails push and pull within seconds, naming its endpoint, and loses nothing.
+(How DVC pushes and pulls otherwise is DVC's behaviour, not tested here.)"""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from team_services import object_store, team
+from team_services import team
 
-from conftest import copy_repo, free_port, run, stage_env
+from conftest import copy_repo, free_port, run
 
 S3_REMOTE = "s3://houseprices/dvc"
 S3_CLIENT = {**team.FAKE_S3_KEYS, **team.S3_RETRIES}  # what `make team-up` exports, less the endpoint
@@ -23,22 +24,6 @@ def shared(built_repo: Path, dest: Path, remote: str) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "the pipeline's outputs (dvc.lock) and the team remote"], repo)
     return repo
-
-
-def assert_reproduces_nothing(clone: Path, original: Path, **env: str) -> None:
-    out = run(["dvc", "repro"], clone, **env).stdout
-    assert "Running stage" not in out and "Data and pipelines are up to date" in out
-    assert (clone / "submission.csv").read_bytes() == (original / "submission.csv").read_bytes()
-
-
-@pytest.mark.slow(seconds=20)
-def test_a_shared_directory_is_a_remote_out_of_the_box(built_repo, tmp_path):
-    a = shared(built_repo, tmp_path / "a", str(tmp_path / "shared-cache"))
-    run(["dvc", "push", "--run-cache"], a)
-    assert (tmp_path / "shared-cache" / "runs").is_dir()  # the run cache went too
-    run(["git", "clone", "-q", str(a), str(tmp_path / "b")], tmp_path)
-    run(["dvc", "pull"], tmp_path / "b")
-    assert_reproduces_nothing(tmp_path / "b", a)
 
 
 def timed(cmd: list[str], cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -64,33 +49,3 @@ def test_an_unreachable_remote_fails_push_and_pull_naming_it_and_loses_nothing(b
     assert pulled.returncode != 0 and seconds < 30
     assert any(down in line for line in pulled.stderr.splitlines() if line.startswith("ERROR")), pulled.stderr
     assert run(["git", "status", "--porcelain"], tmp_path / "b").stdout == ""  # no tracked file touched
-
-
-@pytest.mark.slow(seconds=35)
-def test_two_teammates_pushing_at_once_leave_the_remote_consistent(built_repo, tmp_path):
-    """Both push the pipeline's outputs, B also a file of its own, at the same moment: each
-    clone is then in sync with the remote, and a fresh clone of B pulls all of B's outputs."""
-    with object_store() as env:
-        a = shared(built_repo, tmp_path / "a", S3_REMOTE)
-        b = shared(built_repo, tmp_path / "b", S3_REMOTE)
-        (b / "data" / "notes.csv").write_text("id,note\n1,only B has this\n")
-        run(["dvc", "add", "data/notes.csv"], b)
-        run(["git", "add", "-A"], b)
-        run(["git", "commit", "-qm", "B's own data"], b)
-        push = ["dvc", "push", "--run-cache"]
-        pushes = [
-            subprocess.Popen(
-                push, cwd=repo, env=stage_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            for repo in (a, b)
-        ]
-        for proc in pushes:
-            out, _ = proc.communicate(timeout=300)
-            assert proc.returncode == 0, out
-        for repo in (a, b):
-            status = run(["dvc", "status", "--cloud"], repo, **env).stdout
-            assert "in sync" in status, status
-        run(["git", "clone", "-q", str(b), str(tmp_path / "c")], tmp_path)
-        run(["dvc", "pull"], tmp_path / "c", **env)
-        assert (tmp_path / "c" / "data" / "notes.csv").read_text() == (b / "data" / "notes.csv").read_text()
-        assert_reproduces_nothing(tmp_path / "c", b, **env)

@@ -66,36 +66,43 @@ def running_runs(client: MlflowClient) -> list:
     return client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
 
 
-@pytest.mark.slow(seconds=45)
-def test_postgres_restarted_mid_stage(built_repo, tmp_path):
-    repo = copy_repo(built_repo, tmp_path / "repo")
+@pytest.fixture(scope="module")
+def stack():
+    """One set of services for the module's tests, each of which leaves them running."""
     with team_up() as env:
-        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-        stage = train_ridge(repo, env)
-        wait_for_running_model_run(client)
-        restart_postgres(Path(env["PGPASSFILE"]).parent)
-        ends_cleanly(stage)
-        assert not running_runs(client)
-        print(f"\nstage exit code {stage.returncode} after PostgreSQL restarted mid-stage")
+        yield env
 
 
 @pytest.mark.slow(seconds=45)
-def test_mlflow_server_restarted_mid_stage(built_repo, tmp_path):
+@pytest.mark.xdist_group(name="test_restarts:stack")
+def test_postgres_restarted_mid_stage(built_repo, tmp_path, stack):
+    repo, env = copy_repo(built_repo, tmp_path / "repo"), stack
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    stage = train_ridge(repo, env)
+    wait_for_running_model_run(client)
+    restart_postgres(Path(env["PGPASSFILE"]).parent)
+    ends_cleanly(stage)
+    assert not running_runs(client)
+    print(f"\nstage exit code {stage.returncode} after PostgreSQL restarted mid-stage")
+
+
+@pytest.mark.slow(seconds=45)
+@pytest.mark.xdist_group(name="test_restarts:stack")
+def test_mlflow_server_restarted_mid_stage(built_repo, tmp_path, stack):
     """The server killed and started again (`make team-up` restarts only what died): a run the
     stage could not close while the server was away is closed by the next command that connects."""
-    repo = copy_repo(built_repo, tmp_path / "repo")
-    with team_up() as env:
-        folder = Path(env["PGPASSFILE"]).parent
-        client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-        stage = train_ridge(repo, env)
-        wait_for_running_model_run(client)
-        before = json.loads((folder / "state.json").read_text())["pids"]
-        os.killpg(before["mlflow"], signal.SIGKILL)
-        assert services("up", folder).returncode == 0
-        after = json.loads((folder / "state.json").read_text())["pids"]
-        assert after["s3"] == before["s3"] and after["mlflow"] != before["mlflow"]
-        assert f"MLFLOW_TRACKING_URI={env['MLFLOW_TRACKING_URI']}" in (folder / "env").read_text()  # same port
-        ends_cleanly(stage)
-        subprocess.run(["houseprices", "champion"], cwd=repo, env=stage_env(**env), capture_output=True, timeout=120)
-        assert not running_runs(client)
-        print(f"\nstage exit code {stage.returncode} after the MLflow server restarted mid-stage")
+    repo, env = copy_repo(built_repo, tmp_path / "repo"), stack
+    folder = Path(env["PGPASSFILE"]).parent
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    stage = train_ridge(repo, env)
+    wait_for_running_model_run(client)
+    before = json.loads((folder / "state.json").read_text())["pids"]
+    os.killpg(before["mlflow"], signal.SIGKILL)
+    assert services("up", folder).returncode == 0
+    after = json.loads((folder / "state.json").read_text())["pids"]
+    assert after["s3"] == before["s3"] and after["mlflow"] != before["mlflow"]
+    assert f"MLFLOW_TRACKING_URI={env['MLFLOW_TRACKING_URI']}" in (folder / "env").read_text()  # same port
+    ends_cleanly(stage)
+    subprocess.run(["houseprices", "champion"], cwd=repo, env=stage_env(**env), capture_output=True, timeout=120)
+    assert not running_runs(client)
+    print(f"\nstage exit code {stage.returncode} after the MLflow server restarted mid-stage")

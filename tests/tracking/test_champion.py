@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import ROOT
 from houseprices.cli import main
-from houseprices.tracking.champion import CHAMPION, CONTENDER_TAG, claim, describe, promote
+from houseprices.tracking.registry import CHAMPION, CONTENDER_TAG, claim, describe, promote
 from houseprices.tracking.store import ensure_experiment
 from houseprices.tracking.tags import EXPERIMENT_TAGS
 

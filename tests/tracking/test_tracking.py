@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import inspect
 import os
 import shutil
 import subprocess
@@ -18,13 +18,13 @@ from mlflow.tracking import MlflowClient
 from conftest import copy_repo, free_port, make_repo, run, stage_env
 from houseprices.config.params import load_params, parse_params
 from houseprices.errors import TrackingError
-from houseprices.tracking.lineage import file_sha256, pipeline_run_id, pipeline_run_name
-from houseprices.tracking.registry import CHAMPION, SUBMITTED
-from houseprices.tracking.runlog import NullRun, RunLog, flatten
-from houseprices.tracking.store import check_reachable, in_workspace, repo_root, tracking_uri
-from houseprices.tracking.submitted import mark_submitted
+from houseprices.paths import in_workspace, repo_root
+from houseprices.tracking.lineage import pipeline_run_id, pipeline_run_name
+from houseprices.tracking.registry import CHAMPION, SUBMITTED, mark_submitted
+from houseprices.tracking.store import check_reachable, tracking_uri
 from houseprices.tracking.tags import PIPELINE_RUN_TAG
-from houseprices.tracking.tracker import NullTracker, Tracker
+from houseprices.tracking.tracker import Tracker, flatten
+from houseprices.util.files import file_sha256
 
 
 # ---------------------------------------------------------------- resolution
@@ -76,28 +76,41 @@ def test_not_required_tracking_warns_and_goes_on(tmp_path):
     params = parse_params({"tracking": {"uri": uri, "required": False}})
     with pytest.warns(UserWarning, match="training without tracking"):
         tracker = Tracker.open(params, root=tmp_path)
-    assert isinstance(tracker, NullTracker)
-    with tracker.stage_run("x", "stage", {"a": 1}) as run, tracker.child_run("y", "fold") as child:
-        assert isinstance(run, NullRun) and isinstance(child, NullRun)
-        run.log_metrics({"m": 1.0})
-        run.log_model(object(), pd.DataFrame(), register=True)
+    assert tracker.off
+    with tracker.run("x", "stage", {"a": 1}) as run, tracker.run("y", "fold", parent=run) as child:
+        run.log_metrics({"m": 1.0}, tags={"t": 1})
+        child.log_steps([("loss", 1.0, 1)])
+        assert run.log_model(object(), pd.DataFrame(), member_files={}, description="", version_tags={}) is None
     tracker.set_parent_metrics({"m": 1.0})
 
 
-def public_methods(cls) -> dict[str, list]:
-    """Each public method's parameters (name, kind, default)."""
-    return {
-        name: [(p.name, p.kind, p.default) for p in inspect.signature(member).parameters.values()]
-        for name, member in vars(cls).items()
-        if inspect.isfunction(member) and not name.startswith("_")
-    }
+@pytest.mark.parametrize("required", [True, False])
+def test_a_store_that_fails_mid_stage_fails_it_or_turns_tracking_off(tmp_path, monkeypatch, required):
+    """Required: the store's failure is the stage's one-line error and the run ends FAILED.
+    Not required: one warning, then every call does nothing and the stage goes on."""
+    from mlflow.exceptions import MlflowException
 
+    params = parse_params({"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "required": required}})
+    monkeypatch.setenv("HOUSEPRICES_PIPELINE_RUN_ID", "mid-stage")
+    tracker = Tracker.open(params, root=tmp_path)
+    client, calls = tracker.client, []
 
-def test_null_objects_offer_what_stages_call():
-    """Stages never branch on tracking: the null tracker and run take the same calls."""
-    assert public_methods(NullTracker) == public_methods(Tracker)
-    assert public_methods(NullRun) == public_methods(RunLog)
-    assert {"log_metrics", "log_curves", "log_artifacts", "log_model"} <= set(public_methods(RunLog))
+    def gone(*args, **kwargs):
+        calls.append(args)
+        raise MlflowException("db gone")
+
+    with contextlib.ExitStack() as stack:
+        if required:
+            stack.enter_context(pytest.raises(TrackingError, match="MLflow store .*: db gone"))
+        else:
+            stack.enter_context(pytest.warns(UserWarning, match="db gone; training without tracking"))
+        with tracker.run("train m", "model") as run:
+            monkeypatch.setattr(client, "log_batch", gone)
+            run.log_metrics({"m": 1.0})
+            run.log_metrics({"m": 2.0})  # off by now when not required: not even tried
+    assert len(calls) == 1 and tracker.off == (not required)
+    (stage,) = client.search_runs([tracker.experiment_id], "attributes.run_name = 'train m'")
+    assert stage.info.status == ("FAILED" if required else "RUNNING")  # the next stage closes a stale run
 
 
 def test_workspace_is_anything_outside_dvc_experiment_copies(monkeypatch, tmp_path):
@@ -338,6 +351,7 @@ def children(runs, parent) -> dict:
     return {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
 
 
+@pytest.mark.xdist_group(name="test_tracking:pipeline")
 @pytest.mark.slow(seconds=40)  # the in-process pipeline its group shares
 def test_pipeline_run_carries_the_params_that_trained_it(pipeline):
     repo, _, runs = pipeline
@@ -357,6 +371,7 @@ def test_pipeline_run_carries_the_params_that_trained_it(pipeline):
     assert not any(k.startswith("models.") for k in params)  # readable: the member is the prefix
 
 
+@pytest.mark.xdist_group(name="test_tracking:pipeline")
 @pytest.mark.slow
 def test_pipeline_run_has_readable_name_and_headline_metrics(pipeline):
     repo, _, runs = pipeline
@@ -378,6 +393,7 @@ def test_pipeline_run_has_readable_name_and_headline_metrics(pipeline):
     assert train_mlp.data.metrics["cv_log_rmse"] == pytest.approx(metrics["mlp.cv_log_rmse"], abs=1e-6)
 
 
+@pytest.mark.xdist_group(name="test_tracking:pipeline")
 @pytest.mark.slow
 def test_fold_runs_share_metric_keys_and_span_their_fit(pipeline):
     _, client, runs = pipeline
@@ -399,6 +415,7 @@ def test_fold_runs_share_metric_keys_and_span_their_fit(pipeline):
             assert [m.step for m in history] == [1, 2, 3]  # one point per epoch
 
 
+@pytest.mark.xdist_group(name="test_tracking:pipeline")
 @pytest.mark.slow
 def test_champion_is_the_workspace_version_and_reproduces_its_submission(pipeline):
     import mlflow
@@ -423,16 +440,16 @@ def test_champion_is_the_workspace_version_and_reproduces_its_submission(pipelin
     np.testing.assert_allclose(prices, pd.read_csv(repo / "submission.csv")["SalePrice"], atol=0.01)
 
 
+@pytest.mark.xdist_group(name="test_tracking:pipeline")
 @pytest.mark.slow
 def test_submit_marks_the_uploaded_version(pipeline, tmp_path, monkeypatch):
     repo, client, _ = pipeline
     monkeypatch.chdir(repo)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    params = load_params(repo / "params.yaml")
-    assert mark_submitted(params, repo / "submission.csv", "first try") == "1"
+    assert mark_submitted(client, REGISTERED, repo / "submission.csv", "first try") == "1"
     version = client.get_model_version_by_alias(REGISTERED, SUBMITTED)
     assert str(version.version) == "1" and version.tags["kaggle.message"] == "first try"
     other = tmp_path / "other.csv"
     other.write_text("Id,SalePrice\n1,2\n")
     with pytest.warns(UserWarning, match="no houseprices-ensemble version produced it"):
-        assert mark_submitted(params, other, "not ours") is None
+        assert mark_submitted(client, REGISTERED, other, "not ours") is None

@@ -30,6 +30,12 @@ from postgres import PostgresServer, postgres, unavailable  # noqa: F401 - the f
 LASSO_SPACE = {"alpha": {"low": 0.0001, "high": 0.01, "log": True}}
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """In-process searches keep the folds' preprocessing in the working folder's .cache/."""
+    monkeypatch.chdir(tmp_path)
+
+
 def write_search(path: Path, **lasso) -> Path:
     search = {
         "heartbeat_interval": 1,

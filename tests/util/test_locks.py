@@ -9,7 +9,7 @@ import time
 import pytest
 
 from houseprices.errors import DependencyTimeoutError
-from houseprices.util.locks import created_once
+from houseprices.util.database import created_by_one
 
 
 def test_a_lock_held_elsewhere_is_waited_on_until_the_deadline(tmp_path):
@@ -19,10 +19,8 @@ def test_a_lock_held_elsewhere_is_waited_on_until_the_deadline(tmp_path):
     try:
         start = time.monotonic()
         with pytest.raises(DependencyTimeoutError, match=r"mlflow.db-lock: another process has held it for 0 s"):
-            with created_once(store, deadline_s=0.3):
-                pass
+            created_by_one(store, lambda: None, deadline_s=0.3)
         assert 0.3 <= time.monotonic() - start < 5
     finally:
         os.close(fd)
-    with created_once(store, deadline_s=0.3):  # released: taken at once
-        pass
+    assert created_by_one(store, lambda: "opened", deadline_s=0.3) == "opened"  # released: taken at once

@@ -12,6 +12,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+class OffByDefault(Strict):
+    enabled: bool = False
 
-Positive = Annotated[float, Field(gt=0.0)]
+
+class OnByDefault(Strict):
+    enabled: bool = True
+
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Count = Annotated[int, Field(ge=1)]

@@ -1,31 +1,19 @@
-"""Pydantic's validation errors as one line: the file, then each offending key and what is wrong with it."""
+"""A config file validated; any problem is one line: the file, then each offending key and what is wrong with it."""
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import TypeVar, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from houseprices.config.base import Strict
 from houseprices.config.models import ModelConfig
+from houseprices.errors import ConfigError
 
-# Sections keyed by a name the user chose (which may hold "-", like "mlp-wide").
-NAMED_SECTIONS = ("models", "search")
+M = TypeVar("M", bound=BaseModel)
 
 KINDS = "one of: " + ", ".join(
     get_args(m.model_fields["kind"].annotation)[0] for m in get_args(get_args(ModelConfig)[0])
 )
-
-
-def _model_names(cls: type = Strict) -> set[str]:
-    return {sub.__name__ for sub in cls.__subclasses__()}.union(*(_model_names(s) for s in cls.__subclasses__()))
-
-
-def _is_branch(part: str) -> bool:
-    """Union branch labels pydantic puts in a location ("constrained-float", "list[int]",
-    "function-after[_check(), FloatRange]", a model class name or a tag such as "Range")
-    are not keys (a param may still be called "C")."""
-    return any(ch in part for ch in "-[( ") or part in _model_names() or part in ("Range", "Choices")
 
 
 def _split(loc: tuple, kind_tagged: bool = True) -> tuple[list[str], str | None]:
@@ -33,12 +21,12 @@ def _split(loc: tuple, kind_tagged: bool = True) -> tuple[list[str], str | None]
     ``kind_tagged``: ``models.<name>`` entries are tagged by their kind (params.yaml)."""
     parts = [str(p) for p in loc]
     keys, branch = [], None
-    if parts[:1] and parts[0] in NAMED_SECTIONS:
-        keys, parts = parts[:2], parts[2:]
-        if keys[0] == "models" and kind_tagged:
-            parts = parts[1:]  # the discriminated union's tag (the model kind)
+    if parts[:1] == ["models"]:  # keyed by a name the user chose (which may hold "-", like "mlp-wide")
+        keys, parts = parts[:2], parts[3 if kind_tagged else 2 :]  # after the discriminated union's tag (the kind)
     for part in parts:
-        if _is_branch(part):
+        # Union branch labels pydantic puts in a location ("constrained-float", "list[int]" or a tag
+        # such as "Range") are not keys (a param may still be called "C").
+        if any(ch in part for ch in "-[( ") or part in ("Range", "Choices"):
             branch = branch or part
         else:
             keys.append(part)
@@ -73,9 +61,16 @@ def _message(e: dict) -> str:
     return e["msg"].removeprefix("Value error, ")
 
 
-def describe(err: ValidationError, source: str, kind_tagged: bool = True) -> str:
-    """One line: the file, then each offending key with what is wrong with it."""
-    problems = {}
-    for e in _closest_branches(err.errors(), kind_tagged):
-        problems.setdefault(".".join(_split(e["loc"], kind_tagged)[0]) or "<root>", _message(e))
-    return f"{source}: " + "; ".join(f"{key}: {msg}" for key, msg in problems.items())
+def validate(cls: type[M], raw: object, source: str, kind_tagged: bool = True) -> M:
+    """``raw`` (a mapping; None for an empty file) as a ``cls``, or a ConfigError naming ``source``."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        problems = {}
+        for e in _closest_branches(err.errors(), kind_tagged):
+            problems.setdefault(".".join(_split(e["loc"], kind_tagged)[0]) or "<root>", _message(e))
+        raise ConfigError(f"{source}: " + "; ".join(f"{key}: {msg}" for key, msg in problems.items())) from None

@@ -1,8 +1,4 @@
-"""Typed view of ``params.yaml``.
-
-Every section forbids unknown keys, so a typo in ``params.yaml`` or in
-``dvc exp run -S models.mlp.lrr=0.1`` stops the stage instead of being ignored.
-"""
+"""Typed view of ``params.yaml``: a typo in it or in ``dvc exp run -S models.mlp.lrr=0.1`` stops the stage."""
 
 from __future__ import annotations
 
@@ -11,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, field_validator, model_validator
 
-from houseprices.config.base import Positive, Strict
+from houseprices.config.base import Count, OffByDefault, OnByDefault, Strict
 from houseprices.config.loader import load_yaml
-from houseprices.config.messages import describe
+from houseprices.config.messages import validate
 from houseprices.config.models import MLPConfig, ModelConfig
 from houseprices.data.schema import FEATURES
 from houseprices.errors import ConfigError
@@ -24,8 +20,20 @@ from houseprices.paths import INTERVALS_FILE, METRICS, MODELS, PARAMS_FILE, PLOT
 # Model names become folder names and `--model` values: no "/", "..", or leading "-".
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
+# Top-level folders whose files the pipeline reads or writes itself.
+RESERVED = {p.parts[0] for p in (PREPARED, MODELS, METRICS, PLOTS, SEARCH)} | {".git", ".dvc", "src", "tests", "mlruns"}
 
-# --------------------------------------------------------------------------- data
+
+def _known_columns(columns: list[str]) -> list[str]:
+    unknown = [c for c in columns if c not in FEATURES]
+    if unknown:
+        raise ValueError(f"unknown column(s) {unknown}: not competition features")
+    return columns
+
+
+Columns = Annotated[list[str], AfterValidator(_known_columns)]
+
+
 class DataConfig(Strict):
     train: Path = Path("data/raw/train.csv")
     test: Path = Path("data/raw/test.csv")
@@ -34,8 +42,7 @@ class DataConfig(Strict):
     # Off for your own variant of the CSVs; validation still runs.
     verify_checksums: bool = True
     # Sale prices (dollars) any Ames sale could have; training rows outside are refused.
-    # The data spans $34,900 to $755,000, so a row outside [10k, 2M] is a typo or a unit slip.
-    price_range: tuple[Positive, Positive] = (10000.0, 2000000.0)
+    price_range: tuple[PositiveFloat, PositiveFloat] = (10000.0, 2000000.0)
 
     @field_validator("price_range")
     @classmethod
@@ -50,7 +57,6 @@ class CVConfig(Strict):
     repeats: int = Field(3, ge=1, le=20)
 
 
-# ----------------------------------------------------------------------- features
 class ImputeConfig(Strict):
     numeric: Literal["mean", "median", "most_frequent", "constant"] = "median"
     categorical: Literal["most_frequent", "constant"] = "constant"
@@ -62,22 +68,14 @@ class ImputeConfig(Strict):
 
 class SkewConfig(Strict):
     method: Literal["none", "log1p", "yeo-johnson", "box-cox"] = "log1p"
-    threshold: float = Field(0.75, ge=0.0)
+    threshold: NonNegativeFloat = 0.75
 
 
 class EncodingConfig(Strict):
     ordinal_quality: bool = False
     # Categories seen fewer times than this in the training rows share one column.
-    min_frequency: int = Field(10, ge=1)
-    as_categorical: list[str] = ["MSSubClass"]
-
-    @field_validator("as_categorical")
-    @classmethod
-    def _known_columns(cls, columns: list[str]) -> list[str]:
-        unknown = [c for c in columns if c not in FEATURES]
-        if unknown:
-            raise ValueError(f"unknown column(s) {unknown}: not competition features")
-        return columns
+    min_frequency: Count = 10
+    as_categorical: Columns = ["MSSubClass"]
 
 
 class DomainConfig(Strict):
@@ -88,10 +86,9 @@ class DomainConfig(Strict):
     has_flags: bool = True
 
 
-class PCAConfig(Strict):
-    enabled: bool = False
+class PCAConfig(OffByDefault):
     # An int keeps that many components; a float in (0, 1) keeps that share of variance.
-    n_components: Annotated[float, Field(gt=0.0)] | Annotated[int, Field(ge=1)] = 0.99
+    n_components: PositiveFloat | Count = 0.99
     whiten: bool = False
 
     @field_validator("n_components")
@@ -104,43 +101,30 @@ class PCAConfig(Strict):
         return n
 
 
-class OutlierConfig(Strict):
-    enabled: bool = True
-    min_living_area: float = Field(4000, gt=0)
-    max_price: float = Field(300000, gt=0)
+class OutlierConfig(OnByDefault):
+    min_living_area: PositiveFloat = 4000
+    max_price: PositiveFloat = 300000
 
 
-class InteractionsConfig(Strict):
+class InteractionsConfig(OnByDefault):
     """Products of overall quality with the areas it prices (see features/extra.py)."""
 
-    enabled: bool = True
 
-
-class TargetEncodingConfig(Strict):
+class TargetEncodingConfig(OnByDefault):
     """Smoothed mean log price per category, cross-fitted inside each training fold."""
 
-    enabled: bool = True
-    columns: list[str] = ["Neighborhood", "MSSubClass", "Exterior1st", "Exterior2nd", "Condition1"]
+    columns: Columns = ["Neighborhood", "MSSubClass", "Exterior1st", "Exterior2nd", "Condition1"]
     # Inner folds: each training row's statistic comes from the other inner folds.
     inner_folds: int = Field(5, ge=2)
 
-    @field_validator("columns")
-    @classmethod
-    def _known_columns(cls, columns: list[str]) -> list[str]:
-        return EncodingConfig._known_columns(columns)  # the same check as as_categorical's
 
-
-class NeighborhoodRelativeConfig(Strict):
+class NeighborhoodRelativeConfig(OffByDefault):
     """Areas as ratios to, and quality as a difference from, the neighbourhood's median
     (medians of a fold's training rows; see features/extra.py)."""
 
-    enabled: bool = False
 
-
-class QualityScoreConfig(Strict):
+class QualityScoreConfig(OffByDefault):
     """The sum of the parts' quality ratings and its product with the living area."""
-
-    enabled: bool = False
 
 
 class FeaturesConfig(Strict):
@@ -160,7 +144,6 @@ class FeaturesConfig(Strict):
     quality_score: QualityScoreConfig = QualityScoreConfig()
 
 
-# ------------------------------------------------------------------- the rest
 class EnsembleConfig(Strict):
     # The models trained by `dvc repro` (one train@<name> stage each) and combined.
     members: list[str] = Field(default_factory=lambda: ["mlp"], min_length=1)
@@ -184,7 +167,6 @@ class SubmissionConfig(Strict):
     @field_validator("path")
     @classmethod
     def _plain_csv_path(cls, path: Path) -> Path:
-        """A relative ``.csv`` path inside the repo, outside the pipeline's own folders."""
         text = str(path)
         if text in ("", "."):
             raise ValueError("empty; give a file name such as submission.csv")
@@ -192,18 +174,12 @@ class SubmissionConfig(Strict):
             raise ValueError(f"{text!r} is not a plain relative path inside the repository")
         if path.suffix.lower() != ".csv":
             raise ValueError(f"{text!r} must end in .csv")
-        if path.parts[0] in _reserved_folders():
+        if path.parts[0] in RESERVED:
             raise ValueError(
                 f"{text!r} is inside {path.parts[0]}/, which the pipeline owns; "
                 "write it at the top level or in a folder of its own"
             )
         return path
-
-
-def _reserved_folders() -> set[str]:
-    """Top-level folders whose files the pipeline reads or writes itself."""
-    owned = (PREPARED, MODELS, METRICS, PLOTS, SEARCH)
-    return {p.parts[0] for p in owned} | {".git", ".dvc", "src", "tests", "mlruns"}
 
 
 class TrackingConfig(Strict):
@@ -252,7 +228,6 @@ class Params(Strict):
     @field_validator("models")
     @classmethod
     def _plain_names(cls, models: dict) -> dict:
-        """Names become folder and file names (models/members/<name>/, metrics/<name>.json)."""
         bad = [n for n in models if not MODEL_NAME.fullmatch(n)]
         if bad:
             raise ValueError(
@@ -263,18 +238,17 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _submission_is_no_input(self) -> Params:
-        path = Path(os.path.normpath(self.submission.path))
-        inputs = [self.data.train, self.data.test, self.data.sample_submission, self.data.checksums]
-        if any(path == Path(os.path.normpath(p)) for p in inputs) or path == INTERVALS_FILE:
+        path, shown = Path(os.path.normpath(self.submission.path)), str(self.submission.path)
+        d = self.data
+        inputs = {Path(os.path.normpath(p)) for p in (d.train, d.test, d.sample_submission, d.checksums)}
+        if path in inputs or path == INTERVALS_FILE:
             raise ValueError(
-                f"submission.path {str(self.submission.path)!r} would overwrite an input or "
-                "another output of the pipeline; choose another file name"
+                f"submission.path {shown!r} would overwrite an input or another output of the pipeline; "
+                "choose another file name"
             )
-        raw_dirs = {Path(os.path.normpath(p)).parent for p in inputs}
-        if path.parent in raw_dirs and path.parent != Path("."):
+        if path.parent in {p.parent for p in inputs} and path.parent != Path("."):
             raise ValueError(
-                f"submission.path {str(self.submission.path)!r} is inside the input folder "
-                f"{path.parent}/; choose another folder"
+                f"submission.path {shown!r} is inside the input folder {path.parent}/; choose another folder"
             )
         return self
 
@@ -299,14 +273,7 @@ class Params(Strict):
 
 
 def parse_params(raw: object, source: str = PARAMS_FILE) -> Params:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(describe(err, source)) from None
+    return validate(Params, raw, source)
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
@@ -322,6 +289,3 @@ def with_model_overrides(params: Params, name: str, overrides: dict, source: str
     raw = params.model_dump(mode="json")
     raw["models"][name] = {**raw["models"][name], **overrides}
     return parse_params(raw, f"{source} applied to params")
-
-
-# ------------------------------------------------------------------- search.yaml

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import Discriminator, Field, NonNegativeInt, PositiveFloat, Tag, ValidationError, model_validator
 
-from houseprices.config.base import Positive, Strict
+from houseprices.config.base import Count, Strict
 from houseprices.config.loader import load_yaml
-from houseprices.config.messages import describe
+from houseprices.config.messages import validate
 from houseprices.config.params import Params
 from houseprices.errors import ConfigError
 from houseprices.paths import PARAMS_FILE
@@ -55,30 +55,34 @@ class PrunerConfig(Strict):
     alone (asynchronous successive halving)."""
 
     kind: Literal["median", "percentile", "hyperband", "successive_halving", "none"] = "median"
-    startup_trials: int = Field(5, ge=0)  # median/percentile: trials that always run to the end first
-    warmup_folds: int = Field(0, ge=0)  # median/percentile: folds a trial always runs
+    startup_trials: NonNegativeInt = 5  # median/percentile: trials that always run to the end first
+    warmup_folds: NonNegativeInt = 0  # median/percentile: folds a trial always runs
     percentile: float = Field(50.0, gt=0.0, lt=100.0)
     reduction_factor: int = Field(3, ge=2)  # hyperband/successive_halving: 1 in this many goes on at each rung
 
 
 class SearchConfig(Strict):
-    trials: int = Field(20, ge=0)  # per worker and command (Optuna's n_trials)
+    trials: NonNegativeInt = 20  # per worker and command (Optuna's n_trials)
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: PrunerConfig = PrunerConfig()
-    timeout: Positive | None = None  # seconds per worker; None: no limit
+    timeout: PositiveFloat | None = None  # seconds per worker; None: no limit
     space: dict[str, Distribution] = Field(min_length=1)
 
 
 class SearchFile(Strict):
     # Empty: $HOUSEPRICES_OPTUNA_STORAGE, else sqlite:///<folder of search.yaml>/search/optuna.db.
     storage: str = ""
-    heartbeat_interval: int = Field(60, ge=1)  # seconds between a running trial's heartbeats
-    grace_period: int = Field(120, ge=1)  # a trial silent this long is marked FAIL
+    heartbeat_interval: Count = 60  # seconds between a running trial's heartbeats
+    grace_period: Count = 120  # a trial silent this long is marked FAIL
     models: dict[str, SearchConfig] = {}
 
 
-def _check_space(search: SearchFile, params: Params, name: str, source: str) -> SearchConfig:
-    """Every space key is a param of ``models.<name>`` and every bound or choice fits it."""
+def load_search(path: Path | str, params: Params, name: str) -> tuple[SearchFile, SearchConfig]:
+    """``search.yaml`` validated, and the settings of model ``name`` checked against ``params``:
+    every space key is a param of ``models.<name>`` and every bound or choice fits it."""
+    path = Path(path)
+    source = str(path)
+    search = validate(SearchFile, load_yaml(path, "search file"), source, kind_tagged=False)
     if name not in search.models:
         raise ConfigError(
             f"{source}: no search space for {name!r}; add models.{name}.space "
@@ -86,8 +90,7 @@ def _check_space(search: SearchFile, params: Params, name: str, source: str) -> 
         )
     model = params.model(name)
     cfg = search.models[name]
-    fields = type(model).model_fields
-    bad = [k for k in cfg.space if k not in fields or k == "kind"]
+    bad = [k for k in cfg.space if k not in type(model).model_fields or k == "kind"]
     if bad:
         raise ConfigError(f"{source}: models.{name}.space: {bad} are not params of models.{name} in {PARAMS_FILE}")
     for key, dist in cfg.space.items():
@@ -100,15 +103,4 @@ def _check_space(search: SearchFile, params: Params, name: str, source: str) -> 
                 raise ConfigError(
                     f"{source}: models.{name}.space.{key}: {value!r} does not fit models.{name}.{key}: {msg}"
                 ) from None
-    return cfg
-
-
-def load_search(path: Path | str, params: Params, name: str) -> tuple[SearchFile, SearchConfig]:
-    """``search.yaml`` validated, and the settings of model ``name`` checked against ``params``."""
-    path = Path(path)
-    raw = load_yaml(path, "search file")
-    try:
-        search = SearchFile.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(describe(err, str(path), kind_tagged=False)) from None
-    return search, _check_space(search, params, name, str(path))
+    return search, cfg

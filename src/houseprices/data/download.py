@@ -1,12 +1,6 @@
-"""Download the Kaggle House Prices competition data.
-
-The CSVs are committed under ``data/raw/``; this module exists for users who
-prefer to fetch fresh copies, either through the official Kaggle CLI (needs an
-account and accepted competition rules) or from the public d2l.ai mirror (no
-account). Either way every file is checked against the SHA-256 listed in
-``data/raw/SHA256SUMS`` and capped in size before anything is replaced; the mirror
-is fetched over https and may redirect only to the same host and path.
-"""
+"""Download the competition CSVs with the Kaggle CLI (needs an account) or from the d2l.ai
+mirror (none). Every file is size-capped and checked against its SHA-256 in ``data/raw/SHA256SUMS``
+before anything is replaced; the mirror may redirect only to the same host and path."""
 
 from __future__ import annotations
 
@@ -38,8 +32,7 @@ logger = logging.getLogger(__name__)
 # S3 Transfer Acceleration serves https (bucket names without dots match its certificate).
 D2L_BASE_URL = "https://d2l-data.s3-accelerate.amazonaws.com/"
 KAGGLE_COMPETITION = "house-prices-advanced-regression-techniques"
-#: The list every download is verified against (the one ``prepare`` checks too).
-#: Per file; the largest (train.csv) is 0.46 MB, so this only stops a runaway or hostile server.
+#: Per file: only stops a runaway or hostile server.
 MAX_BYTES = 50 * 2**20
 
 #: local file name -> remote file name on the d2l mirror
@@ -56,70 +49,45 @@ KAGGLE_FILES: tuple[str, ...] = (
     "data_description.txt",
 )
 
-_CHUNK_SIZE = 1 << 16
-
-#: Bounds on a download from the mirror, all files together: a server that trickles a byte at
-#: a time resets every socket timeout, so the whole transfer has a deadline and, past a grace
-#: period, a minimum average rate (far below any working connection).
 DEADLINE_S = 50.0
 MIN_RATE = 4096  # bytes per second, averaged since the start
 RATE_GRACE_S = 10.0
 SOCKET_TIMEOUT_S = 15.0
-KAGGLE_CLI_TIMEOUT_S = 55.0
-
-
-class _Pace:
-    """The deadline and the minimum rate of one download; :meth:`check` after each chunk."""
-
-    def __init__(self, deadline_s: float = DEADLINE_S, min_rate: float = MIN_RATE, grace_s: float = RATE_GRACE_S):
-        self.start = time.monotonic()
-        self.deadline_s, self.min_rate, self.grace_s = deadline_s, min_rate, grace_s
-        self.received = 0
-
-    def check(self, what: str, chunk: int) -> None:
-        self.received += chunk
-        elapsed = time.monotonic() - self.start
-        if elapsed > self.deadline_s:
-            raise DownloadError(f"{what}: not done after {self.deadline_s:.0f} s; stopped, nothing was replaced")
-        if elapsed > self.grace_s and self.received < self.min_rate * elapsed:
-            raise DownloadError(
-                f"{what}: {self.received} bytes in {elapsed:.0f} s, below {self.min_rate} bytes/s "
-                "(the server stalls); stopped, nothing was replaced"
-            )
-
-
-_CREDENTIALS_HELP = (
-    "Kaggle credentials not found. Create an API token on kaggle.com "
-    "(Account -> API -> Create New Token) and save it as ~/.kaggle/kaggle.json "
-    "(or in $KAGGLE_CONFIG_DIR/kaggle.json), or set the KAGGLE_USERNAME and "
-    "KAGGLE_KEY environment variables; install the CLI with `pip install kaggle` "
-    "and accept the competition rules at "
-    f"https://www.kaggle.com/c/{KAGGLE_COMPETITION}/rules. "
-    "Alternatively use source='mirror', which needs no account."
-)
+KAGGLE_CLI_TIMEOUT_S = 55.0  # a download or an upload
 
 
 class DownloadError(HousePricesError, RuntimeError):
     """Raised when data cannot be fetched or fails verification."""
 
 
+class _Pace:
+    """A deadline and, past a grace period, a minimum average rate (far below any working
+    connection) for all the mirror's files together: a server that trickles a byte at a time
+    resets every socket timeout. :meth:`check` after each chunk."""
+
+    def __init__(self) -> None:
+        self.start, self.received = time.monotonic(), 0
+
+    def check(self, what: str, chunk: int) -> None:
+        self.received += chunk
+        elapsed = time.monotonic() - self.start
+        if elapsed > DEADLINE_S:
+            raise DownloadError(f"{what}: not done after {DEADLINE_S:.0f} s; stopped, nothing was replaced")
+        if elapsed > RATE_GRACE_S and self.received < MIN_RATE * elapsed:
+            raise DownloadError(
+                f"{what}: {self.received} bytes in {elapsed:.0f} s, below {MIN_RATE} bytes/s "
+                "(the server stalls); stopped, nothing was replaced"
+            )
+
+
 def kaggle_credentials_available(env: Mapping[str, str] | None = None, home: Path | None = None) -> bool:
-    """Return True if the Kaggle CLI is installed and can find credentials.
-
-    Checked up front so ``download(source="auto")`` can fall back to the mirror
-    instead of failing inside the CLI. ``env``/``home`` are injectable for tests.
-    """
+    """Whether the Kaggle CLI is installed and can find credentials, so that
+    ``download(source="auto")`` can fall back to the mirror instead of failing inside the CLI."""
     env = os.environ if env is None else env
-    home = Path.home() if home is None else home
-
-    has_env = bool(env.get("KAGGLE_USERNAME")) and bool(env.get("KAGGLE_KEY"))
-    config_dir = env.get("KAGGLE_CONFIG_DIR")
-    candidates = [home / ".kaggle" / "kaggle.json"]
-    if config_dir:
-        candidates.insert(0, Path(config_dir) / "kaggle.json")
-    has_file = any(p.is_file() for p in candidates)
-
-    if not (has_env or has_file):
+    configs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
+    configs.append((Path.home() if home is None else home) / ".kaggle")
+    has_file = any((d / "kaggle.json").is_file() for d in configs)
+    if not (has_file or (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"))):
         return False
     return shutil.which("kaggle", path=env.get("PATH")) is not None
 
@@ -140,7 +108,7 @@ def _copy_verified(
     fail unless the SHA-256 matches. ``read1``: what has arrived, not a full chunk's wait."""
     digest, size = hashlib.sha256(), 0
     with open(tmp, "wb") as out:
-        while chunk := src.read1(_CHUNK_SIZE):
+        while chunk := src.read1(1 << 16):
             if pace is not None:
                 pace.check(what, len(chunk))
             size += len(chunk)
@@ -172,38 +140,15 @@ class _SamePlaceRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _fetch_verified(
-    url: str, tmp: Path, expected: str, checksums: Path, timeout: float, max_bytes: int, pace: _Pace
-) -> None:
-    """Stream ``url`` into ``tmp`` (same-place redirects only, size-capped, SHA-256 checked,
-    within ``pace``'s deadline and minimum rate)."""
-    opener = urllib.request.build_opener(_SamePlaceRedirects)
-    try:
-        with opener.open(url, timeout=min(timeout, SOCKET_TIMEOUT_S)) as response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise DownloadError(f"{url}: {length} bytes announced, above the {max_bytes}-byte cap; refused")
-            _copy_verified(response, tmp, url, expected, checksums, max_bytes, pace)
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(f"HTTP error {exc.code} fetching {url}: {exc.reason}") from exc
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"Could not fetch {url}: {reason}") from exc
-
-
-def _remove_leftovers(paths: Iterable[Path]) -> None:
-    """Temp files of an earlier download that was killed (SIGKILL leaves no time to clean)."""
-    for path in paths:
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            logger.info("Removing %s, left by an interrupted download", stale)
-            stale.unlink(missing_ok=True)
-
-
 def _write_all(dest_dir: Path, names: Iterable[str], fill: Callable[[str, Path], None]) -> list[Path]:
     """Fill a temp file per name with ``fill(name, tmp)``; replace the destinations only
-    once every file is fetched and verified, so a failure leaves all of them as they were."""
+    once every file is fetched and verified, so a failure leaves all of them as they were.
+    Temp files a killed download left first go (SIGKILL leaves no time to clean)."""
     written = [Path(dest_dir) / name for name in names]
-    _remove_leftovers(written)
+    for dest in written:
+        for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+            logger.info("Removing %s, left by an interrupted download", stale)
+            stale.unlink(missing_ok=True)
     with contextlib.ExitStack() as stack:
         for dest in written:
             fill(dest.name, stack.enter_context(atomic_path(dest)))
@@ -228,26 +173,19 @@ def download_from_mirror(
     def fill(name: str, tmp: Path) -> None:
         url = base_url + D2L_FILES[name]
         logger.info("Downloading %s", url)
-        _fetch_verified(url, tmp, expected[name], checksums, timeout, max_bytes, pace)
+        opener = urllib.request.build_opener(_SamePlaceRedirects)
+        try:
+            with opener.open(url, timeout=min(timeout, SOCKET_TIMEOUT_S)) as response:
+                length = response.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > max_bytes:
+                    raise DownloadError(f"{url}: {length} bytes announced, above the {max_bytes}-byte cap; refused")
+                _copy_verified(response, tmp, url, expected[name], checksums, max_bytes, pace)
+        except urllib.error.HTTPError as exc:
+            raise DownloadError(f"HTTP error {exc.code} fetching {url}: {exc.reason}") from exc
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            raise DownloadError(f"Could not fetch {url}: {getattr(exc, 'reason', exc)}") from exc
 
     return _write_all(dest_dir, D2L_FILES, fill)
-
-
-def _run_kaggle_cli(out_dir: Path) -> None:
-    cmd = ["kaggle", "competitions", "download", "-c", KAGGLE_COMPETITION, "-p", str(out_dir)]
-    logger.info("Running %s", " ".join(cmd))
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=KAGGLE_CLI_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise DownloadError(
-            f"`kaggle competitions download` did not finish within {KAGGLE_CLI_TIMEOUT_S:.0f} s; "
-            "stopped, nothing was replaced"
-        ) from None
-    except FileNotFoundError as exc:
-        raise DownloadError("The `kaggle` command was not found; install it with `pip install kaggle`.") from exc
-    except subprocess.CalledProcessError as exc:
-        stderr = (exc.stderr or "").strip() or (exc.stdout or "").strip()
-        raise DownloadError(f"`kaggle competitions download` failed (exit {exc.returncode}): {stderr}") from exc
 
 
 def _kaggle_members(tmp_dir: Path, max_bytes: int, stack: contextlib.ExitStack) -> dict[str, Callable[[], BinaryIO]]:
@@ -275,14 +213,24 @@ def _kaggle_members(tmp_dir: Path, max_bytes: int, stack: contextlib.ExitStack) 
 
 def download_from_kaggle(dest_dir: Path, checksums: Path = CHECKSUMS, max_bytes: int = MAX_BYTES) -> list[Path]:
     """Download the competition archive with the Kaggle CLI and keep the verified files.
-
-    Uses the CLI rather than its Python API so the optional ``kaggle`` package
-    is never imported by this project.
-    """
+    The CLI, not its Python API, so this project never imports the optional ``kaggle``."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".kaggle-") as tmp, contextlib.ExitStack() as stack:
-        _run_kaggle_cli(Path(tmp))
+        cmd = ["kaggle", "competitions", "download", "-c", KAGGLE_COMPETITION, "-p", tmp]
+        logger.info("Running %s", " ".join(cmd))
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=KAGGLE_CLI_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise DownloadError(
+                f"`kaggle competitions download` did not finish within {KAGGLE_CLI_TIMEOUT_S:.0f} s; "
+                "stopped, nothing was replaced"
+            ) from None
+        except FileNotFoundError as exc:
+            raise DownloadError("The `kaggle` command was not found; install it with `pip install kaggle`.") from exc
+        except subprocess.CalledProcessError as exc:
+            stderr = (exc.stderr or "").strip() or (exc.stdout or "").strip()
+            raise DownloadError(f"`kaggle competitions download` failed (exit {exc.returncode}): {stderr}") from exc
         members = _kaggle_members(Path(tmp), max_bytes, stack)
         names = [n for n in KAGGLE_FILES if n in members]
         expected = _expected(checksums, names)
@@ -301,17 +249,22 @@ def download(
     checksums: Path = CHECKSUMS,
     max_bytes: int = MAX_BYTES,
 ) -> list[Path]:
-    """Download the competition data into ``dest_dir`` and return written paths.
-
-    ``auto`` prefers Kaggle (the canonical source, includes the data
-    description) when credentials exist, else the mirror.
-    """
-    if source == "kaggle" and not kaggle_credentials_available():
-        raise DownloadError(_CREDENTIALS_HELP)
+    """Download the competition data into ``dest_dir`` and return written paths. ``auto``
+    prefers Kaggle (the canonical source, with the data description) when credentials exist."""
     if source not in ("auto", "kaggle", "mirror"):
         raise ValueError(f"source must be 'auto', 'kaggle' or 'mirror', not {source!r}")
-    if source == "kaggle" or (source == "auto" and kaggle_credentials_available()):
+    if source != "mirror" and kaggle_credentials_available():
         logger.info("Downloading from Kaggle")
         return download_from_kaggle(dest_dir, checksums, max_bytes)
+    if source == "kaggle":
+        raise DownloadError(
+            "Kaggle credentials not found. Create an API token on kaggle.com "
+            "(Account -> API -> Create New Token) and save it as ~/.kaggle/kaggle.json "
+            "(or in $KAGGLE_CONFIG_DIR/kaggle.json), or set the KAGGLE_USERNAME and "
+            "KAGGLE_KEY environment variables; install the CLI with `pip install kaggle` "
+            "and accept the competition rules at "
+            f"https://www.kaggle.com/c/{KAGGLE_COMPETITION}/rules. "
+            "Alternatively use source='mirror', which needs no account."
+        )
     logger.info("Downloading from the d2l mirror")
     return download_from_mirror(dest_dir, base_url=base_url, checksums=checksums, max_bytes=max_bytes)

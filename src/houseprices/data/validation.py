@@ -1,15 +1,12 @@
-"""Loading and validating the competition CSVs.
-
-Problems are collected and reported together, each with file, column and CSV line,
-so a user fixes a broken file in one pass instead of one error per run.
-"""
+"""Loading and validating the competition CSVs. Problems are collected and reported together,
+each with file, column and CSV line, so a user fixes a broken file in one pass."""
 
 from __future__ import annotations
 
 import csv
 import io
-import logging
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +15,9 @@ import pandas as pd
 from houseprices.data.schema import CATEGORICAL_FEATURES, CODE_FEATURES, FEATURES, ID, NUMERIC_FEATURES, TARGET
 from houseprices.errors import DataError
 
-logger = logging.getLogger(__name__)
-
-
 MAX_EXAMPLES = 5
-# No Ames measurement (square feet, years, dollars) comes near this; far above it the sums
-# of squares in scaling and fitting overflow (LotArea 1e308 ends as NaN inside a model).
+# No Ames measurement comes near this; far above it, sums of squares in scaling and fitting overflow.
 MAX_MAGNITUDE = 1e15
-
-
-def _read_text(path: Path) -> str:
-    """The whole file as text; a bad byte is reported at its offset in the file (pandas,
-    decoding chunk by chunk, reports offsets within a chunk)."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    raw = path.read_bytes()
-    if not raw:
-        raise DataError(f"{path}: file is empty")
-    try:
-        return raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(
-            f"{path}: not UTF-8 text ({err.reason} at byte offset {err.start}, "
-            f"line {line}: {raw[err.start : err.start + 1]!r})"
-        ) from None
 
 
 def _record_lines(text: str, path: Path) -> np.ndarray:
@@ -80,9 +55,23 @@ def _lines(index: pd.Index, lines: np.ndarray | None = None) -> str:
 
 
 def _parse(path: Path | str) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """One CSV as read (categories kept as text) and the file line of each row."""
+    """One CSV as read (categories kept as text) and the file line of each row. Decoded whole,
+    so a bad byte is reported at its offset in the file (pandas, decoding chunk by chunk,
+    reports offsets within a chunk)."""
     path = Path(path)
-    text = _read_text(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if not raw:
+        raise DataError(f"{path}: file is empty")
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte offset {err.start}, "
+            f"line {line}: {raw[err.start : err.start + 1]!r})"
+        ) from None
     lines = _record_lines(text, path)
     try:
         # Categories stay text exactly as written ("60", not 60.0); "NA" and empty are missing.
@@ -95,11 +84,8 @@ def _parse(path: Path | str) -> tuple[pd.DataFrame, np.ndarray | None]:
 
 
 def read_csv(path: Path, *, is_train: bool, price_range: tuple[float, float] | None = None) -> pd.DataFrame:
-    """Read and validate one competition CSV into typed columns.
-
-    Numeric features become float64 (NaN where missing) and categorical ones ``str``,
-    the same types whatever the file's own parsing gave.
-    """
+    """One competition CSV read and validated: numeric features float64 (NaN where missing),
+    categorical ones ``str``, whatever the file's own parsing gave."""
     frame, lines = _parse(path)
     return validate_frame(frame, str(path), is_train=is_train, lines=lines, price_range=price_range)
 
@@ -115,43 +101,31 @@ def read_inputs(
     sample, sample_lines = _parse(sample_submission)
     problems: list[str] = []
     if ID in sample.columns:
-        sample = sample[[ID]].reset_index(drop=True)
-        _check_ids(sample, lambda index: _lines(index, sample_lines), problems)
+        _check_ids(sample, partial(_lines, lines=sample_lines), problems)
     else:
         problems.append(f"missing required column(s): {ID}")
-    if problems:
-        raise DataError(f"{sample_submission}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
-    check_test_ids(train_frame, test_frame, sample[ID], f"{test}", f"{train}", f"{sample_submission}", lines)
+    _refuse(sample_submission, problems)
+    ids, at = test_frame[ID], partial(_lines, lines=lines)
+    shared = test_frame.index[ids.isin(train_frame[ID])]
+    if len(shared):
+        problems.append(
+            f"column '{ID}': also in {train} at {at(shared)} (e.g. {ids[shared[0]]}); "
+            "test rows must be houses the model never saw"
+        )
+    absent = test_frame.index[~ids.isin(sample[ID])]
+    if len(absent):
+        problems.append(f"column '{ID}': not in {sample_submission} at {at(absent)} (e.g. {ids[absent[0]]})")
+    missing = sorted(set(sample[ID]) - set(ids))
+    if missing:
+        problems.append(
+            f"column '{ID}': {len(missing)} Id(s) of {sample_submission} have no test row "
+            f"(e.g. {missing[:MAX_EXAMPLES]})"
+        )
+    _refuse(test, problems)
     return train_frame, test_frame
 
 
-def check_test_ids(
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    sample_ids: pd.Series,
-    source: str,
-    train_source: str,
-    sample_source: str,
-    lines: np.ndarray | None = None,
-) -> None:
-    """Test rows are unseen houses, exactly those the sample submission lists."""
-    problems = []
-    shared = test.index[test[ID].isin(train[ID])]
-    if len(shared):
-        problems.append(
-            f"column '{ID}': also in {train_source} at {_lines(shared, lines)} "
-            f"(e.g. {test.loc[shared[0], ID]}); test rows must be houses the model never saw"
-        )
-    absent = test.index[~test[ID].isin(sample_ids)]
-    if len(absent):
-        problems.append(
-            f"column '{ID}': not in {sample_source} at {_lines(absent, lines)} (e.g. {test.loc[absent[0], ID]})"
-        )
-    missing = sorted(set(sample_ids) - set(test[ID]))
-    if missing:
-        problems.append(
-            f"column '{ID}': {len(missing)} Id(s) of {sample_source} have no test row (e.g. {missing[:MAX_EXAMPLES]})"
-        )
+def _refuse(source: Path | str, problems: list[str]) -> None:
     if problems:
         raise DataError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
 
@@ -164,20 +138,23 @@ def validate_frame(
     lines: np.ndarray | None = None,
     price_range: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
-    """Check one competition frame and return it typed; every problem at once in a DataError.
-
-    Problems name the source, the column and up to five example CSV lines (``lines``
-    maps a 0-based row to its file line; by default row + 2). ``price_range`` (dollars)
-    bounds the training target.
-    """
+    """Check one competition frame and return its columns in order, typed (unknown ones
+    dropped with a warning); every problem at once in a DataError. ``lines`` maps a 0-based
+    row to its file line (by default row + 2)."""
     if frame.empty:
         raise DataError(f"{source}: no data rows (only a header)" if len(frame.columns) else f"{source}: no columns")
     problems: list[str] = []
-
-    def at(index: pd.Index) -> str:
-        return _lines(index, lines)
-
-    out = _required_columns(frame.reset_index(drop=True), source, is_train, problems)
+    at = partial(_lines, lines=lines)
+    required = (ID, *FEATURES) + ((TARGET,) if is_train else ())
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        problems.append(f"missing required column(s): {', '.join(missing)}")
+    extra = [c for c in frame.columns if c not in required and not (c == TARGET and not is_train)]
+    if extra:
+        warnings.warn(f"{source}: ignoring unknown column(s) {extra}", stacklevel=2)
+    if not is_train and TARGET in frame.columns:
+        warnings.warn(f"{source}: test rows carry a {TARGET} column; it is ignored", stacklevel=2)
+    out = frame.reset_index(drop=True)[[c for c in required if c in frame.columns]].copy()
     if ID in out.columns:
         _check_ids(out, at, problems)
     for col in NUMERIC_FEATURES + ((TARGET,) if is_train else ()):
@@ -189,23 +166,8 @@ def validate_frame(
     for col in CATEGORICAL_FEATURES:
         if col in out.columns:
             out[col] = out[col].astype("str").where(out[col].notna(), np.nan).astype("str")
-    if problems:
-        raise DataError(f"{source}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    _refuse(source, problems)
     return out.reset_index(drop=True)
-
-
-def _required_columns(frame: pd.DataFrame, source: str, is_train: bool, problems: list[str]) -> pd.DataFrame:
-    """The competition's columns in their order; unknown ones are dropped with a warning."""
-    required = (ID, *FEATURES) + ((TARGET,) if is_train else ())
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        problems.append(f"missing required column(s): {', '.join(missing)}")
-    extra = [c for c in frame.columns if c not in required and not (c == TARGET and not is_train)]
-    if extra:
-        warnings.warn(f"{source}: ignoring unknown column(s) {extra}", stacklevel=3)
-    if not is_train and TARGET in frame.columns:
-        warnings.warn(f"{source}: test rows carry a {TARGET} column; it is ignored", stacklevel=3)
-    return frame[[c for c in required if c in frame.columns]].copy()
 
 
 def _check_ids(out: pd.DataFrame, at, problems: list[str]) -> None:

@@ -7,11 +7,10 @@ no statistic of a validation fold reaches its model.
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import joblib
 import numpy as np
@@ -20,14 +19,11 @@ import pandas as pd
 from houseprices.config.models import ModelConfig
 from houseprices.config.params import Params
 from houseprices.errors import TrainingError
-from houseprices.evaluation.feature_cache import FeatureCache, FoldFeatures, preprocessed
+from houseprices.evaluation.feature_cache import FeatureCache, preprocessed
 from houseprices.evaluation.fold_workers import fold_fits
 from houseprices.evaluation.folds import Fold, FoldScores, log_rmse, make_folds
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.models.registry import build_estimator
-from houseprices.util.timing import timed
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,8 +32,7 @@ class CVResult(FoldScores):
     fold_scores: list[float]
     oof: np.ndarray  # (repeats, n_rows) log-price predictions
     test_fold_predictions: np.ndarray  # (n_folds_total, n_test)
-    curves: pd.DataFrame  # epoch, fold, train_loss, valid_loss
-    fold_seconds: list[float] = field(default_factory=list)
+    curves: pd.DataFrame  # epoch, fold, train_loss, valid_loss, holdout_loss
 
     def metrics(self) -> dict:
         """The headline numbers DVC declares as metrics; per-fold scores are a plot
@@ -82,7 +77,6 @@ def divergence_named(name: str, where: str):
         raise TrainingError(f"model {name!r}, {where}: {err} (models.{name}.lr)") from None
 
 
-@timed("fit")
 def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, y: pd.Series, where: str):
     """Build and fit one estimator, preprocessing and model, on the given training rows
     (outliers removed there)."""
@@ -93,7 +87,6 @@ def fit_estimator(name: str, cfg: ModelConfig, params: Params, X: pd.DataFrame, 
     return estimator
 
 
-@timed("fit")
 def fit_model(name: str, model, features, y: pd.Series, where: str, holdout: tuple | None = None):
     """Fit the model on preprocessed rows, as the whole pipeline's ``fit`` would. With
     ``holdout`` (preprocessed rows, their targets), an MLP also records its loss on them per epoch."""
@@ -107,7 +100,6 @@ def fit_model(name: str, model, features, y: pd.Series, where: str, holdout: tup
     return model
 
 
-@timed("fit")
 def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndarray:
     pred = np.asarray(estimator.predict(X), dtype=np.float64).reshape(-1)
     bad = ~np.isfinite(pred)
@@ -117,20 +109,6 @@ def predict_finite(estimator, X: pd.DataFrame, name: str, where: str) -> np.ndar
             f"the fit diverged: try a lower learning rate (models.{name}.lr)"
         )
     return pred
-
-
-@dataclass(frozen=True)
-class FoldOutcome:
-    """One finished fold, as the caller's ``on_fold`` sees it."""
-
-    fold: Fold
-    position: int  # 1-based, over all repeats
-    total: int
-    score: float
-    seconds: float
-    curves: pd.DataFrame
-    started: float = 0.0  # epoch seconds of the fit's start and end, in whichever process fit it
-    ended: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,8 +127,10 @@ class FoldTask:
 
 @dataclass(frozen=True)
 class FoldFit:
-    """One fold's fit, as it travels back from a worker process."""
+    """One fold's fit, as it travels back from a worker process: its predictions, score and
+    learning curve, and the fit's span (epoch seconds, in whichever process fit it)."""
 
+    fold: Fold
     pred: np.ndarray
     test_pred: np.ndarray | None
     score: float
@@ -160,41 +140,44 @@ class FoldFit:
     ended: float
 
 
-def fold_features(
-    cache, preprocess, X: pd.DataFrame, y: pd.Series, fold: Fold, keep: np.ndarray, data_key: str = "", X_test=None
-) -> FoldFeatures:
-    """The fold's model inputs: ``preprocess`` (unfitted) fit on its training rows, outliers
-    removed (``keep``), and applied to its validation (and test) rows. With ``cache`` (on disk, or
-    a search worker's memory) they come from it when made before; ``data_key`` names X, y, X_test."""
-    X_train, y_train, X_valid = X.iloc[fold.train][keep], y.iloc[fold.train][keep], X.iloc[fold.valid]
-    if cache is None:
-        return preprocessed(preprocess, X_train, y_train, X_valid, X_test)
-    rows_key = joblib.hash((data_key, fold.train[keep], fold.valid))
-    return cache.features(preprocess, X_train, y_train, X_valid, X_test, rows_key)
+def fold_task(
+    name: str, params: Params, X: pd.DataFrame, y: pd.Series, X_test=None, cache=None, data_key: str | None = None
+) -> FoldTask:
+    """What every fold of one model's CV needs; the unknown model fails here, before any fit.
+    ``data_key`` identifies X, y and X_test for ``cache`` (a hash of them, made now if None)."""
+    params.model(name)
+    folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
+    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+    if cache is not None and data_key is None:
+        data_key = joblib.hash((X, y, X_test))
+    return FoldTask(name, params, X, y, X_test, folds, cache, data_key or "")
 
 
 def fit_fold(task: FoldTask, index: int) -> FoldFit:
-    """Fit fold ``index`` and predict its validation (and test) rows; the same in any process."""
-    fold = task.folds[index]
+    """Fit fold ``index`` and predict its validation (and test) rows; the same in any process.
+    The preprocessing is fit on the fold's training rows, outliers removed; with a cache, its
+    output comes from there when made before."""
+    fold, name = task.folds[index], task.name
     started, start = time.time(), time.perf_counter()
     where = f"fold {fold.label}"
-    keep = outlier_mask(task.X.iloc[fold.train], task.y.iloc[fold.train], task.params.features.outliers)
-    estimator = build_estimator(task.params.model(task.name), task.params.features, task.params.seed)
-    features = fold_features(task.cache, estimator[:-1], task.X, task.y, fold, keep, task.data_key, task.X_test)
-    y_valid = task.y.iloc[fold.valid]
-    model = fit_model(
-        task.name, estimator[-1], features.train, task.y.iloc[fold.train][keep], where, (features.valid, y_valid)
-    )
-    pred = predict_finite(model, features.valid, task.name, where)
-    test_pred = None
-    if features.test is not None:
-        test_pred = predict_finite(model, features.test, task.name, f"{where} test rows")
-    score = log_rmse(y_valid, pred)
+    X_train, y_train = task.X.iloc[fold.train], task.y.iloc[fold.train]
+    keep = outlier_mask(X_train, y_train, task.params.features.outliers)
+    estimator = build_estimator(task.params.model(name), task.params.features, task.params.seed)
+    X_train, y_train, X_valid, y_valid = X_train[keep], y_train[keep], task.X.iloc[fold.valid], task.y.iloc[fold.valid]
+    if task.cache is None:
+        features = preprocessed(estimator[:-1], X_train, y_train, X_valid, task.X_test)
+    else:
+        rows_key = joblib.hash((task.data_key, fold.train[keep], fold.valid))
+        features = task.cache.features(estimator[:-1], X_train, y_train, X_valid, task.X_test, rows_key)
+    model = fit_model(name, estimator[-1], features.train, y_train, where, (features.valid, y_valid))
+    pred = predict_finite(model, features.valid, name, where)
+    test_pred = None if features.test is None else predict_finite(model, features.test, name, f"{where} test rows")
     curves = learning_curve(model, fold.label)
-    return FoldFit(pred, test_pred, score, curves, time.perf_counter() - start, started, time.time())
+    return FoldFit(
+        fold, pred, test_pred, log_rmse(y_valid, pred), curves, time.perf_counter() - start, started, time.time()
+    )
 
 
-@timed("fit")
 def cross_validate(
     name: str,
     params: Params,
@@ -202,46 +185,35 @@ def cross_validate(
     y: pd.Series,
     X_test: pd.DataFrame | None = None,
     *,
-    on_fold: Callable[[FoldOutcome], None] | None = None,
+    on_fold: Callable[[int, FoldFit], None] | None = None,
     workers: int = 1,
     meanwhile: Callable[[], object] | None = None,
     cache: FeatureCache | None = None,
 ) -> CVResult:
     """Every fold of one model, in ``workers`` processes at once (each fold fit exactly as
-    alone, so the results do not depend on it); ``on_fold`` sees each finished fold, in order.
+    alone, so the results do not depend on it); ``on_fold`` sees each finished fold, in order,
+    with its position (from 1, over all repeats).
 
     ``meanwhile`` (e.g. the refit on all rows) runs in this process while the workers fit
     the folds (before the folds when they are fit here, ``workers`` 1). With ``cache``, each
     fold's preprocessing output is read from it when an earlier run made the same.
     """
-    params.model(name)  # an unknown model fails before any worker starts
-    folds = make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed)
-    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
-    data_key = joblib.hash((X, y, X_test)) if cache is not None else ""
-    task = FoldTask(name, params, X, y, X_test, folds, cache, data_key)
+    task = fold_task(name, params, X, y, X_test, cache)
     oof = np.full((params.cv.repeats, len(X)), np.nan)
-    test_preds, scores, curves, seconds = [], [], [], []
-    with fold_fits(fit_fold, task, len(folds), workers, f"model {name!r}") as fits:
+    fits = []
+    with fold_fits(fit_fold, task, len(task.folds), workers, f"model {name!r}") as results:
         if meanwhile is not None:
             meanwhile()
-        for position, (fold, fit) in enumerate(zip(folds, fits, strict=True), 1):
-            oof[fold.repeat, fold.valid] = fit.pred
-            scores.append(fit.score)
-            if fit.test_pred is not None:
-                test_preds.append(fit.test_pred)
-            curves.append(fit.curves)
-            seconds.append(fit.seconds)
-            logger.debug("%s %s: log-RMSE %.5f (%.1fs)", name, fold.label, fit.score, fit.seconds)
+        for position, fit in enumerate(results, 1):
+            oof[fit.fold.repeat, fit.fold.valid] = fit.pred
+            fits.append(fit)
             if on_fold is not None:
-                outcome = FoldOutcome(
-                    fold, position, len(folds), fit.score, fit.seconds, fit.curves, fit.started, fit.ended
-                )
-                on_fold(outcome)
+                on_fold(position, fit)
+    tests = [fit.test_pred for fit in fits if fit.test_pred is not None]
     return CVResult(
-        folds=folds,
-        fold_scores=scores,
+        folds=task.folds,
+        fold_scores=[fit.score for fit in fits],
         oof=oof,
-        test_fold_predictions=np.vstack(test_preds) if test_preds else np.empty((0, 0)),
-        curves=pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
-        fold_seconds=seconds,
+        test_fold_predictions=np.vstack(tests) if tests else np.empty((0, 0)),
+        curves=pd.concat([fit.curves for fit in fits], ignore_index=True) if fits else pd.DataFrame(),
     )

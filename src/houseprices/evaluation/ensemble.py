@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from houseprices.evaluation.folds import Fold, FoldScores, log_rmse
-from houseprices.util.timing import timed
+from houseprices.evaluation.folds import Fold, FoldScores, fold_scores, log_rmse
 
 METHODS = ("mean", "nnls", "stacking", "greedy")
 # Greedy (Caruana) selection: additions with replacement; the weights are counts / steps.
@@ -53,7 +52,6 @@ class Combiner:
         return P @ self.weights + self.intercept
 
 
-@timed("fit")
 def fit_combiner(method: str, P: np.ndarray, y: np.ndarray) -> Combiner:
     """``P``: (rows, members) log predictions; ``y``: log prices. (scipy and scikit-learn
     are imported here: every train stage imports this module for :class:`PriceModel`.)"""
@@ -61,13 +59,12 @@ def fit_combiner(method: str, P: np.ndarray, y: np.ndarray) -> Combiner:
     from sklearn.linear_model import RidgeCV
 
     m = P.shape[1]
-    if method == "mean":
-        return Combiner(np.full(m, 1.0 / m))
     if method == "nnls":
         w, _ = nnls(P, y)
-        if w.sum() <= 0:
-            return Combiner(np.full(m, 1.0 / m))
-        return Combiner(w / w.sum())
+        if w.sum() > 0:
+            return Combiner(w / w.sum())
+    if method in ("mean", "nnls"):  # nnls with every weight 0: the mean
+        return Combiner(np.full(m, 1.0 / m))
     if method == "stacking":
         ridge = RidgeCV(alphas=STACKING_ALPHAS).fit(P, y)
         return Combiner(ridge.coef_.astype(np.float64), float(ridge.intercept_))
@@ -108,19 +105,15 @@ def nested_score(
     documented outliers from the fitting rows as the members' training does. Every
     validation row is still scored."""
     repeats = oof.shape[1]
-    keep = np.ones(len(y), dtype=bool) if keep is None else keep
     pred = np.full((repeats, len(y)), np.nan)
-    scores = []
     for fold in folds:
         P = oof[:, fold.repeat, :].T
-        fit_rows = fold.train[keep[fold.train]]
+        fit_rows = fold.train if keep is None else fold.train[keep[fold.train]]
         combiner = fit_combiner(method, P[fit_rows], y[fit_rows])
         pred[fold.repeat, fold.valid] = combiner.predict(P[fold.valid])
-        scores.append(log_rmse(y[fold.valid], pred[fold.repeat, fold.valid]))
-    return NestedScore(method, scores, pred)
+    return NestedScore(method, fold_scores(pred, y, folds).tolist(), pred)
 
 
-@timed("fit")
 def choose_method(
     requested: str, oof: np.ndarray, y: np.ndarray, folds: list[Fold], keep: np.ndarray | None = None
 ) -> tuple[str, dict[str, NestedScore]]:
@@ -152,7 +145,6 @@ def nested_coverage(pred: np.ndarray, y: np.ndarray, folds: list[Fold], coverage
 BAGGING_MIN_GAIN = 0.001
 
 
-@timed("fit")
 def choose_test_predictions(requested: str, oof: np.ndarray, y: np.ndarray, combiner: Combiner) -> tuple[str, dict]:
     """``refit`` or ``fold_average`` for the test rows, and the evidence.
 
@@ -171,8 +163,6 @@ def choose_test_predictions(requested: str, oof: np.ndarray, y: np.ndarray, comb
         "repeat_average_log_rmse": round(averaged, 6),
         "bagging_gain": round(single - averaged, 6),
     }
-    if requested != "auto":
-        return requested, evidence
-    if repeats < 2:
-        return "refit", evidence
-    return ("fold_average" if single - averaged > BAGGING_MIN_GAIN else "refit"), evidence
+    if requested == "auto":
+        requested = "fold_average" if repeats > 1 and single - averaged > BAGGING_MIN_GAIN else "refit"
+    return requested, evidence

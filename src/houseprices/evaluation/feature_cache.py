@@ -1,9 +1,9 @@
-"""Each CV fold's preprocessing output, kept on disk from one run to the next.
+"""Each CV fold's preprocessing output, kept on disk from one run (or search trial) to the next.
 
-The experiment loop changes a model's params (lasso's ``alpha``, a net's learning rate) and
-leaves the preprocessing as it was, yet fitting it on a fold's training rows (target
-statistics, skew transforms, scaling, one-hot) and transforming the fold's validation and test
-rows is most of a linear model's fold. :class:`FeatureCache` keeps that output, one file per
+The experiment loop and a search's trials change a model's params (lasso's ``alpha``, a net's
+learning rate) and leave the preprocessing as it was, yet fitting it on a fold's training rows
+(target statistics, skew transforms, scaling, one-hot) and transforming the fold's validation and
+test rows is most of a linear model's fold. :class:`FeatureCache` keeps that output, one file per
 fold, keyed by everything it depends on: the unfitted preprocessing (every param, nested steps
 included), the fold's rows (after the outlier rule), the data, the thread cap (the last bits of
 BLAS results depend on it), the package's source code and the versions of the libraries that
@@ -30,6 +30,7 @@ from pathlib import Path
 import joblib
 
 from houseprices.errors import OutputPathError
+from houseprices.paths import FOLD_CACHE
 from houseprices.util.files import atomic_path
 from houseprices.util.threads import current_thread_cap
 
@@ -123,3 +124,10 @@ class FeatureCache:
             with contextlib.suppress(FileNotFoundError):  # another process evicted it first
                 path.unlink()
             total -= size
+
+
+def fold_cache(resources) -> FeatureCache | None:
+    """The folds' preprocessing output kept in the workspace (``resources.fold_cache_mb``; 0: none);
+    an absolute path, as the fold workers' folder is their fork server's."""
+    megabytes = resources.fold_cache_mb
+    return FeatureCache(Path.cwd() / FOLD_CACHE, megabytes * 2**20) if megabytes else None

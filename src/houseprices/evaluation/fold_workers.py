@@ -1,12 +1,12 @@
 """Cross-validation folds fit in worker processes at once, their results read back in order.
 
-Workers come from a fork server (``multiprocessing``'s "forkserver"): a fresh interpreter that
-imports the fitting code once, then forks one worker per process slot. A plain fork of the stage's
-process would copy the locks of its thread pools (torch's OpenMP, after any fit) and hang there.
-Each worker fits a fold exactly as the stage would alone: the same seeds, the same thread cap
-(this process's, set again in each worker). The stage's process keeps
-the tracking store and the signal handlers; workers ignore Ctrl-C (the stage ends the runs)
-and end when the stage's process does, however it ends.
+Workers come from a fork server (``concurrent.futures`` with ``multiprocessing``'s "forkserver"
+context): a fresh interpreter that imports the fitting code once, then forks one worker per
+slot. A plain fork of the stage's process would copy the locks of its thread pools (torch's
+OpenMP, after any fit) and hang there. Each worker fits a fold exactly as the stage would alone:
+the same seeds, the same thread cap. The stage's process keeps the tracking store and the signal
+handlers; workers ignore Ctrl-C (the stage ends the runs) and end when the stage's process does,
+however it ends.
 """
 
 from __future__ import annotations
@@ -32,23 +32,6 @@ FITTING_CODE = "houseprices.evaluation.cross_validation"
 _work: tuple[Callable[[Any, int], Any], Any] | None = None  # (fit, task), set in each worker
 
 
-def _exit_with(stage_pid: int) -> None:
-    """End this worker when the stage's process ends, however it ends (SIGKILL included):
-    a thread waits on a pidfd of it (Linux 5.3+; elsewhere workers finish their fold)."""
-    try:
-        pidfd = os.pidfd_open(stage_pid)
-    except ProcessLookupError:
-        os._exit(1)
-    except (AttributeError, OSError):
-        return
-
-    def wait_for_stage() -> None:
-        select.select([pidfd], [], [])
-        os._exit(1)
-
-    threading.Thread(target=wait_for_stage, name="exit-with-stage", daemon=True).start()
-
-
 def _start_worker(fit: Callable[[Any, int], Any], task: Any, stage_pid: int, threads: int) -> None:
     global _work
     _work = (fit, task)
@@ -56,22 +39,25 @@ def _start_worker(fit: Callable[[Any, int], Any], task: Any, stage_pid: int, thr
     gc.freeze()  # what the fork server imported lives as long as the worker: no collection walks it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _exit_with(stage_pid)
+    # Hand-written because neither the executor nor loky ends a busy worker whose parent was
+    # SIGKILLed (tests/evaluation/test_fold_workers.py): a thread waits on a pidfd of the stage.
+    try:
+        pidfd = os.pidfd_open(stage_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # not Linux 5.3+: workers finish their fold
+        return
+
+    def exit_with_stage() -> None:
+        select.select([pidfd], [], [])  # readable once the stage's process has ended
+        os._exit(1)
+
+    threading.Thread(target=exit_with_stage, daemon=True).start()
 
 
 def _fit_in_worker(index: int) -> Any:
     fit, task = _work
     return fit(task, index)
-
-
-def _in_order(results: Iterator[Any], label: str) -> Iterator[Any]:
-    try:
-        yield from results
-    except BrokenProcessPool:
-        raise TrainingError(
-            f"{label}: a cross-validation worker process died (out of memory?); "
-            "resources.cv_workers: 1 fits the folds one at a time"
-        ) from None
 
 
 def start_fork_server(modules: list[str]) -> None:
@@ -106,18 +92,24 @@ def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: in
         yield (fit(task, index) for index in range(count))
         return
     start_fork_server([fit.__module__])  # a no-op when the caller started it earlier
-    executor = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_start_worker,
-        initargs=(fit, task, os.getpid(), current_thread_cap()),
-    )
+    context = multiprocessing.get_context("forkserver")
+    initargs = (fit, task, os.getpid(), current_thread_cap())
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs)
     others = set(multiprocessing.active_children())
-    # map() submits every fold now: the workers start here, before the caller goes on.
-    results = executor.map(_fit_in_worker, range(count))
+    results = executor.map(_fit_in_worker, range(count))  # submits every fold: the workers start now
     ours = [process for process in multiprocessing.active_children() if process not in others]
+
+    def in_order() -> Iterator[Any]:
+        try:
+            yield from results
+        except BrokenProcessPool:
+            raise TrainingError(
+                f"{label}: a cross-validation worker process died (out of memory?); "
+                "resources.cv_workers: 1 fits the folds one at a time"
+            ) from None
+
     try:
-        yield _in_order(results, label)
+        yield in_order()
     except BaseException:
         for process in ours:
             process.terminate()

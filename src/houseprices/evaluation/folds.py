@@ -38,6 +38,12 @@ def make_folds(n_rows: int, folds: int, repeats: int, seed: int) -> list[Fold]:
     return [Fold(i // folds, i % folds, tr, va) for i, (tr, va) in enumerate(splitter.split(np.arange(n_rows)))]
 
 
+def fold_scores(pred: np.ndarray, y: np.ndarray, folds: list[Fold], rows: np.ndarray | None = None) -> np.ndarray:
+    """Per-fold log-RMSE of (repeats, rows) predictions, optionally on a subset of rows."""
+    valid = [f.valid if rows is None else f.valid[rows[f.valid]] for f in folds]
+    return np.asarray([log_rmse(y[v], pred[f.repeat, v]) for f, v in zip(folds, valid, strict=True)])
+
+
 class FoldScores:
     """Mean and spread of ``fold_scores`` (one log-RMSE per fold, all repeats)."""
 

@@ -11,12 +11,11 @@ from houseprices.config.params import OutlierConfig
 def outlier_mask(X: pd.DataFrame, log_price: pd.Series | np.ndarray, cfg: OutlierConfig) -> np.ndarray:
     """True for the training rows to keep: the documented Ames partial sales (huge,
     cheap houses) teach every model a wrong slope. Applied to training folds only."""
-    keep = np.ones(len(X), dtype=bool)
-    if cfg.enabled:
-        area = pd.to_numeric(X["GrLivArea"], errors="coerce").to_numpy()
-        price = np.exp(np.asarray(log_price, dtype=np.float64))
-        keep &= ~((area > cfg.min_living_area) & (price < cfg.max_price))
-    return keep
+    if not cfg.enabled:
+        return np.ones(len(X), dtype=bool)
+    area = pd.to_numeric(X["GrLivArea"], errors="coerce").to_numpy()
+    price = np.exp(np.asarray(log_price, dtype=np.float64))
+    return ~((area > cfg.min_living_area) & (price < cfg.max_price))
 
 
 def typical_rows(X: pd.DataFrame, log_price: pd.Series | np.ndarray) -> np.ndarray:

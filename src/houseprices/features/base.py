@@ -14,13 +14,18 @@ def require_frame(step, X) -> pd.DataFrame:
     return X
 
 
+def numbers(X: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` as float64, with what is no number as 0."""
+    return pd.to_numeric(X[name], errors="coerce").fillna(0.0).astype(np.float64)
+
+
 class FrameTransformer(TransformerMixin, BaseEstimator):
     """Base of the DataFrame-in, DataFrame-out steps before the ColumnTransformer.
 
     ``fit`` records the input columns (``feature_names_in_``, ``n_features_in_``) and hands
-    the frame to ``fit_frame``; the output names are the input's plus ``added_columns()``.
-    The output is always a DataFrame (the later steps select columns by name), so
-    ``set_output`` changes nothing.
+    the frame to ``fit_frame``; ``transform`` appends the subclass's ``new_columns(X)``, named
+    by ``added_columns()``. The output is always a DataFrame (the later steps select columns by
+    name), so ``set_output`` changes nothing.
     """
 
     def fit(self, X, y=None):
@@ -35,6 +40,10 @@ class FrameTransformer(TransformerMixin, BaseEstimator):
 
     def added_columns(self) -> list[str]:
         return []
+
+    def transform(self, X):
+        check_is_fitted(self)
+        return pd.concat([X, self.new_columns(X)], axis=1)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "feature_names_in_")

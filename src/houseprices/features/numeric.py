@@ -33,32 +33,30 @@ def _nan_skew(X: np.ndarray) -> np.ndarray:
     return np.where(flat | ~np.isfinite(skew), 0.0, skew)
 
 
-class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Unskew the numeric columns whose *training* skewness exceeds ``threshold``.
-
-    The choice of columns is itself a statistic of the training rows, so it is learned
-    in ``fit`` like a mean (``skewed_mask_``), as are the power transform's lambdas.
-
-    - ``log1p`` compresses a long right tail, so it takes columns with skewness above
-      ``threshold`` and no negative training value (a left-skewed column would get worse).
-    - ``yeo-johnson`` fits one lambda per column and takes ``|skewness| > threshold``.
-    - ``box-cox`` is fit on ``x + 1`` (zeros allowed), columns as for yeo-johnson but
-      without negative training values.
-
-    Columns with at most two distinct training values are never chosen: a monotone map of
-    a two-valued column is the same column once scaled. Values below the training domain
-    (negative values in a log1p/box-cox column) are clipped to 0 at transform time.
-    Missing values are ignored in ``fit`` and kept as NaN by ``transform``.
-    """
-
-    def __init__(self, *, method="log1p", threshold=0.75):
-        self.method = method
-        self.threshold = threshold
+class _NanColumns(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Column-wise float transforms that keep missing values missing."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
+
+
+class SkewTransformer(_NanColumns):
+    """Unskew the numeric columns whose *training* skewness exceeds ``threshold``: the
+    choice is a statistic of the training rows, learned in ``fit`` (``skewed_mask_``) like
+    the power transform's lambdas.
+
+    ``log1p`` takes right tails only (it would make a left-skewed column worse), the power
+    transforms ``|skewness| > threshold``; log1p and box-cox (fit on ``x + 1``) take no
+    column with a negative training value, and clip values below 0 at transform time. A
+    column of at most two distinct training values is never chosen: a monotone map of it is
+    the same column once scaled. Missing values are ignored in ``fit`` and kept by ``transform``.
+    """
+
+    def __init__(self, *, method="log1p", threshold=0.75):
+        self.method = method
+        self.threshold = threshold
 
     def fit(self, X, y=None):
         if self.method not in SKEW_METHODS:
@@ -69,15 +67,10 @@ class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.skewness_ = _nan_skew(X)
         lowest = np.min(np.where(np.isnan(X), np.inf, X), axis=0, initial=np.inf)
         n_distinct = np.array([np.unique(col[~np.isnan(col)]).size for col in X.T], dtype=int)
-        if self.method == "log1p":
-            chosen = (self.skewness_ > self.threshold) & (lowest >= 0)
-        else:
-            chosen = np.abs(self.skewness_) > self.threshold
-            if self.method == "box-cox":
-                chosen &= lowest >= 0
-        chosen &= n_distinct > 2
-        if self.method == "none":
-            chosen[:] = False
+        skew = self.skewness_ if self.method == "log1p" else np.abs(self.skewness_)
+        chosen = (skew > self.threshold) & (n_distinct > 2) & (self.method != "none")
+        if self.method in ("log1p", "box-cox"):
+            chosen &= lowest >= 0
         self.skewed_mask_ = chosen
         self.power_ = None
         if self.method in ("yeo-johnson", "box-cox") and chosen.any():
@@ -107,19 +100,13 @@ class SkewTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return [str(n) for n, chosen in zip(names, self.skewed_mask_, strict=True) if chosen]
 
 
-class TrainingRangeClip(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class TrainingRangeClip(_NanColumns):
     """Clip each column to its training minimum and maximum (``data_min_``, ``data_max_``).
 
-    A linear or kernel model extrapolates its slope past the largest training house:
-    the lasso priced Ames' partial sales of 4,676 and 5,642 sq ft at up to $1.25M, far
-    above any training price. Clipped, such a row is priced like the training rows at
-    the edge. Missing values stay missing.
+    A linear or kernel model extrapolates its slope past the largest training house, far
+    above any training price; clipped, such a row is priced like the training rows at the
+    edge. Missing values stay missing.
     """
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")

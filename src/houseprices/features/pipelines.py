@@ -1,11 +1,10 @@
 """Preprocessing per model kind, always fit on a fold's training rows only.
 
-Linear, kernel and neural members get ``features.build_preprocessor`` (one-hot, skew,
-scaling). Tree members get :func:`build_tree_preprocessor`: the same row-level steps
-(types, documented NA, LotFrontage, domain features), then numbers left as they are
-(missing values stay NaN: the trees learn where they go), quality scales as ordered
-codes and the other categoricals as integer codes, or, for CatBoost, as text that it
-encodes itself.
+Linear, kernel and neural members get :func:`build_preprocessor` (one-hot, skew,
+scaling). Tree members get :func:`for_trees`: the same row-level steps (types,
+documented NA, LotFrontage, domain features), then numbers left as they are (missing
+values stay NaN: the trees learn where they go), quality scales as ordered codes and
+the other categoricals as integer codes, or, for CatBoost, as text that it encodes itself.
 """
 
 from __future__ import annotations
@@ -15,16 +14,11 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (
-    OneHotEncoder,
-    OrdinalEncoder,
-)
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-from houseprices.config.models import CatBoostConfig, MLPConfig, ModelConfig
+from houseprices.config.models import MLPConfig, ModelConfig
 from houseprices.config.params import FeaturesConfig
-from houseprices.data.schema import (
-    ORDINAL_SCALES,
-)
+from houseprices.data.schema import ORDINAL_SCALES
 from houseprices.errors import ConfigError
 from houseprices.features.extra import extra_steps
 from houseprices.features.neural import category_codes, gaussian_rank
@@ -41,7 +35,8 @@ from houseprices.features.rows import (
 
 
 def _codes(categories=None) -> OrdinalEncoder:
-    """Unknown and missing categories become NaN, which every tree member routes itself."""
+    """Categories as integer codes; unknown and missing ones become NaN (the tree members
+    route it themselves; :func:`ordinal_columns` imputes it)."""
     return OrdinalEncoder(
         categories=categories or "auto",
         handle_unknown="use_encoded_value",
@@ -50,73 +45,9 @@ def _codes(categories=None) -> OrdinalEncoder:
     )
 
 
-def build_tree_preprocessor(
-    cfg: FeaturesConfig, seed: int = 0, native_categorical: bool = False, impute: bool = False
-) -> Pipeline:
-    """Raw rows to a frame of numbers (and, with ``native_categorical``, text columns).
-
-    ``impute`` fills missing numbers with the training median, for learners that take
-    no NaN (scikit-learn's GradientBoostingRegressor)."""
-    quality = tuple(ORDINAL_SCALES)
-    categorical = (
-        Pipeline(
-            [
-                (
-                    "impute",
-                    SimpleImputer(
-                        strategy="constant", fill_value="missing", missing_values=np.nan, keep_empty_features=True
-                    ),
-                )
-            ]
-        )
-        if native_categorical
-        else _codes()
-    )
-    numeric = SimpleImputer(strategy="median", keep_empty_features=True) if impute else "passthrough"
-    ordered = (
-        Pipeline(
-            [
-                ("encode", _codes([ORDINAL_SCALES[c] for c in quality])),
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ]
-        )
-        if impute
-        else _codes([ORDINAL_SCALES[c] for c in quality])
-    )
-    if impute and not native_categorical:
-        categorical = Pipeline(
-            [
-                ("encode", categorical),
-                ("impute", SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True)),
-            ]
-        )
-    columns = ColumnTransformer(
-        [
-            ("num", numeric, ColumnsOfKind(numeric=True)),
-            ("ord", ordered, list(quality)),
-            ("cat", categorical, ColumnsOfKind(numeric=False, exclude=quality)),
-        ],
-        remainder="drop",
-        verbose_feature_names_out=False,
-    )
-    columns.set_output(transform="pandas")
-    return Pipeline([*row_steps(cfg, indicators=False), *extra_steps(cfg, seed), ("columns", columns)])
-
-
-def with_extra_steps(preprocessor: Pipeline, cfg: FeaturesConfig, seed: int) -> Pipeline:
-    """``build_preprocessor``'s pipeline with the switched-on extra features inserted
-    before the encoding step (so they are skewed, scaled and one-hot encoded alike)."""
-    extras = extra_steps(cfg, seed)
-    if not extras:
-        return preprocessor
-    names = [name for name, _ in preprocessor.steps]
-    at = names.index("columns")
-    return Pipeline([*preprocessor.steps[:at], *extras, *preprocessor.steps[at:]])
-
-
 def for_linear(model_cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
     """Linear and kernel kinds: one-hot, skew, scaling, clipping, with the extra features."""
-    return with_extra_steps(build_preprocessor(features, seed), features, seed)
+    return build_preprocessor(features, seed, extras=True)
 
 
 def for_mlp(model_cfg: MLPConfig, features: FeaturesConfig, seed: int) -> Pipeline:
@@ -134,29 +65,40 @@ def for_mlp(model_cfg: MLPConfig, features: FeaturesConfig, seed: int) -> Pipeli
     return preprocessor
 
 
-def for_trees(model_cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
-    """Boosted trees that route missing values themselves (LightGBM, XGBoost)."""
-    return build_tree_preprocessor(features, seed)
+def for_trees(model_cfg: ModelConfig, features: FeaturesConfig, seed: int, impute: bool = False) -> Pipeline:
+    """Tree kinds: raw rows to a frame of numbers, or, where CatBoost encodes the categories
+    itself (``native_categorical``), of numbers and text. ``impute`` fills missing values
+    (codes: -1) for learners that take no NaN (scikit-learn's GradientBoostingRegressor)."""
+    quality = tuple(ORDINAL_SCALES)
 
+    def imputed(encode, **imputer):
+        if not impute:
+            return encode
+        return Pipeline([("encode", encode), ("impute", SimpleImputer(**imputer, keep_empty_features=True))])
 
-def for_catboost(model_cfg: CatBoostConfig, features: FeaturesConfig, seed: int) -> Pipeline:
-    """CatBoost: the categories as text when it encodes them itself."""
-    return build_tree_preprocessor(features, seed, native_categorical=model_cfg.native_categorical)
-
-
-def for_imputed_trees(model_cfg: ModelConfig, features: FeaturesConfig, seed: int) -> Pipeline:
-    """Trees that take no NaN (scikit-learn's GradientBoostingRegressor)."""
-    return build_tree_preprocessor(features, seed, impute=True)
-
-
-def is_flag(column: str) -> bool:
-    """0/1 columns made by the pipeline (domain Has* flags, missing indicators)."""
-    return column in HAS_FLAGS or column.endswith(MISSING_SUFFIX)
+    if getattr(model_cfg, "native_categorical", False):
+        text = SimpleImputer(strategy="constant", fill_value="missing", missing_values=np.nan, keep_empty_features=True)
+        categorical = Pipeline([("impute", text)])
+    else:
+        categorical = imputed(_codes(), strategy="constant", fill_value=-1.0)
+    numeric = SimpleImputer(strategy="median", keep_empty_features=True) if impute else "passthrough"
+    columns = ColumnTransformer(
+        [
+            ("num", numeric, ColumnsOfKind(numeric=True)),
+            ("ord", imputed(_codes([ORDINAL_SCALES[c] for c in quality]), strategy="median"), list(quality)),
+            ("cat", categorical, ColumnsOfKind(numeric=False, exclude=quality)),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    columns.set_output(transform="pandas")
+    return Pipeline([*row_steps(features, indicators=False), *extra_steps(features, seed), ("columns", columns)])
 
 
 class ColumnsOfKind:
     """Picklable column selector: numeric or categorical columns, minus some; ``flags``
-    True keeps only the pipeline's 0/1 flag columns, False drops them, None ignores them."""
+    True keeps only the pipeline's 0/1 flag columns (domain Has* flags, missing indicators),
+    False drops them, None ignores them."""
 
     def __init__(self, numeric: bool, exclude=(), flags: bool | None = None):
         self.numeric = numeric
@@ -170,7 +112,7 @@ class ColumnsOfKind:
             for c in X.columns
             if c not in self.exclude
             and pd.api.types.is_numeric_dtype(X[c]) == self.numeric
-            and (flags is None or is_flag(c) == flags)
+            and (flags is None or (c in HAS_FLAGS or c.endswith(MISSING_SUFFIX)) == flags)
         ]
 
 
@@ -218,21 +160,20 @@ def categorical_columns(cfg: FeaturesConfig) -> Pipeline:
 
 def ordinal_columns(cfg: FeaturesConfig, ordinal: tuple[str, ...]) -> Pipeline:
     """Quality scales as ordered numbers (``encoding.ordinal_quality``)."""
-    encode = OrdinalEncoder(
-        categories=[ORDINAL_SCALES[c] for c in ordinal],
-        handle_unknown="use_encoded_value",
-        unknown_value=np.nan,
-        encoded_missing_value=np.nan,
-    )
+    encode = _codes([ORDINAL_SCALES[c] for c in ordinal])
     # Codes are numbers now: unknown or missing ones get the numeric strategy.
     impute = SimpleImputer(strategy=cfg.impute.numeric, fill_value=0.0, keep_empty_features=True)
     return Pipeline([("encode", encode), ("impute", impute), ("scale", make_scaler(cfg.scaling))])
 
 
-def build_preprocessor(cfg: FeaturesConfig, seed: int = 0) -> Pipeline:
-    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes."""
+def build_preprocessor(cfg: FeaturesConfig, seed: int = 0, extras: bool = False) -> Pipeline:
+    """The whole preprocessing Pipeline that ``params.yaml``'s ``features`` describes, with
+    the switched-on extra features (``extras``) before the encoding, so they are skewed,
+    scaled and one-hot encoded alike."""
     ordinal = tuple(ORDINAL_SCALES) if cfg.encoding.ordinal_quality else ()
     steps = row_steps(cfg, indicators=cfg.impute.missing_indicators)
+    if extras:
+        steps += extra_steps(cfg, seed)
     transformers = [
         ("num", numeric_columns(cfg), ColumnsOfKind(numeric=True, flags=False)),
         # 0/1 like the one-hot columns: scaling a rare flag would make one row an extreme

@@ -15,7 +15,7 @@ from houseprices.data.schema import (
     NA_MEANS_ZERO_NUMERIC,
     NUMERIC_FEATURES,
 )
-from houseprices.features.base import FrameTransformer, require_frame
+from houseprices.features.base import FrameTransformer, numbers, require_frame
 
 _NUMERIC = frozenset(NUMERIC_FEATURES)
 
@@ -112,12 +112,11 @@ class MissingIndicators(FrameTransformer):
     def added_columns(self) -> list[str]:
         return [f"{c}{self.suffix}" for c in self.columns_]
 
-    def transform(self, X):
-        check_is_fitted(self, "columns_")
+    def new_columns(self, X):
         flags = {
             name: X[c].isna().astype("float64") for c, name in zip(self.columns_, self.added_columns(), strict=True)
         }
-        return pd.concat([X, pd.DataFrame(flags, index=X.index)], axis=1)
+        return pd.DataFrame(flags, index=X.index)
 
 
 class GroupMedianImputer(FrameTransformer):
@@ -155,14 +154,14 @@ class DomainFeatures(FrameTransformer):
         self.has_flags = has_flags
 
     def fit_frame(self, X):
-        self.added_ = list(self._new_columns(X.head(1)).columns)
+        self.added_ = list(self.new_columns(X.head(1)).columns)
 
     def added_columns(self) -> list[str]:
         return self.added_
 
-    def _new_columns(self, X) -> pd.DataFrame:
+    def new_columns(self, X) -> pd.DataFrame:
         def col(name):
-            return pd.to_numeric(X[name], errors="coerce").fillna(0.0) if name in X else 0.0
+            return numbers(X, name) if name in X else 0.0
 
         new = {}
         if self.total_sf:
@@ -184,7 +183,3 @@ class DomainFeatures(FrameTransformer):
         return pd.DataFrame(
             {k: np.broadcast_to(np.asarray(v, dtype="float64"), len(X)) for k, v in new.items()}, index=X.index
         )
-
-    def transform(self, X):
-        check_is_fitted(self, "added_")
-        return pd.concat([X, self._new_columns(X)], axis=1)

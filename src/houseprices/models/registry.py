@@ -7,14 +7,15 @@ one entry in :data:`KINDS`, and its test.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.pipeline import Pipeline
+from sklearn.svm import SVR
 
 from houseprices.config.base import Strict
 from houseprices.config.models import (
@@ -32,9 +33,9 @@ from houseprices.config.models import (
     XGBoostConfig,
 )
 from houseprices.config.params import FeaturesConfig
-from houseprices.features.pipelines import for_catboost, for_imputed_trees, for_linear, for_mlp, for_trees
+from houseprices.features.pipelines import for_linear, for_mlp, for_trees
 from houseprices.models.mlp.seed_average import seed_average
-from houseprices.models.regressors import catboost, gradient_boosting, lightgbm, svr, xgboost
+from houseprices.models.regressors import CatBoostMember, fields_as_params
 
 
 @dataclass(frozen=True)
@@ -44,20 +45,6 @@ class ModelKind:
     config: type[Strict]
     preprocessing: Callable[[ModelConfig, FeaturesConfig, int], Pipeline]
     regressor: Callable[[ModelConfig, int], object]
-
-
-def fields_as_params(estimator: type) -> Callable[[ModelConfig, int], object]:
-    """A scikit-learn estimator whose params are the config's fields (less ``kind``), with
-    ``seed`` as its ``random_state`` where it takes one."""
-
-    def build(cfg: ModelConfig, seed: int):
-        params = cfg.model_dump(exclude={"kind"})
-        if "random_state" in inspect.signature(estimator).parameters:
-            params["random_state"] = seed
-        return estimator(**params)
-
-    build.estimator = estimator
-    return build
 
 
 def mlp(cfg: MLPConfig, seed: int):
@@ -74,11 +61,31 @@ KINDS: dict[str, ModelKind] = {
     "elastic_net": ModelKind(ElasticNetConfig, for_linear, fields_as_params(ElasticNet)),
     "kernel_ridge": ModelKind(KernelRidgeConfig, for_linear, fields_as_params(KernelRidge)),
     "hist_gradient_boosting": ModelKind(HGBConfig, for_linear, fields_as_params(HistGradientBoostingRegressor)),
-    "svr": ModelKind(SVRConfig, for_linear, svr),
-    "lightgbm": ModelKind(LightGBMConfig, for_trees, lightgbm),
-    "xgboost": ModelKind(XGBoostConfig, for_trees, xgboost),
-    "catboost": ModelKind(CatBoostConfig, for_catboost, catboost),
-    "gradient_boosting": ModelKind(GBRConfig, for_imputed_trees, gradient_boosting),
+    "svr": ModelKind(SVRConfig, for_linear, fields_as_params(SVR)),
+    "lightgbm": ModelKind(
+        LightGBMConfig,
+        for_trees,
+        fields_as_params(
+            "lightgbm:LGBMRegressor",
+            threads="n_jobs",
+            renamed={"huber_delta": "alpha"},
+            subsample_freq=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        ),
+    ),
+    "xgboost": ModelKind(
+        XGBoostConfig, for_trees, fields_as_params("xgboost:XGBRegressor", threads="n_jobs", tree_method="hist")
+    ),
+    "catboost": ModelKind(
+        CatBoostConfig,
+        for_trees,
+        fields_as_params(CatBoostMember, threads="thread_count", exclude={"native_categorical"}),
+    ),
+    "gradient_boosting": ModelKind(
+        GBRConfig, partial(for_trees, impute=True), fields_as_params(GradientBoostingRegressor)
+    ),
 }
 
 

@@ -1,29 +1,24 @@
-"""Regressors for the boosted, kernel and robust members (``kind`` lightgbm, xgboost,
-catboost, svr, gradient_boosting), each bounded to the cores it is given.
-
-:mod:`houseprices.models.registry` names them, with the preprocessing each kind needs.
-"""
+"""Regressors built from a ``models.<name>`` entry's fields, each bounded to the cores it is
+given, and the CatBoost member. :mod:`houseprices.models.registry` names them, with the
+preprocessing each kind needs."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.svm import SVR
 from sklearn.utils.validation import check_is_fitted
 
-from houseprices.config.models import CatBoostConfig, GBRConfig, LightGBMConfig, SVRConfig, XGBoostConfig
 from houseprices.util.threads import available_cores
 
 
 def cores(n: int) -> int:
     """``n`` threads; for 0, the process's thread cap (``resources.threads``, which
-    ``limit_threads`` sets as ``OMP_NUM_THREADS``), else every core it may use. Without
-    the cap a member spun two OpenMP threads in a one-thread stage, against the other
-    processes on the machine."""
+    ``limit_threads`` sets as ``OMP_NUM_THREADS``), else every core it may use: a member's own
+    OpenMP pool would otherwise spin one thread per core against the other processes."""
     if n > 0:
         return n
     cap = os.environ.get("OMP_NUM_THREADS", "").strip()
@@ -54,22 +49,13 @@ class CatBoostMember(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         from catboost import CatBoostRegressor
 
-        frame, text = self._frame(X)
-        self.cat_features_ = text
+        frame, self.cat_features_ = self._frame(X)
         self.n_features_in_ = frame.shape[1]
+        # The params are CatBoost's own (random_state: its synonym of random_seed).
         self.model_ = CatBoostRegressor(
-            iterations=self.iterations,
-            learning_rate=self.learning_rate,
-            depth=self.depth,
-            l2_leaf_reg=self.l2_leaf_reg,
-            rsm=self.rsm,
-            thread_count=self.thread_count,
-            random_seed=self.random_state,
-            loss_function="RMSE",
-            verbose=False,
-            allow_writing_files=False,
+            **self.get_params(), loss_function="RMSE", verbose=False, allow_writing_files=False
         )
-        self.model_.fit(frame, np.asarray(y, dtype=np.float64), cat_features=text)
+        self.model_.fit(frame, np.asarray(y, dtype=np.float64), cat_features=self.cat_features_)
         return self
 
     def predict(self, X):
@@ -78,73 +64,25 @@ class CatBoostMember(RegressorMixin, BaseEstimator):
         return np.asarray(self.model_.predict(frame), dtype=np.float64)
 
 
-def lightgbm(cfg: LightGBMConfig, seed: int):
-    from lightgbm import LGBMRegressor
+def fields_as_params(estimator: type | str, *, threads: str = "", renamed=None, exclude=(), **fixed):
+    """A regressor whose params are the config's fields, less ``kind`` and ``exclude``
+    (``renamed``: field -> param), ``seed`` as its ``random_state`` where it takes one,
+    ``threads`` the field of a thread count (0: the process's cap, see :func:`cores`), and
+    ``fixed`` params the config does not set. ``estimator``: a class, or ``"module:Class"``
+    imported when a model is built (the boosting libraries only where they fit)."""
 
-    return LGBMRegressor(
-        n_estimators=cfg.n_estimators,
-        learning_rate=cfg.learning_rate,
-        num_leaves=cfg.num_leaves,
-        min_child_samples=cfg.min_child_samples,
-        subsample=cfg.subsample,
-        subsample_freq=1,
-        colsample_bytree=cfg.colsample_bytree,
-        reg_alpha=cfg.reg_alpha,
-        reg_lambda=cfg.reg_lambda,
-        objective=cfg.objective,
-        alpha=cfg.huber_delta,
-        n_jobs=cores(cfg.n_jobs),
-        random_state=seed,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
-    )
+    def build(cfg, seed: int):
+        cls = estimator
+        if isinstance(cls, str):
+            module, _, name = cls.partition(":")
+            cls = getattr(importlib.import_module(module), name)
+        params = {(renamed or {}).get(k, k): v for k, v in cfg.model_dump(exclude={"kind", *exclude}).items()}
+        if threads:
+            params[threads] = cores(params[threads])
+        if "random_state" in cls().get_params():  # XGBoost's takes it through **kwargs
+            params["random_state"] = seed
+        return cls(**params, **fixed)
 
-
-def xgboost(cfg: XGBoostConfig, seed: int):
-    from xgboost import XGBRegressor
-
-    return XGBRegressor(
-        n_estimators=cfg.n_estimators,
-        learning_rate=cfg.learning_rate,
-        max_depth=cfg.max_depth,
-        min_child_weight=cfg.min_child_weight,
-        subsample=cfg.subsample,
-        colsample_bytree=cfg.colsample_bytree,
-        reg_alpha=cfg.reg_alpha,
-        reg_lambda=cfg.reg_lambda,
-        tree_method="hist",
-        n_jobs=cores(cfg.n_jobs),
-        random_state=seed,
-    )
-
-
-def catboost(cfg: CatBoostConfig, seed: int):
-    return CatBoostMember(
-        iterations=cfg.iterations,
-        learning_rate=cfg.learning_rate,
-        depth=cfg.depth,
-        l2_leaf_reg=cfg.l2_leaf_reg,
-        rsm=cfg.rsm,
-        thread_count=cores(cfg.thread_count),
-        random_state=seed,
-    )
-
-
-def svr(cfg: SVRConfig, seed: int):
-    return SVR(C=cfg.C, epsilon=cfg.epsilon, gamma=cfg.gamma, kernel=cfg.kernel)
-
-
-def gradient_boosting(cfg: GBRConfig, seed: int):
-    return GradientBoostingRegressor(
-        loss=cfg.loss,
-        alpha=cfg.alpha,
-        n_estimators=cfg.n_estimators,
-        learning_rate=cfg.learning_rate,
-        max_depth=cfg.max_depth,
-        max_features=cfg.max_features,
-        min_samples_leaf=cfg.min_samples_leaf,
-        min_samples_split=cfg.min_samples_split,
-        subsample=cfg.subsample,
-        random_state=seed,
-    )
+    if not (threads or renamed or exclude or fixed):
+        build.estimator = estimator  # the config's fields are the estimator's params, one for one
+    return build

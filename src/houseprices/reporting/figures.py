@@ -1,7 +1,6 @@
 """PNG figures of the ensemble for MLflow (artifacts only: DVC draws the CSVs of
-:mod:`.dvc_plots`). matplotlib lives here alone and is imported when a figure is drawn, so
-importing the module costs nothing. :func:`drawn_aside` draws them in another process, where
-matplotlib was imported while the stage did its own work, as the stage logs to MLflow.
+:mod:`.dvc_plots`). matplotlib is imported only where a figure is drawn: in a process of a
+fork server that imported it while the stage did its own work (:func:`drawn_aside`).
 """
 
 from __future__ import annotations
@@ -16,30 +15,10 @@ import numpy as np
 
 from houseprices.evaluation.fold_workers import start_fork_server
 from houseprices.util.files import atomic_path
-from houseprices.util.timing import timed
 
 DRAWING_CODE = [__name__, "matplotlib.pyplot"]
 
 
-def _pyplot():
-    """matplotlib on its file-only backend, imported when a figure is drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return path
-
-
-@timed("figures")
 def ensemble_figures(
     out_dir: Path,
     log_actual: np.ndarray,
@@ -47,44 +26,50 @@ def ensemble_figures(
     weights: dict[str, float],
     scores: dict[str, float],
 ) -> list[Path]:
-    plt = _pyplot()
+    import matplotlib
+
+    matplotlib.use("Agg")  # file-only backend
+    import matplotlib.pyplot as plt
+
     paths = []
+
+    def save(fig, name: str) -> None:
+        with atomic_path(out_dir / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
+        plt.close(fig)
+        paths.append(out_dir / name)
+
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(log_actual, log_predicted, s=6, alpha=0.5)
     lo, hi = float(np.min(log_actual)), float(np.max(log_actual))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
     ax.set(xlabel="log actual price", ylabel="log predicted price (out-of-fold)", title="Predicted vs actual")
-    paths.append(_save(fig, out_dir / "predicted_vs_actual.png"))
+    save(fig, "predicted_vs_actual.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(log_predicted, log_actual - log_predicted, s=6, alpha=0.5)
     ax.axhline(0, color="grey", lw=1)
     ax.set(xlabel="log predicted price", ylabel="residual (log)", title="Residuals vs predicted")
-    paths.append(_save(fig, out_dir / "residuals.png"))
+    save(fig, "residuals.png")
 
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(weights)))
     ax.barh(list(weights), list(weights.values()))
     ax.set(xlabel="weight", title="Ensemble weights")
-    paths.append(_save(fig, out_dir / "weights.png"))
+    save(fig, "weights.png")
 
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(scores)))
     names = sorted(scores, key=scores.get, reverse=True)
     ax.barh(names, [scores[n] for n in names])
     ax.set(xlabel="CV log-RMSE", title="CV score per model", xlim=(0.9 * min(scores.values()), None))
-    paths.append(_save(fig, out_dir / "scores.png"))
+    save(fig, "scores.png")
     return paths
-
-
-def start_drawing_process() -> None:
-    """Start the fork server the figures are drawn from, matplotlib imported there, so its
-    start-up overlaps the caller's work (Linux; elsewhere :func:`drawn_aside` draws in-process)."""
-    start_fork_server(DRAWING_CODE)
 
 
 @contextlib.contextmanager
 def drawn_aside(out_dir: Path, **data) -> Iterator[Future]:
-    """:func:`ensemble_figures` in a process of the fork server while the caller goes on;
-    the future's ``result()`` is their paths (or the drawing's error)."""
+    """:func:`ensemble_figures` in a process of the fork server while the caller goes on
+    (where there is no fork server, in this one); the future's ``result()`` is their paths
+    (or the drawing's error)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         done = Future()
         done.set_result(ensemble_figures(out_dir, **data))

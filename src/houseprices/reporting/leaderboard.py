@@ -1,10 +1,7 @@
 """``houseprices leaderboard``: every member and the ensemble, best first, with their CV
-scores and times (like AutoGluon's ``leaderboard()``).
-
-Scores come from the ensemble's report (``models/ensemble/report.json``, the members'
-and the ensemble's repeated-CV log-RMSE on the same folds); times from each member's
-``models/members/<name>/timing.json``, written by its train stage. Timings never go
-into the declared DVC metrics, which stay byte-identical across reruns.
+scores (from the ensemble's report: the same folds for all) and times (each member's
+``timing.json``, written by its train stage and never a declared DVC metric, so those stay
+byte-identical across reruns).
 """
 
 from __future__ import annotations
@@ -18,6 +15,9 @@ from houseprices.util.files import read_json, write_json, write_text
 
 TIMING = "timing.json"
 COLUMNS = ["model", "cv_log_rmse", "cv_std", "excl_outliers", "weight", "fit_s", "predict_s", "cv_s"]
+SCORES = {"cv_log_rmse": "cv_log_rmse_mean", "cv_std": "cv_log_rmse_std", "excl_outliers": "cv_log_rmse_excl_outliers"}
+TIMES = {"fit_s": "fit_seconds", "predict_s": "predict_seconds", "cv_s": "cv_seconds"}
+DECIMALS = {"cv_log_rmse": 4, "cv_std": 4, "excl_outliers": 4, "weight": 3, "fit_s": 1, "predict_s": 1, "cv_s": 1}
 
 
 def write_timing(
@@ -25,21 +25,9 @@ def write_timing(
 ) -> None:
     """Wall times of one train stage: the refit on every row, its prediction of the test
     rows, and the whole cross-validation (``folds`` fits and predictions)."""
-    write_json(
-        member_dir / TIMING,
-        {
-            "fit_seconds": round(fit_seconds, 3),
-            "predict_seconds": round(predict_seconds, 3),
-            "predict_rows": test_rows,
-            "cv_seconds": round(cv_seconds, 3),
-            "cv_fits": folds,
-        },
-    )
-
-
-def _timing(members_dir: Path, name: str) -> dict:
-    path = members_dir / name / TIMING
-    return read_json(path) if path.is_file() else {}
+    seconds = {"fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "cv_seconds": cv_seconds}
+    timing = {k: round(v, 3) for k, v in seconds.items()}
+    write_json(member_dir / TIMING, {**timing, "predict_rows": test_rows, "cv_fits": folds})
 
 
 def leaderboard(report_path: Path, members_dir: Path, ensemble_metrics: Path) -> pd.DataFrame:
@@ -47,55 +35,31 @@ def leaderboard(report_path: Path, members_dir: Path, ensemble_metrics: Path) ->
     if not report_path.is_file() or not ensemble_metrics.is_file():
         raise HousePricesError(f"{report_path}: no ensemble report; run `dvc repro` (the ensemble stage) first")
     report, headline = read_json(report_path), read_json(ensemble_metrics)
+
+    def scores(s: dict) -> dict:
+        return {column: s[key] for column, key in SCORES.items()}
+
     rows = []
-    for name, scores in report["members"].items():
-        t = _timing(members_dir, name)
-        rows.append(
-            {
-                "model": name,
-                "cv_log_rmse": scores["cv_log_rmse_mean"],
-                "cv_std": scores["cv_log_rmse_std"],
-                "excl_outliers": scores["cv_log_rmse_excl_outliers"],
-                "weight": report["weights"].get(name, 0.0),
-                "fit_s": t.get("fit_seconds"),
-                "predict_s": t.get("predict_seconds"),
-                "cv_s": t.get("cv_seconds"),
-            }
-        )
+    for name, member in report["members"].items():
+        path = members_dir / name / TIMING
+        timing = read_json(path) if path.is_file() else {}
+        weight = report["weights"].get(name, 0.0)
+        rows.append({"model": name, **scores(member), "weight": weight, **{c: timing.get(k) for c, k in TIMES.items()}})
     used = [r for r in rows if r["weight"] != 0.0]
 
-    def total(key):
-        values = [r[key] for r in used]
+    def total(column):
+        values = [r[column] for r in used]
         return None if any(v is None for v in values) else round(sum(values), 3)
 
-    rows.append(
-        {
-            "model": f"ensemble ({headline['method']})",
-            "cv_log_rmse": headline["cv_log_rmse_mean"],
-            "cv_std": headline["cv_log_rmse_std"],
-            "excl_outliers": headline["cv_log_rmse_excl_outliers"],
-            "weight": None,
-            "fit_s": total("fit_s"),
-            "predict_s": total("predict_s"),
-            "cv_s": total("cv_s"),
-        }
-    )
+    rows.append({"model": f"ensemble ({headline['method']})", **scores(headline), **{c: total(c) for c in TIMES}})
     return pd.DataFrame(rows, columns=COLUMNS).sort_values("cv_log_rmse", kind="stable").reset_index(drop=True)
 
 
 def to_markdown(board: pd.DataFrame) -> str:
-    """A Markdown table: scores to 4 decimals, weights to 3, seconds to 1."""
-
     def cell(column, value):
-        if value is None or (isinstance(value, float) and pd.isna(value)):
+        if pd.isna(value):
             return ""
-        if column in ("cv_log_rmse", "cv_std", "excl_outliers"):
-            return f"{value:.4f}"
-        if column == "weight":
-            return f"{value:.3f}"
-        if column.endswith("_s"):
-            return f"{value:.1f}"
-        return str(value)
+        return f"{value:.{DECIMALS[column]}f}" if column in DECIMALS else str(value)
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell(c, row[c]) for c in COLUMNS) + " |" for row in board.to_dict("records")]

@@ -1,7 +1,7 @@
-"""Progress of a training stage, fold by fold: k/N, elapsed time and ETA.
+"""Progress of a long loop (a model's CV folds, a search's trials): k/N, elapsed time and ETA.
 
-A tqdm bar when stderr is a terminal; one log line per fold otherwise (``dvc repro``
-captures output, CI logs have no cursor), so nothing floods a log file.
+A tqdm bar when stderr is a terminal; one log line per step otherwise (``dvc repro`` captures
+output, CI logs have no cursor), so nothing floods a log file.
 """
 
 from __future__ import annotations
@@ -9,12 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
-
-if TYPE_CHECKING:
-    from houseprices.evaluation.cross_validation import FoldOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -32,38 +28,34 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-class FoldProgress:
-    """Reports each finished fold of one model's cross-validation."""
+class Progress:
+    """Reports each finished step of ``total`` (``unit``: fold, trial)."""
 
-    def __init__(self, label: str, total: int, *, stream=None, bar: bool | None = None):
+    def __init__(self, label: str, total: int, unit: str, *, stream=None):
         stream = stream if stream is not None else sys.stderr
-        self.label = label
-        self.total = total
+        self.label, self.total, self.done = label, total, 0
         self.started = time.perf_counter()
-        use_bar = bar if bar is not None else bool(getattr(stream, "isatty", lambda: False)())
-        self.bar = tqdm(total=total, desc=label, unit="fold", file=stream, dynamic_ncols=True) if use_bar else None
+        terminal = getattr(stream, "isatty", lambda: False)()
+        self.bar = tqdm(total=total, desc=label, unit=unit, file=stream, dynamic_ncols=True) if terminal else None
 
-    def line(self, outcome: FoldOutcome, elapsed: float) -> str:
-        left = outcome.total - outcome.position
-        eta = elapsed / outcome.position * left
-        return (
-            f"{self.label}: fold {outcome.position}/{outcome.total} ({outcome.fold.label}) "
-            f"log-RMSE {outcome.score:.4f} in {duration(outcome.seconds)}; "
-            f"elapsed {duration(elapsed)}, ETA {duration(eta)}"
-        )
+    def line(self, what: str, elapsed: float) -> str:
+        eta = elapsed / max(self.done, 1) * (self.total - self.done)
+        return f"{self.label}: {what}; elapsed {duration(elapsed)}, ETA {duration(eta)}"
 
-    def update(self, outcome: FoldOutcome) -> None:
+    def update(self, what: str, postfix: str) -> None:
+        """One more step done: ``what`` for a log line, ``postfix`` beside the bar."""
+        self.done += 1
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{outcome.fold.label} log-RMSE {outcome.score:.4f}", refresh=False)
+            self.bar.set_postfix_str(postfix, refresh=False)
             self.bar.update(1)
         else:
-            logger.info(self.line(outcome, time.perf_counter() - self.started))
+            logger.info(self.line(what, time.perf_counter() - self.started))
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
-    def __enter__(self) -> FoldProgress:
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

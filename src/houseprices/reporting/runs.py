@@ -9,7 +9,8 @@ from mlflow.tracking import MlflowClient
 
 from houseprices.config.params import Params
 from houseprices.errors import TrackingError
-from houseprices.tracking.store import check_reachable, repo_root, tracking_uri
+from houseprices.paths import repo_root
+from houseprices.tracking.store import check_reachable, tracking_uri
 from houseprices.tracking.tags import KIND_TAG
 
 FIXED = ["time", "status", "commit", "experiment", "run_id"]
@@ -55,8 +56,7 @@ def format_table(rows: list[dict]) -> str:
     header = FIXED + models
     cells = [[str(r.get(k, "")) if k in FIXED else (f"{r[k]:.4f}" if k in r else "-") for k in header] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *cells]]
     return "\n".join(lines)
 
 

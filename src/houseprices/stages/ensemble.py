@@ -1,11 +1,7 @@
-"""Stage ``ensemble``: weight the members from their out-of-fold predictions.
-
-Steps: load the members' predictions; choose the combination (mean, non-negative
-weights, ridge stacking with a cross-validated penalty, greedy forward selection) by
-nested CV; choose the test predictions (refit models or the average of the fold models)
-by the out-of-fold evidence; add split-conformal intervals; write the outputs and log
-them. ``metrics/ensemble.json`` holds headline numbers only; per-member scores, weights
-and per-method details go to ``models/ensemble/report.json``.
+"""Stage ``ensemble``: weight the members from their out-of-fold predictions by the
+combination nested CV scores best, with split-conformal intervals. ``metrics/ensemble.json``
+holds headline numbers only; per-member scores, weights and per-method details go to
+``models/ensemble/report.json``.
 """
 
 from __future__ import annotations
@@ -29,55 +25,18 @@ from houseprices.evaluation.ensemble import (
     fit_combiner,
     nested_coverage,
 )
-from houseprices.evaluation.folds import Fold, log_rmse, make_folds
+from houseprices.evaluation.fold_workers import start_fork_server
+from houseprices.evaluation.folds import Fold, fold_scores, make_folds
 from houseprices.evaluation.outliers import outlier_mask, typical_rows
 from houseprices.paths import MEMBERS, METRICS, MODELS, PARAMS_FILE, PLOTS
-from houseprices.reporting.figures import drawn_aside, start_drawing_process
-from houseprices.tracking.lineage import file_sha256
-from houseprices.tracking.runlog import flatten
+from houseprices.reporting.figures import DRAWING_CODE, drawn_aside
 from houseprices.tracking.tracker import Tracker
-from houseprices.util.files import read_parquet, verify_model, write_csv, write_json, write_parquet
-from houseprices.util.timing import section
+from houseprices.util.files import file_sha256, read_parquet, verify_model, write_csv, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
 REPORT = MODELS / "ensemble" / "report.json"
-
-
-def load_member_predictions(members: list[str], models_dir: Path = MEMBERS):
-    """(members, repeats, rows) OOF array, log-price truth, ids, and test predictions."""
-    oofs, tests, y, ids, test_ids = [], {}, None, None, None
-    for name in members:
-        path = models_dir / name / "oof.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: member {name!r} has no predictions; run `dvc repro train@{name}`")
-        oof = read_parquet(path)
-        test = read_parquet(models_dir / name / "test.parquet")
-        if ids is None:
-            ids, y, test_ids = oof[ID].to_numpy(), oof["log_price"].to_numpy(), test[ID].to_numpy()
-        elif not (np.array_equal(ids, oof[ID].to_numpy()) and np.array_equal(test_ids, test[ID].to_numpy())):
-            raise ValueError(f"{path}: rows differ from the other members'; retrain with one params.yaml")
-        oofs.append(oof[[c for c in oof.columns if c.startswith("oof_r")]].to_numpy().T)
-        tests[name] = test
-    shapes = {o.shape for o in oofs}
-    if len(shapes) != 1:
-        raise ValueError(
-            f"members were cross-validated with different repeats {shapes}; rerun them with one cv setting"
-        )
-    return np.stack(oofs), y, ids, test_ids, tests
-
-
-def fold_scores(pred: np.ndarray, y: np.ndarray, folds, rows: np.ndarray | None = None) -> np.ndarray:
-    """Per-fold log-RMSE of (repeats, rows) predictions, optionally on a subset of rows."""
-    out = []
-    for f in folds:
-        valid = f.valid if rows is None else f.valid[rows[f.valid]]
-        out.append(log_rmse(y[valid], pred[f.repeat, valid]))
-    return np.asarray(out)
-
-
-def summary(scores: np.ndarray) -> dict:
-    return {"cv_log_rmse_mean": round(float(scores.mean()), 6), "cv_log_rmse_std": round(float(scores.std()), 6)}
+PREDICTIONS = MODELS / "ensemble" / "predictions.parquet"
 
 
 @dataclass
@@ -96,7 +55,22 @@ class Inputs:
 
 def load_inputs(params: Params) -> Inputs:
     members = params.ensemble_members
-    oof, y, ids, test_ids, tests = load_member_predictions(members)
+    oofs, tests, ids = [], {}, None
+    for name in members:
+        path = MEMBERS / name / "oof.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: member {name!r} has no predictions; run `dvc repro train@{name}`")
+        oof, tests[name] = read_parquet(path), read_parquet(MEMBERS / name / "test.parquet")
+        if ids is None:
+            ids, y, test_ids = oof[ID].to_numpy(), oof["log_price"].to_numpy(), tests[name][ID].to_numpy()
+        elif not (np.array_equal(ids, oof[ID].to_numpy()) and np.array_equal(test_ids, tests[name][ID].to_numpy())):
+            raise ValueError(f"{path}: rows differ from the other members'; retrain with one params.yaml")
+        oofs.append(oof[[c for c in oof.columns if c.startswith("oof_r")]].to_numpy().T)
+    shapes = {o.shape for o in oofs}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"members were cross-validated with different repeats {shapes}; rerun them with one cv setting"
+        )
     folds = make_folds(len(y), params.cv.folds, params.cv.repeats, params.seed)
     X, _, X_test = load_prepared()
     # Scored on every row (the honest figure); also without the documented Ames outliers,
@@ -107,37 +81,29 @@ def load_inputs(params: Params) -> Inputs:
     # fails the stage before any output is replaced.
     for name in members:
         verify_model(MEMBERS / name / "model.joblib")
-    return Inputs(members, oof, y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
+    return Inputs(members, np.stack(oofs), y, ids, test_ids, tests, folds, typical, fit_rows, X_test)
 
 
 def combine(params: Params, data: Inputs) -> dict:
     """Nested-CV choice of method, then the chosen combiner refit on every OOF row."""
     method, nested = choose_method(params.ensemble.method, data.oof, data.y, data.folds, data.fit_rows)
-    best = nested[method]
     repeats = data.oof.shape[1]
     P_all = np.concatenate([data.oof[:, r, data.fit_rows].T for r in range(repeats)])
     combiner = fit_combiner(method, P_all, np.tile(data.y[data.fit_rows], repeats))
-    member_folds = {m: fold_scores(data.oof[i], data.y, data.folds) for i, m in enumerate(data.members)}
-    best_member = min(data.members, key=lambda m: member_folds[m].mean())
-    gain = member_folds[best_member] - np.asarray(best.fold_scores)  # paired: same folds
     return {
         "method": method,
         "nested": nested,
-        "best": best,
+        "best": nested[method],
         "combiner": combiner,
         "weights": {m: float(w) for m, w in zip(data.members, combiner.weights, strict=True)},
-        "member_folds": member_folds,
-        "best_member": best_member,
-        "gain": gain,
     }
 
 
-def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFrame, dict, str]:
+def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFrame, dict]:
     """Test log prices with conformal intervals; the source (refit or fold average) is
     chosen from the OOF evidence when ``ensemble.test_predictions`` is ``auto``."""
     source, evidence = choose_test_predictions(params.ensemble.test_predictions, data.oof, data.y, combo["combiner"])
-    P_test = np.column_stack([data.tests[m][source].to_numpy() for m in data.members])
-    test_log = combo["combiner"].predict(P_test)
+    test_log = combo["combiner"].predict(np.column_stack([data.tests[m][source].to_numpy() for m in data.members]))
     best = combo["best"]
     residuals = (data.y[None, :] - best.oof).ravel()
     predictions = pd.DataFrame({ID: data.test_ids, "log_price": test_log})
@@ -149,80 +115,70 @@ def predict_test(params: Params, data: Inputs, combo: dict) -> tuple[pd.DataFram
         predictions[f"upper_{pct}"] = test_log + width
         intervals[f"coverage_{pct}"] = round(nested_coverage(best.oof, data.y, data.folds, level), 4)
         intervals[f"halfwidth_{pct}"] = round(width, 6)
-    return predictions, {**intervals, "test_predictions": source, **evidence}, source
+    return predictions, {**intervals, "test_predictions": source, **evidence}
 
 
-def headline(data: Inputs, combo: dict, intervals: dict) -> dict:
-    """The declared DVC metrics: the same params give the same bytes."""
-    scores = np.asarray(combo["best"].fold_scores)
-    return {
-        "method": combo["method"],
-        **summary(scores),
-        "cv_log_rmse_excl_outliers": round(
-            float(fold_scores(combo["best"].oof, data.y, data.folds, data.typical).mean()), 6
-        ),
-        "coverage_80": intervals["coverage_80"],
-        "coverage_95": intervals["coverage_95"],
-        "gain_over_best_member": round(float(combo["gain"].mean()), 6),
-    }
+def reports(data: Inputs, combo: dict, intervals: dict) -> tuple[dict, dict]:
+    """The declared DVC metrics (the same params give the same bytes) and the detailed report."""
+    member_folds = {m: fold_scores(data.oof[i], data.y, data.folds) for i, m in enumerate(data.members)}
+    best_member = min(data.members, key=lambda m: member_folds[m].mean())
+    gain = member_folds[best_member] - np.asarray(combo["best"].fold_scores)  # paired: same folds
 
-
-def detailed_report(data: Inputs, combo: dict, intervals: dict) -> dict:
-    gain = combo["gain"]
-
-    def scored(pred: np.ndarray, folds: np.ndarray) -> dict:
+    def scored(pred: np.ndarray, folds) -> dict:
         excl = fold_scores(pred, data.y, data.folds, data.typical).mean()
-        return {**summary(folds), "cv_log_rmse_excl_outliers": round(float(excl), 6)}
+        values = {"mean": np.mean(folds), "std": np.std(folds), "excl_outliers": excl}
+        return {f"cv_log_rmse_{k}": round(float(v), 6) for k, v in values.items()}
 
-    return {
-        "best_member": combo["best_member"],
+    report = {
+        "best_member": best_member,
         "gain_over_best_member_sem": round(float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0, 6),
-        "methods": {m: scored(s.oof, np.asarray(s.fold_scores)) for m, s in combo["nested"].items()},
-        "members": {m: scored(data.oof[i], combo["member_folds"][m]) for i, m in enumerate(data.members)},
+        "methods": {m: scored(s.oof, s.fold_scores) for m, s in combo["nested"].items()},
+        "members": {m: scored(data.oof[i], member_folds[m]) for i, m in enumerate(data.members)},
         "weights": {k: round(v, 6) for k, v in combo["weights"].items()},
         "intercept": round(combo["combiner"].intercept, 6),
         "intervals": intervals,
         "folds": len(data.folds),
     }
+    metrics = {
+        "method": combo["method"],
+        **report["methods"][combo["method"]],
+        "coverage_80": intervals["coverage_80"],
+        "coverage_95": intervals["coverage_95"],
+        "gain_over_best_member": round(float(gain.mean()), 6),
+    }
+    return metrics, report
 
 
 def write_outputs(data: Inputs, combo: dict, predictions: pd.DataFrame, metrics: dict, report: dict) -> dict:
     """The stage's files; returns the figure data (PNGs are MLflow artifacts only: DVC
     draws the same figures from the CSVs)."""
-    write_parquet(MODELS / "ensemble" / "predictions.parquet", predictions)
+    write_parquet(PREDICTIONS, predictions)
     write_json(REPORT, report)
     write_json(METRICS / "ensemble.json", metrics)
     y, oof_mean = data.y, np.nanmean(combo["best"].oof, axis=0)
-    write_csv(
-        PLOTS / "ensemble" / "oof.csv",
-        pd.DataFrame(
-            {
-                ID: data.ids,
-                "actual": np.exp(y).round(2),
-                "predicted": np.exp(oof_mean).round(2),
-                "log_actual": y.round(6),
-                "log_predicted": oof_mean.round(6),
-                "residual": (y - oof_mean).round(6),
-            }
-        ),
-    )
-    write_csv(
-        PLOTS / "ensemble" / "residuals.csv",
-        pd.DataFrame({"log_predicted": oof_mean.round(6), "residual": (y - oof_mean).round(6)}),
-    )
-    write_csv(
-        PLOTS / "ensemble" / "weights.csv",
-        pd.DataFrame({"member": data.members, "weight": combo["combiner"].weights.round(6)}),
-    )
-    all_scores = {
-        **{m: report["members"][m]["cv_log_rmse_mean"] for m in data.members},
+    scores = {
+        **{m: s["cv_log_rmse_mean"] for m, s in report["members"].items()},
         "ensemble": metrics["cv_log_rmse_mean"],
     }
-    write_csv(
-        PLOTS / "ensemble" / "scores.csv",
-        pd.DataFrame({"model": list(all_scores), "cv_log_rmse": list(all_scores.values())}),
+    oof = pd.DataFrame(
+        {
+            ID: data.ids,
+            "actual": np.exp(y).round(2),
+            "predicted": np.exp(oof_mean).round(2),
+            "log_actual": y.round(6),
+            "log_predicted": oof_mean.round(6),
+            "residual": (y - oof_mean).round(6),
+        }
     )
-    return {"log_actual": y, "log_predicted": oof_mean, "weights": combo["weights"], "scores": all_scores}
+    plots = {
+        "oof": oof,
+        "residuals": oof[["log_predicted", "residual"]],
+        "weights": pd.DataFrame({"member": data.members, "weight": combo["combiner"].weights.round(6)}),
+        "scores": pd.DataFrame({"model": list(scores), "cv_log_rmse": list(scores.values())}),
+    }
+    for name, frame in plots.items():
+        write_csv(PLOTS / "ensemble" / f"{name}.csv", frame)
+    return {"log_actual": y, "log_predicted": oof_mean, "weights": combo["weights"], "scores": scores}
 
 
 def log_to_mlflow(
@@ -231,62 +187,47 @@ def log_to_mlflow(
     """The ensemble run (metrics, plots, predictions, the registered model) and the
     headline metrics on the pipeline run: ``cv_log_rmse`` is a run's own score,
     ``<member>.cv_log_rmse`` a member's, on the same folds."""
-    predictions = MODELS / "ensemble" / "predictions.parquet"
-    members = report["members"]
     pipeline = {
         "cv_log_rmse": metrics["cv_log_rmse_mean"],
-        "cv_log_rmse_std": metrics["cv_log_rmse_std"],
-        "cv_log_rmse_excl_outliers": metrics["cv_log_rmse_excl_outliers"],
-        "coverage_80": metrics["coverage_80"],
-        "coverage_95": metrics["coverage_95"],
-        **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in members.items()},
+        **{k: metrics[k] for k in ("cv_log_rmse_std", "cv_log_rmse_excl_outliers", "coverage_80", "coverage_95")},
+        **{f"{m}.cv_log_rmse": s["cv_log_rmse_mean"] for m, s in report["members"].items()},
     }
-    with tracker.stage_run(
-        "ensemble", "ensemble", flatten({"ensemble": params.ensemble.model_dump(mode="json")})
-    ) as run:
-        run.log_metrics(
-            {
-                **pipeline,
-                "gain_over_best_member": metrics["gain_over_best_member"],
-                **{f"weight.{k}": v for k, v in combo["weights"].items()},
-            }
-        )
-        run.set_tags(
-            {"ensemble.method": combo["method"], "ensemble.test_predictions": report["intervals"]["test_predictions"]}
-        )
+    with tracker.run("ensemble", "ensemble", {"ensemble": params.ensemble.model_dump(mode="json")}) as run:
+        tags = {
+            "ensemble.method": combo["method"],
+            "ensemble.test_predictions": report["intervals"]["test_predictions"],
+        }
+        weights = {f"weight.{k}": v for k, v in combo["weights"].items()}
+        run.log_metrics({**pipeline, "gain_over_best_member": metrics["gain_over_best_member"], **weights}, tags)
         with tempfile.TemporaryDirectory() as tmp, drawn_aside(Path(tmp), **figures) as pngs:
             run.log_artifacts([REPORT], None)
-            run.log_artifacts([predictions], "predictions")
+            run.log_artifacts([PREDICTIONS], "predictions")
             run.log_model(
                 PriceModel({}, combo["weights"], combo["combiner"].intercept),  # members: loaded with the model
                 data.X_test,
                 member_files={name: MEMBERS / name / "model.joblib" for name in data.members},
-                register=True,
-                version_tags={"predictions.sha256": file_sha256(predictions)},
+                version_tags={"predictions.sha256": file_sha256(PREDICTIONS)},
                 description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
                 f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}",
             )
-            with section("figures"):  # waiting for the drawing
-                drawn = pngs.result()
-            run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *drawn], "plots")
+            run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs.result()], "plots")
         tracker.set_parent_metrics(pipeline)
 
 
 def run(params: Params, params_file: Path = Path(PARAMS_FILE)) -> dict:
-    start_drawing_process()
+    start_fork_server(DRAWING_CODE)  # matplotlib imported there while this process works
     tracker = Tracker.open(params, params_file)
     data = load_inputs(params)
     combo = combine(params, data)
-    predictions, intervals, source = predict_test(params, data, combo)
-    metrics = headline(data, combo, intervals)
-    report = detailed_report(data, combo, intervals)
+    predictions, intervals = predict_test(params, data, combo)
+    metrics, report = reports(data, combo, intervals)
     figures = write_outputs(data, combo, predictions, metrics, report)
     log_to_mlflow(params, tracker, data, combo, metrics, report, figures)
-    best = combo["best_member"]
+    best = report["best_member"]
     logger.info(
         "ensemble (%s, test from %s): CV log-RMSE %.4f ± %.4f, %.4f without outliers (best member %s %.4f); weights %s",
         combo["method"],
-        source,
+        intervals["test_predictions"],
         metrics["cv_log_rmse_mean"],
         metrics["cv_log_rmse_std"],
         metrics["cv_log_rmse_excl_outliers"],

@@ -15,7 +15,6 @@ from houseprices.data.schema import ID
 from houseprices.evaluation.outliers import outlier_mask
 from houseprices.features.pipelines import build_preprocessor, feature_names
 from houseprices.paths import METRICS, PLOTS
-from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.util.files import write_csv, write_json
 
@@ -67,13 +66,11 @@ def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict,
     before_pca = Z if "pca" not in pre.named_steps else np.asarray(pre[:-1].transform(rows), dtype=np.float64)
     spectrum = PCA(svd_solver="full").fit(before_pca)
     cumulative = np.cumsum(spectrum.explained_variance_ratio_)
+    branches = {"num": "numeric", "flag": "flag", "cat": "categorical", "ord": "ordinal"}
     report = {
         "input_features": len(inputs),
         "output_features": len(names),
-        "numeric_inputs": branch_width.get("num", 0),
-        "flag_inputs": branch_width.get("flag", 0),
-        "categorical_inputs": branch_width.get("cat", 0),
-        "ordinal_inputs": branch_width.get("ord", 0),
+        **{f"{label}_inputs": branch_width.get(branch, 0) for branch, label in branches.items()},
         "training_rows": int(keep.sum()),
         "outlier_rows_removed": int((~keep).sum()),
         "skewed_columns": len(skewed),
@@ -89,8 +86,7 @@ def feature_report(params: Params, X: pd.DataFrame, y: pd.Series) -> tuple[dict,
     variance = pd.DataFrame(
         {"component": np.arange(1, len(cumulative) + 1), "cumulative_explained_variance": cumulative.round(6)}
     )
-    report_detail = {**report, "skewed_column_names": skewed}
-    return report_detail, missing_frame, variance
+    return {**report, "skewed_column_names": skewed}, missing_frame, variance
 
 
 def run(params: Params) -> dict:
@@ -98,15 +94,13 @@ def run(params: Params) -> dict:
     X, y, _ = load_prepared()
     report, missing, variance = feature_report(params, X, y)
     write_json(METRICS / "features.json", {k: report[k] for k in METRIC_KEYS if k in report})
-    write_csv(PLOTS / "features" / "missing_rate.csv", missing[missing["missing_rate"] > 0])
-    write_csv(PLOTS / "features" / "pca_variance.csv", variance)
-    stage_params = flatten({"features": params.features.model_dump(mode="json")})
-    with tracker.stage_run("featurize", "stage", stage_params) as run:
+    plots = [PLOTS / "features" / "missing_rate.csv", PLOTS / "features" / "pca_variance.csv"]
+    write_csv(plots[0], missing[missing["missing_rate"] > 0])
+    write_csv(plots[1], variance)
+    with tracker.run("featurize", "stage", {"features": params.features.model_dump(mode="json")}) as run:
         run.log_metrics({k: v for k, v in report.items() if isinstance(v, (int, float))})
         run.log_dict(report, "features/report.json")
-        run.log_artifacts(
-            [PLOTS / "features" / "missing_rate.csv", PLOTS / "features" / "pca_variance.csv"], "features"
-        )
+        run.log_artifacts(plots, "features")
     logger.info(
         "features: %d inputs -> %d model features, %d skewed columns",
         report["input_features"],

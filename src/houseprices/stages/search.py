@@ -8,26 +8,21 @@ the next ``dvc repro`` retrains just that model.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-from tqdm import tqdm
 
 from houseprices.config.params import Params
 from houseprices.config.search import SearchConfig, load_search
 from houseprices.data.prepared import load_prepared
 from houseprices.errors import ConfigError, TrainingError
 from houseprices.paths import PARAMS_FILE, SEARCH_FILE
+from houseprices.reporting.progress import Progress
 from houseprices.tracking.failures import translate
-from houseprices.tracking.runlog import flatten
 from houseprices.tracking.tracker import Tracker
 from houseprices.tuning.search import (
-    TrialMonitor,
     apply_to_params,
     best_params,
     finished,
@@ -41,92 +36,22 @@ from houseprices.tuning.search import (
 from houseprices.util.threads import limit_threads
 
 logger = logging.getLogger(__name__)
-STATE_TAG = "optuna.state"
 
 
-class MlflowTrials(TrialMonitor):
-    """Every MLflow call of the search: a child run per trial (params, ``fold_log_rmse`` by
-    fold step, the state as a tag, the CV mean when complete) and a summary on the search run.
+def progress_reporter(progress: Progress):
+    """An Optuna callback: each finished trial, with the study's best so far."""
 
-    A trial's params are logged when it starts (a killed worker's run still shows them); its
-    fold scores, state and CV mean in one batch when it ends: each store write is a commit,
-    and a pruned trial is often only one fold long."""
-
-    def __init__(self, tracker: Tracker, search_run, name: str):
-        self.tracker, self.search_run, self.name = tracker, search_run, name
-        self.trial_run = None
-        self.folds: list[tuple[str, float, int]] = []
-
-    @contextlib.contextmanager
-    def trial(self, number: int, values: dict) -> Iterator[MlflowTrials]:
-        pruned = None
-        self.folds = []
-        with self.tracker.child_run(
-            f"{self.name} trial {number}", "trial", {**values, "optuna.trial_number": number}
-        ) as self.trial_run:
-            try:
-                yield self
-            except optuna.TrialPruned as err:  # an ordinary end: the MLflow run finishes
-                pruned = err
-            except BaseException:
-                self.end("failed", None)
-                raise
-        if pruned is not None:
-            raise pruned
-
-    def fold(self, step: int, score: float) -> None:
-        self.folds.append(("fold_log_rmse", score, step))
-
-    def end(self, state: str, value: float | None) -> None:
-        cv = [("cv_log_rmse", value, 0)] if state == "complete" else []
-        self.trial_run.log_step_metrics([*self.folds, *cv], tags={STATE_TAG: state})
-
-    def summary(self, study: optuna.Study, counts: dict[str, int]) -> None:
-        self.search_run.log_metrics({f"trials_{state}": n for state, n in counts.items()})
-        if counts.get("complete"):
-            self.search_run.log_metrics({"best_cv_log_rmse": study.best_value})
-            self.search_run.set_tags({"optuna.best_trial": study.best_trial.number})
-
-
-class Progress:
-    """A tqdm bar (trials done / asked, best so far, elapsed, ETA) when stdout is a
-    terminal; one log line per finished trial otherwise (CI, ``dvc repro``)."""
-
-    def __init__(self, name: str, n_trials: int):
-        self.name, self.n_trials, self.done = name, n_trials, 0
-        self.bar = (
-            tqdm(total=n_trials, desc=f"search {name}", unit="trial", file=sys.stderr, dynamic_ncols=True)
-            if sys.stdout.isatty()
-            else None
-        )
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.done += 1
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         try:
             best = f"best {study.best_value:.5f} (trial {study.best_trial.number})"
         except ValueError:
             best = "no complete trial yet"
-        if self.bar is not None:
-            self.bar.set_postfix_str(best, refresh=False)
-            self.bar.update(1)
-            return
         state = trial.state.name.lower()
         value = f"CV {trial.value:.5f}" if trial.value is not None else state
-        logger.info(
-            "%s trial %d (%d/%d) %s: %s | %s | %s",
-            self.name,
-            trial.number,
-            self.done,
-            self.n_trials,
-            state,
-            value,
-            best,
-            trial.params,
-        )
+        done = f"{progress.done + 1}/{progress.total}"
+        progress.update(f"trial {trial.number} ({done}) {state}: {value} | {best} | {trial.params}", best)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    return report
 
 
 def _optimize(
@@ -142,26 +67,27 @@ def _optimize(
     X, y, _ = load_prepared()
     tracker = Tracker.open(params, params_file)
     run_params = {
-        **flatten(
-            {"search": cfg.model_dump(mode="json"), "models": {name: params.model(name).model_dump(mode="json")}}
-        ),
+        "search": cfg.model_dump(mode="json"),
+        "models": {name: params.model(name).model_dump(mode="json")},
         "study": study.study_name,
         "storage": safe_url(url),
     }
-    with tracker.top_run(f"search {name}", "search", run_params) as search_run:
-        monitor = MlflowTrials(tracker, search_run, name)
-        progress = Progress(name, n_trials)
-        try:
-            study.optimize(
-                make_objective(params, name, cfg.space, X, y, monitor),
-                n_trials=n_trials,
-                timeout=timeout,
-                catch=(TrainingError,),
-                callbacks=[progress],
-            )
-        finally:
-            progress.close()
-        monitor.summary(study, finished(study))
+    with (
+        tracker.run(f"search {name}", "search", run_params, parent=None) as search_run,
+        Progress(f"search {name}", n_trials, "trial") as progress,
+    ):
+        study.optimize(
+            make_objective(params, name, cfg.space, X, y, tracker, search_run),
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(TrainingError,),
+            callbacks=[progress_reporter(progress)],
+        )
+        counts = finished(study)
+        metrics = {f"trials_{state}": n for state, n in counts.items()}
+        best = {"best_cv_log_rmse": study.best_value} if counts.get("complete") else {}
+        tags = {"optuna.best_trial": study.best_trial.number} if counts.get("complete") else {}
+        search_run.log_metrics({**metrics, **best}, tags)
 
 
 def _store_failures_without_traceback(record: logging.LogRecord) -> bool:

@@ -33,7 +33,7 @@ def run(params: Params, predictions: Path = MODELS / "ensemble" / "predictions.p
     tracker = Tracker.open(params)
     write_csv(path, submission, float_format="%.2f")
     write_csv(INTERVALS_FILE, intervals, float_format="%.2f")
-    with tracker.stage_run("submission", "stage", {"submission.path": str(params.submission.path)}) as run:
+    with tracker.run("submission", "stage", {"submission.path": str(params.submission.path)}) as run:
         run.log_artifacts([params.submission.path, INTERVALS_FILE], "submission")
         tracker.crown(predictions, params.submission.path)
     logger.info(

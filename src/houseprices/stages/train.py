@@ -13,43 +13,54 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
-from houseprices.evaluation.cross_validation import FoldOutcome, cross_validate, fit_estimator, predict_finite
-from houseprices.evaluation.feature_cache import FeatureCache
+from houseprices.evaluation.cross_validation import FoldFit, cross_validate, fit_estimator, predict_finite
+from houseprices.evaluation.feature_cache import fold_cache
 from houseprices.evaluation.fold_workers import planned_workers
-from houseprices.paths import FOLD_CACHE, MEMBERS, METRICS, PARAMS_FILE, PLOTS
+from houseprices.paths import MEMBERS, METRICS, PARAMS_FILE, PLOTS
 from houseprices.reporting.dvc_plots import write_member_plots
 from houseprices.reporting.leaderboard import write_timing
-from houseprices.reporting.progress import FoldProgress, duration
-from houseprices.tracking.runlog import flatten
+from houseprices.reporting.progress import Progress, duration
 from houseprices.tracking.tracker import Tracker
 from houseprices.util.files import dump_model, write_json, write_parquet
 
 logger = logging.getLogger(__name__)
 
 
-def fold_report(tracker, name: str, progress: FoldProgress):
-    """Each finished fold as an MLflow child run spanning its fit (whichever process fit it),
-    with its score, time and per-epoch losses (the same keys in every fold run); a progress line."""
+CURVE_KEYS = ("train_loss", "valid_loss", "holdout_loss")
 
-    def report(outcome: FoldOutcome) -> None:
+
+def curve_metrics(curves: pd.DataFrame) -> list[tuple[str, float, int]]:
+    """(key, value, epoch) for each finite loss of one fold's curve: the same keys in every
+    fold run (the fold is the run, not part of the key)."""
+    return [
+        (key, float(value), int(row["epoch"]))
+        for row in curves.to_dict("records")
+        for key in CURVE_KEYS
+        if np.isfinite(value := row.get(key, np.nan))
+    ]
+
+
+def fold_report(tracker: Tracker, stage_run, name: str, progress: Progress):
+    """Each finished fold as an MLflow child run spanning its fit (whichever process fit it),
+    with its score, time and per-epoch losses; a progress line."""
+
+    def report(position: int, outcome: FoldFit) -> None:
         fold = outcome.fold
-        fold_params = {
-            "repeat": fold.repeat + 1,
-            "fold": fold.fold + 1,
-            "train_rows": len(fold.train),
-            "valid_rows": len(fold.valid),
-        }
-        with tracker.finished_child_run(
-            f"{name} {fold.label}", "fold", fold_params, outcome.started, outcome.ended
-        ) as run:
-            run.log_metrics({"log_rmse": outcome.score, "fit_seconds": outcome.seconds})
-            run.log_curves(outcome.curves)
-        progress.update(outcome)
+        fold_params = {"repeat": fold.repeat + 1, "fold": fold.fold + 1}
+        fold_params.update(train_rows=len(fold.train), valid_rows=len(fold.valid))
+        span = (outcome.started, outcome.ended)
+        with tracker.run(f"{name} {fold.label}", "fold", fold_params, parent=stage_run, span=span) as run:
+            scores = [("log_rmse", outcome.score, 0), ("fit_seconds", outcome.seconds, 0)]
+            run.log_steps([*scores, *curve_metrics(outcome.curves)])
+        score = f"log-RMSE {outcome.score:.4f}"
+        what = f"fold {position}/{progress.total} ({fold.label}) {score} in {duration(outcome.seconds)}"
+        progress.update(what, f"{fold.label} {score}")
 
     return report
 
@@ -93,34 +104,26 @@ def write_outputs(name: str, result, final, refit_pred, X, y, X_test) -> None:
     write_member_plots(PLOTS, name, result)
 
 
-def fold_cache(params: Params) -> FeatureCache | None:
-    """The folds' preprocessing output kept across runs, in the workspace (``resources.fold_cache_mb``);
-    an absolute path, as the fold workers' folder is their fork server's."""
-    megabytes = params.resources.fold_cache_mb
-    return FeatureCache(Path.cwd() / FOLD_CACHE, megabytes * 2**20) if megabytes else None
-
-
 def run(params: Params, name: str, params_file: Path = Path(PARAMS_FILE)) -> dict:
     cfg = params.model(name)
     workers = planned_workers(params.resources)  # the fork server may be running already (cli)
     tracker = Tracker.open(params, params_file)
     X, y, X_test = load_prepared()
 
-    run_params = flatten(
-        {
-            "seed": params.seed,
-            "cv": params.cv.model_dump(),
-            "features": params.features.model_dump(mode="json"),
-            "models": {name: cfg.model_dump(mode="json")},
-        }
-    )
-    with tracker.stage_run(f"train {name}", "model", run_params) as run_log:
+    run_params = {
+        "seed": params.seed,
+        "cv": params.cv.model_dump(),
+        "features": params.features.model_dump(mode="json"),
+        "models": {name: cfg.model_dump(mode="json")},
+    }
+    with tracker.run(f"train {name}", "model", run_params) as run_log:
         refit = Refit(name, params, X, y, X_test)
         start = time.perf_counter()
-        with FoldProgress(f"train {name}", params.cv.folds * params.cv.repeats) as progress:
-            report = fold_report(tracker, name, progress)
+        with Progress(f"train {name}", params.cv.folds * params.cv.repeats, "fold") as progress:
+            report = fold_report(tracker, run_log, name, progress)
+            cache = fold_cache(params.resources)
             result = cross_validate(
-                name, params, X, y, X_test, on_fold=report, workers=workers, meanwhile=refit, cache=fold_cache(params)
+                name, params, X, y, X_test, on_fold=report, workers=workers, meanwhile=refit, cache=cache
             )
         cv_seconds = time.perf_counter() - start
         if workers == 1:

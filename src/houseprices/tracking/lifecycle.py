@@ -1,102 +1,82 @@
-"""Every MLflow run a stage opens ends FINISHED, FAILED or KILLED.
+"""Every MLflow run a stage opens ends FINISHED, FAILED or KILLED, and its store is ready.
 
-- SIGINT and SIGTERM end the open runs as KILLED, then exit 130 / 143.
-- SIGKILL cannot be caught: each run carries its owner (host, pid, process start time),
-  and the next stage that opens the store (``Tracker.open``) ends as KILLED the RUNNING
-  runs of this host whose owner process is gone, with their untagged children (folds,
-  trials). Runs of other hosts are left alone: their liveness cannot be checked here.
-- A store that fails mid-stage: exit 2 with one line (see :mod:`houseprices.tracking.failures`),
-  or, with ``tracking.required: false``, the stage is run again without tracking.
-"""
+The runs a process opens are kept here, so a signal ends them as KILLED (the runner). SIGKILL
+cannot be caught: each run carries its owner (host, pid, start time), and the next stage that
+opens the store ends as KILLED the RUNNING runs of this host whose owner is gone (runs of other
+hosts are left alone). A repository copied or moved with its ``mlflow.db`` logs into its own
+``mlruns/``."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
-import signal
 import socket
-import sys
-from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from houseprices.errors import TrackingError
-from houseprices.tracking.failures import relocate_artifact_root
-from houseprices.tracking.tags import (
-    KIND_TAG,
-    OWNER_HOST,
-    OWNER_PID,
-    OWNER_STARTED,
-    PARENT_TAG,
-    PIPELINE_RUN_TAG,
-    THREADS_TAG,
-)
+from houseprices.tracking import tags as tag
+from houseprices.tracking.failures import sqlite_path
+from houseprices.util.processes import dvc_run_alive, process_alive, started_ms
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
+OPEN_RUNS: list[tuple[MlflowClient, str]] = []  # (client, run id): the runs this process opened and has not ended
 
-TRACKING_OFF_ENV = "HOUSEPRICES_TRACKING_OFF"
+
+def end_run(run_id: str, status: str, end_time: int | None = None) -> None:
+    """End one of this process's open runs (nothing when it was ended already, by a signal)."""
+    found = next(((c, r) for c, r in OPEN_RUNS if r == run_id), None)
+    if found is not None:
+        OPEN_RUNS.remove(found)
+        found[0].set_terminated(run_id, status, end_time=end_time)
 
 
-# ------------------------------------------------------------------- owners
-def _started_ms(pid: int) -> int | None:
-    import psutil
-
-    try:
-        return int(psutil.Process(pid).create_time() * 1000)
-    except (psutil.Error, OSError):
-        return None
+def end_open_runs(status: str) -> None:
+    """End every run this process opened, the newest first; a failing store is left to the
+    next stage's :func:`close_stale_runs`."""
+    while OPEN_RUNS:
+        client, run_id = OPEN_RUNS.pop()
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, status)
 
 
 def owner_tags() -> dict[str, str]:
     """Who owns the runs this process opens; checked by :func:`close_stale_runs`."""
+    pid = os.getpid()
     return {
-        OWNER_HOST: socket.gethostname(),
-        OWNER_PID: str(os.getpid()),
-        OWNER_STARTED: str(_started_ms(os.getpid()) or 0),
-        THREADS_TAG: os.environ.get("OMP_NUM_THREADS", ""),
+        tag.OWNER_HOST: socket.gethostname(),
+        tag.OWNER_PID: str(pid),
+        tag.OWNER_STARTED: str(started_ms(pid) or 0),
+        tag.THREADS_TAG: os.environ.get("OMP_NUM_THREADS", ""),
     }
 
 
-def process_alive(pid: int, started_ms: int | None) -> bool:
-    """Alive and the same process (a recycled pid has a later start time)."""
-    now = _started_ms(pid)
-    if now is None:
+def _owner_gone(tags: dict[str, str], host: str) -> bool:
+    """True for runs of this host whose owner process is gone (False when it cannot be told;
+    a pipeline run is held by the ``dvc`` process whose later stages may still come)."""
+    if tags.get(tag.OWNER_HOST) != host or not tags.get(tag.OWNER_PID, "").isdigit():
         return False
-    return not started_ms or abs(now - started_ms) < 2000
+    if tags.get(tag.KIND_TAG) == "pipeline" and dvc_run_alive(tags.get(tag.PIPELINE_RUN_TAG, "")):
+        return False
+    started = tags.get(tag.OWNER_STARTED, "0")
+    return not process_alive(int(tags[tag.OWNER_PID]), int(started) if started.isdigit() else None)
 
 
-def _dvc_alive(pipeline_id: str, host: str) -> bool:
-    """Pipeline ids ``dvc-<host>-<pid>-<start ms>`` name the ``dvc`` process running the stages."""
-    head, _, rest = pipeline_id.partition(f"dvc-{host}-")
-    pid, _, started = rest.partition("-")
-    return not head and pid.isdigit() and started.isdigit() and process_alive(int(pid), int(started))
-
-
-def _owner_gone(tags: dict[str, str], host: str) -> bool | None:
-    """True/False for runs of this host with an owner tag; None when it cannot be told."""
-    if tags.get(OWNER_HOST) != host or not tags.get(OWNER_PID, "").isdigit():
-        return None
-    if tags.get(KIND_TAG) == "pipeline" and _dvc_alive(tags.get(PIPELINE_RUN_TAG, ""), host):
-        return False  # a later stage of the same `dvc repro` may hold it
-    started = tags.get(OWNER_STARTED, "0")
-    return not process_alive(int(tags[OWNER_PID]), int(started) if started.isdigit() else None)
-
-
-def close_stale_runs(client, experiment_id: str) -> list[str]:
+def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     """End as KILLED the RUNNING runs whose owner process on this host is gone, and the
-    untagged RUNNING runs below them; returns their ids."""
+    untagged RUNNING runs below them (folds, trials); returns their ids."""
     host = socket.gethostname()
     running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=5000)
-    by_id = {r.info.run_id: r for r in running}
-    stale = {rid for rid, r in by_id.items() if _owner_gone(r.data.tags, host)}
-    changed = True
-    while changed:  # untagged descendants (fold and trial runs) follow their parent
-        more = {
-            rid
-            for rid, r in by_id.items()
-            if rid not in stale and OWNER_PID not in r.data.tags and r.data.tags.get(PARENT_TAG) in stale
-        }
+    by_id = {r.info.run_id: r.data.tags for r in running}
+    stale = {rid for rid, tags in by_id.items() if _owner_gone(tags, host)}
+    while more := {
+        r for r, t in by_id.items() if r not in stale and tag.OWNER_PID not in t and t.get(tag.PARENT_TAG) in stale
+    }:
         stale |= more
-        changed = bool(more)
     for rid in sorted(stale):
         client.set_terminated(rid, "KILLED")
     if stale:
@@ -108,54 +88,45 @@ def close_stale_runs(client, experiment_id: str) -> list[str]:
     return sorted(stale)
 
 
-def prepare_store(uri: str, root, experiment: str) -> None:
-    """Called by ``Tracker.open`` once the experiment exists: refuse when tracking was
-    switched off after a failure, repair a moved repo's artifact root, close stale runs."""
-    if os.environ.get(TRACKING_OFF_ENV):
-        raise TrackingError(os.environ[TRACKING_OFF_ENV])
-    from mlflow.tracking import MlflowClient
+def relocate_artifact_root(uri: str, root: Path) -> list[tuple[str, str]]:
+    """A copied or moved repo logs into its own ``mlruns/``: in the repo's default store
+    (``sqlite:///<root>/mlflow.db``) every artifact location under another folder's ``mlruns/``
+    is rewritten to this repo's, through MLflow's own table models, so new runs land here and
+    earlier runs' artifacts are read from the copied ``mlruns/``. Returns the (old, new) roots."""
+    db = sqlite_path(uri)
+    if db is None or db.resolve() != (root / "mlflow.db").resolve() or not db.is_file():
+        return []
+    import sqlalchemy as sa
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlLoggedModel, SqlRun
 
-    relocate_artifact_root(uri, root)
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is not None:
-        close_stale_runs(client, exp.experiment_id)
-
-
-# ------------------------------------------------------------------ signals
-def end_active_runs(status: str = "KILLED") -> None:
-    """End every run on this process's MLflow stack; a failing store is left to the next
-    stage's :func:`close_stale_runs`."""
-    import mlflow
-
-    for _ in range(16):
-        if mlflow.active_run() is None:
-            return
-        try:
-            mlflow.end_run(status)
-        except Exception:  # noqa: BLE001 - the store is gone: nothing more to do here
-            return
-
-
-@contextlib.contextmanager
-def killed_on_signal(command: str) -> Iterator[None]:
-    """SIGINT / SIGTERM: open runs end as KILLED, one line, exit 128 + signal number."""
-
-    def handler(signum, frame):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        if "mlflow" in sys.modules:
-            end_active_runs("KILLED")
-        print(
-            f"houseprices {command}: interrupted by {signal.Signals(signum).name}; "
-            "open MLflow runs ended as KILLED, no output half-written",
-            file=sys.stderr,
-        )
-        raise SystemExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    new = (root / "mlruns").resolve().as_uri()
+    columns = (
+        SqlExperiment.artifact_location,
+        SqlRun.artifact_uri,
+        SqlLoggedModel.artifact_location,
+        SqlModelVersion.source,
+        SqlModelVersion.storage_location,
+    )
+    engine = sa.create_engine(uri)
     try:
-        yield
+        with engine.begin() as con:
+            moves = sorted({_foreign_root(loc, new) for loc in con.scalars(sa.select(columns[0]))} - {None})
+            for old, column in itertools.product(moves, columns):
+                moved = sa.func.substr(column, 1, len(old)) == old
+                con.execute(
+                    sa.update(column.class_).where(moved).values({column: new + sa.func.substr(column, len(old) + 1)})
+                )
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        engine.dispose()
+    for old in moves:
+        logger.warning("%s: artifact root moved from %s to %s (this repo was copied or moved)", db, old, new)
+    return [(old, new) for old in moves]
+
+
+def _foreign_root(location: str | None, new: str) -> str | None:
+    """``file:///other/repo/mlruns`` of a location under another repo's ``mlruns/`` (MLflow's
+    unused Default experiment, a plain path, stays as it is)."""
+    head, sep, rest = (location or "").partition("/mlruns")
+    old = head + sep
+    return old if head.startswith("file:") and sep and old != new and rest[:1] in ("", "/") else None

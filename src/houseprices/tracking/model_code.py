@@ -1,5 +1,4 @@
-"""MLflow "models from code" entry point: MLflow runs this file to build the model
-object; the fitted pipelines arrive through ``load_context`` as an artifact."""
+"""MLflow runs this file to build the model ("models from code"); its artifacts come through ``load_context``."""
 
 from mlflow.models import set_model
 

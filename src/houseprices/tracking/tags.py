@@ -8,9 +8,8 @@ OWNER_STARTED = "houseprices.owner.started_ms"
 THREADS_TAG = "houseprices.threads"
 PARENT_TAG = "mlflow.parentRunId"
 
-# Experiment tags read by MLflow's UI (3.17: mlflow/utils/mlflow_tags.py and the UI's experiment
-# kinds): without a kind the UI guesses one and opens this experiment on the GenAI traces overview;
-# with it, the experiment opens on its training runs, sorted by the primary metric.
+# Experiment tags MLflow's UI reads (3.17: mlflow/utils/mlflow_tags.py): without a kind it opens the
+# experiment on the GenAI traces overview; with it, on its training runs sorted by the primary metric.
 PRIMARY_METRIC = "cv_log_rmse"
 EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",

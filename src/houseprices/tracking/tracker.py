@@ -1,268 +1,240 @@
-"""The run tree of one pipeline execution: a pipeline run (the unit of comparison, with
-the params that trained it and the headline metrics), a child per stage or model, a
-grandchild per fold or trial.
+"""The run tree of one pipeline execution: a pipeline run (the unit of comparison, with the
+params that trained it and the headline metrics; every stage of one ``dvc repro`` finds it
+again through a shared id), a child per stage or model, a grandchild per fold or trial.
 
-Every stage of one ``dvc repro`` / ``dvc exp run`` logs under one pipeline run, found
-again through a shared pipeline-run id. :meth:`Tracker.open` is the one place where a
-stage connects to the store; with tracking off it returns a :class:`NullTracker`.
+:meth:`Tracker.open` is where a stage connects to the store. When the store fails (at the start
+or mid-stage) the stage fails with one line; with ``tracking.required: false`` it warns once and
+goes on with the tracker off, every later call doing nothing: stages never ask about tracking.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.tracking.context.registry import resolve_tags
 
 from houseprices.errors import TrackingError
-from houseprices.tracking.failures import as_tracking_error, fail_fast_on_store_error
-from houseprices.tracking.lifecycle import owner_tags, prepare_store
+from houseprices.paths import in_workspace, repo_root
+from houseprices.tracking import lifecycle
+from houseprices.tracking.failures import StoreError, first_line, sqlite_path, translate
 from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline_run_name
 from houseprices.tracking.packaging import log_price_model
-from houseprices.tracking.registry import PREDICTIONS_TAG, VERSION_LINEAGE, crown, describe_version
-from houseprices.tracking.runlog import NullRun, RunLog, flatten
-from houseprices.tracking.store import (
-    check_reachable,
-    ensure_experiment,
-    in_workspace,
-    opened_once,
-    repo_root,
-    tracking_uri,
-)
-from houseprices.tracking.tags import KIND_TAG, PIPELINE_RUN_TAG
-from houseprices.util.database import bound_database_waits
-from houseprices.util.timing import around, section, timed
+from houseprices.tracking.registry import VERSION_LINEAGE, crown, describe_version
+from houseprices.tracking.store import check_reachable, ensure_experiment
+from houseprices.tracking.store import tracking_uri as resolve_uri
+from houseprices.tracking.tags import KIND_TAG, PARENT_TAG, PIPELINE_RUN_TAG
+from houseprices.util.database import bound_database_waits, created_by_one
 
-
-def _client_and_experiment(uri: str, experiment: str, root: Path) -> tuple[MlflowClient, str]:
-    """The client (its first use creates a new store's schema) and the experiment's id."""
-    client = MlflowClient(uri)
-    return client, ensure_experiment(client, uri, experiment, root)
+PIPELINE = "pipeline"  # ``Tracker.run``'s parent for a stage: the pipeline run
 
 
 def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
-    """A client for ``params.tracking`` and the experiment's id; raises TrackingError
-    (naming the URI) when the store cannot be used."""
-    cfg = params.tracking
+    """A client for ``params.tracking`` and the experiment's id, the store made ready (a moved
+    repo's artifact root, stale RUNNING runs); raises TrackingError naming the URI."""
     root = root or repo_root()
-    uri = tracking_uri(cfg.uri, root)
+    uri = resolve_uri(params.tracking.uri, root)
     bound_database_waits()
     try:
         check_reachable(uri)
         mlflow.set_tracking_uri(uri)
-        client, experiment_id = opened_once(uri, lambda: _client_and_experiment(uri, cfg.experiment, root))
+
+        def open_store() -> tuple[MlflowClient, str]:  # its first use creates a new store's schema
+            client = MlflowClient(uri)
+            return client, ensure_experiment(client, uri, params.tracking.experiment, root)
+
+        client, experiment_id = created_by_one(sqlite_path(uri), open_store)
         mlflow.set_experiment(experiment_id=experiment_id)
-        prepare_store(uri, root, cfg.experiment)  # moved repo, stale RUNNING runs
+        lifecycle.relocate_artifact_root(uri, root)
+        lifecycle.close_stale_runs(client, experiment_id)
     except Exception as err:  # noqa: BLE001 - every store failure becomes one TrackingError
-        raise as_tracking_error(err, uri) from None
+        found = translate(err, uri)
+        raise found if isinstance(found, TrackingError) else StoreError(str(found or first_line(err, uri))) from None
     return client, experiment_id
 
 
-def pipeline_params(params) -> dict[str, object]:
-    """What trained the pipeline, with readable flat names: ``seed``, ``cv.*``,
-    ``features.*``, ``ensemble.*`` and each member's params as ``<member>.<param>``."""
-    members = {m: params.model(m).model_dump(mode="json") for m in params.ensemble_members}
-    return flatten(
-        {
-            "seed": params.seed,
-            "cv": params.cv.model_dump(mode="json"),
-            "features": params.features.model_dump(mode="json"),
-            "ensemble": params.ensemble.model_dump(mode="json"),
-            **members,
-        }
-    )
+def flatten(mapping: Mapping, prefix: str = "") -> dict[str, object]:
+    """{'mlp': {'lr': 1}} -> {'mlp.lr': 1}: MLflow params are flat, named by their dotted path."""
+    flat: dict[str, object] = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _tracked(method):
+    """A tracker call that does nothing while tracking is off, and turns a store failure into
+    the stage's one-line error (or, when tracking is not required, into tracking off)."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        tracker = getattr(self, "tracker", self)
+        if tracker.off or getattr(self, "run_id", "-") is None:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:
+            error = translate(err, tracker.client.tracking_uri)
+            if not isinstance(error, TrackingError):
+                raise
+            tracker.failed(error)
+            return None
+
+    return call
 
 
 class Tracker:
-    """One stage's view of MLflow."""
+    """One stage's view of MLflow (see the module doc)."""
 
-    enabled = True
-
-    def __init__(
-        self,
-        client: MlflowClient,
-        experiment_id: str,
-        tracking_cfg,
-        lineage: dict[str, str],
-        run_params: Mapping[str, object],
-    ):
-        self.client = client
-        self.experiment_id = experiment_id
-        self.cfg = tracking_cfg
-        self.lineage = lineage
-        self.run_params = run_params
-        # Walking the process tree and searching the store happen once per stage.
-        self.pipeline_id = pipeline_run_id()
-        self._parent_id: str | None = None
+    def __init__(self, params, client: MlflowClient | None = None, experiment_id: str = "", lineage=None):
+        self.cfg = params.tracking
+        self.client, self.experiment_id = client, experiment_id
+        self.off = client is None
+        self.lineage = lineage or {}
+        # What trained the pipeline, by readable names: seed, cv.*, features.*, ensemble.*, <member>.<param>
+        members = {m: params.model(m).model_dump(mode="json") for m in params.ensemble_members}
+        sections = {s: getattr(params, s).model_dump(mode="json") for s in ("cv", "features", "ensemble")}
+        self.run_params = flatten({"seed": params.seed, **sections, **members})
+        self.pipeline_id = pipeline_run_id() if client else ""  # walks the process tree: once per stage
+        self.pipeline_run = ""  # its MLflow run, once a stage run opened it
 
     @classmethod
-    @timed("tracking")
-    def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker | NullTracker:
-        """Tracker for ``params.tracking``; fails fast (naming the URI) when the store is
-        unreachable, or warns and returns a :class:`NullTracker` if ``tracking.required`` is false."""
+    def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker:
         try:
             client, experiment_id = connect(params, root)
         except TrackingError as error:
-            if params.tracking.required:
-                raise
-            warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=2)
-            return NullTracker()
+            tracker = cls(params)
+            tracker.failed(error)
+            return tracker
         lineage = lineage_tags(Path.cwd(), Path(params_file), [params.data.train, params.data.test])
-        lineage.update(owner_tags())  # host and pid: a run left RUNNING by a killed process is closed later
-        return cls(client, experiment_id, params.tracking, lineage, pipeline_params(params))
+        lineage.update(lifecycle.owner_tags())  # host and pid: a run left RUNNING by a killed process is closed later
+        return cls(params, client, experiment_id, lineage)
 
-    @timed("tracking")
-    def _pipeline_parent(self) -> str:
-        """The pipeline run's id, looked up (or created with lineage and params) once."""
-        if self._parent_id is None:
-            found = self.client.search_runs(
-                [self.experiment_id],
-                f"tags.`{PIPELINE_RUN_TAG}` = '{self.pipeline_id}' and tags.`{KIND_TAG}` = 'pipeline'",
-                max_results=1,
-            )
+    def failed(self, error: TrackingError) -> None:
+        """A store failure: the stage's error, or with ``tracking.required: false`` tracking off."""
+        if self.cfg.required:  # the runs still open end with one short try each
+            os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="2")
+            raise error
+        warnings.warn(f"{error}; training without tracking (tracking.required is false)", stacklevel=3)
+        self.off = True
+
+    @_tracked
+    def _start(self, name: str, kind: str, parent, span) -> list[str]:
+        """Open the run (and, for a stage, the pipeline run, created with lineage and params by
+        the first stage of the pipeline execution): their ids, the newest last."""
+        tags, opened = {KIND_TAG: kind}, []
+        if parent == PIPELINE:
+            query = f"tags.`{PIPELINE_RUN_TAG}` = '{self.pipeline_id}' and tags.`{KIND_TAG}` = 'pipeline'"
+            found = self.client.search_runs([self.experiment_id], query, max_results=1)
+            tags.update({PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage})
             if found:
-                self._parent_id = found[0].info.run_id
+                parent = found[0].info.run_id
+                self.client.update_run(parent, "RUNNING")
             else:
-                run = self.client.create_run(
-                    self.experiment_id,
-                    run_name=pipeline_run_name(self.lineage),
-                    tags={**self.lineage, PIPELINE_RUN_TAG: self.pipeline_id, KIND_TAG: "pipeline"},
-                )
-                self._parent_id = run.info.run_id
-                self._run_log(self._parent_id).log_params(self.run_params)
-        return self._parent_id
+                run_name, pipeline_tags = pipeline_run_name(self.lineage), {**tags, KIND_TAG: "pipeline"}
+                parent = self.client.create_run(self.experiment_id, run_name=run_name, tags=pipeline_tags).info.run_id
+                RunLog(self, parent).log_params(self.run_params)
+            lifecycle.OPEN_RUNS.append((self.client, parent))
+            opened.append(parent)
+            self.pipeline_run = parent
+        elif parent is None:
+            tags.update(self.lineage)
+        if parent:
+            tags[PARENT_TAG] = parent if isinstance(parent, str) else parent.run_id
+        started = int(span[0] * 1000) if span else None
+        run = self.client.create_run(self.experiment_id, start_time=started, tags=resolve_tags(tags), run_name=name)
+        lifecycle.OPEN_RUNS.append((self.client, run.info.run_id))
+        return [*opened, run.info.run_id]
 
-    def _run_log(self, run_id: str) -> RunLog:
-        return RunLog(self.client, run_id, self._log_model if self.cfg.log_models else None)
-
-    @contextlib.contextmanager
-    def stage_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
-        """A child of the pipeline run (created on first use) for one stage or model."""
-        parent_id = self._pipeline_parent()
-        tags = {KIND_TAG: kind, PIPELINE_RUN_TAG: self.pipeline_id, **self.lineage}
-        with around("tracking", mlflow.start_run(run_id=parent_id)):
-            with around("tracking", mlflow.start_run(run_name=name, nested=True, tags=tags)) as run, self._fail_fast():
-                log = self._run_log(run.info.run_id)
-                log.log_params(params or {})
-                yield log
+    @_tracked
+    def _end(self, run_ids: list[str], status: str, ended: float | None = None) -> None:
+        for run_id in reversed(run_ids):
+            lifecycle.end_run(run_id, status, int(ended * 1000) if ended and run_id == run_ids[-1] else None)
 
     @contextlib.contextmanager
-    def top_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
-        """A run of its own, outside any pipeline run (a search: its trials are its children)."""
-        with (
-            around("tracking", mlflow.start_run(run_name=name, tags={KIND_TAG: kind, **self.lineage})) as run,
-            self._fail_fast(),
-        ):
-            log = self._run_log(run.info.run_id)
-            log.log_params(params or {})
+    def run(self, name: str, kind: str, params=None, *, parent=PIPELINE, span=None) -> Iterator[RunLog]:
+        """A run live while the block runs, with ``params`` (nested ones flattened): a stage's
+        child of the pipeline run (``parent`` PIPELINE), a child of another run (a fold, a trial)
+        or a run of its own (None: a search). ``span``, (start, end) in epoch seconds: work done
+        elsewhere (a fold fit in a worker process), which the run spans instead of the logging."""
+        ids = self._start(name, kind, parent, span) or []
+        log = RunLog(self, ids[-1] if ids else None)
+        log.log_params(flatten(params or {}))
+        try:
             yield log
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._end(ids, "FAILED")
+            raise
+        self._end(ids, "FINISHED", span[1] if span else None)
 
-    @contextlib.contextmanager
-    def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[RunLog]:
-        """A child of the current stage run (a fold, a trial), live while the block runs."""
-        with (
-            around("tracking", mlflow.start_run(run_name=name, nested=True, tags={KIND_TAG: kind})) as run,
-            self._fail_fast(),
-        ):
-            log = self._run_log(run.info.run_id)
-            log.log_params(params or {})
-            yield log
-
-    @contextlib.contextmanager
-    def finished_child_run(
-        self, name: str, kind: str, params: Mapping[str, object], started: float, ended: float
-    ) -> Iterator[RunLog]:
-        """A child of the current run for work done elsewhere (a fold fit in a worker process),
-        spanning that work's own start and end (epoch seconds), not the logging's."""
-        parent = mlflow.active_run()
-        with section("tracking"), self._fail_fast():
-            run = self.client.create_run(
-                parent.info.experiment_id,
-                start_time=int(started * 1000),
-                tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, KIND_TAG: kind},
-                run_name=name,
-            )
-            run_id = run.info.run_id
-            log = self._run_log(run_id)
-            log.log_params(params)
-            try:
-                yield log
-            except BaseException:
-                self.client.set_terminated(run_id, "FAILED")
-                raise
-            self.client.set_terminated(run_id, "FINISHED", end_time=int(ended * 1000))
-
-    def _fail_fast(self):
-        return fail_fast_on_store_error(self.client.tracking_uri)
-
-    @timed("tracking")
+    @_tracked
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
-        """Headline metrics on the pipeline run, for side-by-side comparison."""
-        self._run_log(self._pipeline_parent()).log_metrics(metrics)
+        """Headline metrics on the pipeline run (a stage's run opened it), for side-by-side comparison."""
+        RunLog(self, self.pipeline_run).log_metrics(metrics)
 
-    def _log_model(
-        self, model, rows, *, register: bool, description: str, version_tags: dict[str, str], member_files=None
-    ):
-        name = self.cfg.registered_model if register else ""
-        info = log_price_model(model, rows, registered_name=name or None, member_files=member_files)
-        version = getattr(info, "registered_model_version", None)
-        if version is not None:
-            describe_version(
-                self.client,
-                name,
-                str(version),
-                description,
-                {
-                    **{k: self.lineage.get(k, "") for k in VERSION_LINEAGE},
-                    PIPELINE_RUN_TAG: self.pipeline_id,
-                    **version_tags,
-                },
-            )
-        return version
-
-    @timed("tracking")
+    @_tracked
     def crown(self, predictions: Path, submission: Path) -> None:
         """Mark the registered version behind ``submission`` (see :mod:`.registry`)."""
         if self.cfg.registered_model and self.cfg.log_models:
-            crown(
-                self.client,
-                self.cfg.registered_model,
-                Path(predictions),
-                Path(submission),
-                pipeline_tag=(PIPELINE_RUN_TAG, self.pipeline_id),
-                workspace=in_workspace(),
-            )
+            crown(self.client, self.cfg.registered_model, predictions, submission, self.pipeline_id, in_workspace())
 
 
-class NullTracker:
-    """Tracking off: the same interface, nothing logged."""
+class RunLog:
+    """Writes to one run by id (``log_batch`` splits into MLflow's per-call limits)."""
 
-    enabled = False
-    pipeline_id = ""
+    def __init__(self, tracker: Tracker, run_id: str | None):
+        self.tracker, self.run_id = tracker, run_id
 
-    @contextlib.contextmanager
-    def stage_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[NullRun]:
-        yield NullRun()
+    @_tracked
+    def log_params(self, params: Mapping[str, object]) -> None:
+        if params:
+            texts = {k: ("" if v is None else str(v))[:6000] for k, v in params.items()}
+            self.tracker.client.log_batch(self.run_id, params=[Param(k, v) for k, v in texts.items()])
 
-    @contextlib.contextmanager
-    def child_run(self, name: str, kind: str, params: Mapping[str, object] | None = None) -> Iterator[NullRun]:
-        yield NullRun()
+    def log_metrics(self, metrics: Mapping[str, float], tags: Mapping[str, object] | None = None) -> None:
+        self.log_steps(((k, v, 0) for k, v in metrics.items()), tags)
 
-    top_run = child_run
+    @_tracked
+    def log_steps(self, metrics: Iterable[tuple[str, float, int]], tags: Mapping[str, object] | None = None) -> None:
+        """(key, value, step) metrics and tags in one ``log_batch`` (one store write, not one each)."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v, step in metrics]
+        tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        if metrics or tags:
+            self.tracker.client.log_batch(self.run_id, metrics, tags=tags)
 
-    @contextlib.contextmanager
-    def finished_child_run(self, name: str, kind: str, params, started: float, ended: float) -> Iterator[NullRun]:
-        yield NullRun()
+    @_tracked
+    def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
+        for path in paths:
+            self.tracker.client.log_artifact(self.run_id, str(path), folder)
 
-    def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
-        pass
+    @_tracked
+    def log_dict(self, data: object, name: str) -> None:
+        self.tracker.client.log_dict(self.run_id, data, name)
 
-    def crown(self, predictions: Path, submission: Path) -> None:
-        pass
-
-
-__all__ = ["PREDICTIONS_TAG", "NullTracker", "Tracker", "connect", "pipeline_params"]
+    @_tracked
+    def log_model(self, model, rows, *, member_files: Mapping[str, Path], description: str, version_tags: dict):
+        """Log ``model`` (a PriceModel whose members, ``member_files``, load with it) on this run and
+        register it as a new version tagged with its lineage. Returns the version."""
+        tracker = self.tracker
+        if not tracker.cfg.log_models:
+            return None
+        name = tracker.cfg.registered_model
+        info = log_price_model(model, rows, self.run_id, name or None, member_files)
+        version = getattr(info, "registered_model_version", None)
+        if version is not None:
+            lineage = {k: tracker.lineage.get(k, "") for k in VERSION_LINEAGE}
+            tags = {**lineage, PIPELINE_RUN_TAG: tracker.pipeline_id, **version_tags}
+            describe_version(tracker.client, name, str(version), description, tags)
+        return version

@@ -9,36 +9,34 @@ the running mean log-RMSE, so a pruner can stop a hopeless trial after any fold.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
 from statistics import fmean
 
-import joblib
 import optuna
 import pandas as pd
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
 from houseprices.config.params import Params, parse_params, with_model_overrides
 from houseprices.config.search import Choice, PrunerConfig, SearchConfig, SearchFile
 from houseprices.errors import ConfigError, DependencyTimeoutError, HousePricesError
-from houseprices.evaluation.cross_validation import fit_estimator, predict_finite
-from houseprices.evaluation.folds import log_rmse, make_folds
-from houseprices.tuning.fold_cache import PreprocessCache, fold_predictions
-from houseprices.util.database import bound_database_waits, hung_server
+from houseprices.evaluation.cross_validation import fit_fold, fold_task
+from houseprices.evaluation.feature_cache import fold_cache
+from houseprices.tracking.tracker import Tracker
+from houseprices.util.database import bound_database_waits, created_by_one, hung_server
 from houseprices.util.files import write_text
-from houseprices.util.locks import created_once
 
 STORAGE_ENV = "HOUSEPRICES_OPTUNA_STORAGE"
 DEFAULT_STORAGE = Path("search/optuna.db")
 WORKER_ATTR = "worker"  # trial user attribute: host:pid of the worker that ran it
+STATE_TAG = "optuna.state"  # a trial run's end: complete, pruned or failed
 
 
 class StorageError(HousePricesError, RuntimeError):
@@ -86,9 +84,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _use_wal(path: str) -> None:
     """Write-ahead logging on the SQLite file (persistent, the mode SQLite advises for several
-    processes on one machine): readers do not block the writer, and a commit costs no
-    fsync (20 ms each here, and a trial makes dozens). Only an OS crash or power cut can lose
-    the last commits, never the file; this is a search history, not the source of truth."""
+    processes on one machine): readers do not block the writer, and a commit costs no fsync
+    (a trial makes dozens). Only an OS crash or power cut can lose the last commits, never the
+    file; this is a search history, not the source of truth."""
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
@@ -119,24 +117,15 @@ def open_storage(url: str, search: SearchFile) -> optuna.storages.RDBStorage:
     sqlite_file = _sqlite_file(url)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     bound_database_waits()
-    for attempt in range(3):
-        try:
-            # Workers started together on a new SQLite file: one creates the tables, then the rest.
-            with created_once(sqlite_file) if sqlite_file else contextlib.nullcontext():
-                return _new_storage(url, search, kwargs, sqlite_file)
-        except DependencyTimeoutError:
-            raise
-        except Exception as err:  # noqa: BLE001 - bad URL, missing driver, server down: one line, not a traceback
-            if hung_server():
-                raise DependencyTimeoutError(hung_server()) from None
-            # Workers starting together on an empty database race to create Optuna's tables:
-            # the loser's retry finds them.
-            if attempt < 2 and "sqlalchemy" in type(err).__module__:
-                time.sleep(1 + attempt)
-                continue
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise StorageError(f"Optuna storage {safe_url(url)}: {first}") from None
-    raise AssertionError("unreachable")
+    try:
+        return created_by_one(sqlite_file, lambda: _new_storage(url, search, kwargs, sqlite_file))
+    except DependencyTimeoutError:
+        raise
+    except Exception as err:  # noqa: BLE001 - bad URL, missing driver, server down: one line, not a traceback
+        if hung_server():
+            raise DependencyTimeoutError(hung_server()) from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StorageError(f"Optuna storage {safe_url(url)}: {first}") from None
 
 
 def objective_hash(params: Params, name: str, cfg: SearchConfig) -> str:
@@ -235,62 +224,51 @@ def suggest(trial: optuna.Trial, space: dict) -> dict:
     return decode_params(space, values)
 
 
-def fold_scores(
-    params: Params, name: str, X: pd.DataFrame, y: pd.Series, cache: PreprocessCache | None = None
-) -> Iterator[float]:
-    """The log-RMSE of each fold of the pipeline's CV (same folds, same estimator), one at a
-    time; with ``cache``, each fold's fitted preprocessing is reused when its params and rows
-    are those of an earlier trial (same scores, see :mod:`.fold_cache`)."""
-    cfg = params.model(name)
-    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
-    data_key = joblib.hash((X, y)) if cache is not None else ""
-    for fold in make_folds(len(X), params.cv.folds, params.cv.repeats, params.seed):
-        where = f"search fold {fold.label}"
-        if cache is not None:
-            pred = fold_predictions(name, params, X, y, fold, cache, data_key, where)
-        else:
-            est = fit_estimator(name, cfg, params, X.iloc[fold.train], y.iloc[fold.train], where)
-            pred = predict_finite(est, X.iloc[fold.valid], name, where)
-        yield log_rmse(y.iloc[fold.valid], pred)
-
-
-class TrialMonitor:
-    """Hooks around one trial (MLflow, progress); the default does nothing."""
-
-    @contextlib.contextmanager
-    def trial(self, number: int, values: dict) -> Iterator[TrialMonitor]:
-        yield self
-
-    def fold(self, step: int, score: float) -> None:
-        pass
-
-    def end(self, state: str, value: float | None) -> None:
-        pass
+def fold_scores(params: Params, name: str, X: pd.DataFrame, y: pd.Series, cache=None) -> Iterator[float]:
+    """The log-RMSE of each fold of the pipeline's CV, one at a time, fit as ``train`` fits it;
+    with ``cache``, each fold's preprocessing output is reused when its params and rows are those
+    of an earlier trial or run (same scores, see :mod:`houseprices.evaluation.feature_cache`)."""
+    task = fold_task(name, params, X, y, cache=cache)
+    return (fit_fold(task, index).score for index in range(len(task.folds)))
 
 
 def make_objective(
-    params: Params, name: str, space: dict, X: pd.DataFrame, y: pd.Series, monitor: TrialMonitor | None = None
+    params: Params, name: str, space: dict, X: pd.DataFrame, y: pd.Series, tracker=None, search_run=None
 ) -> Callable[[optuna.Trial], float]:
     """The trial's CV mean log-RMSE; reports the running mean after every fold and raises
-    ``optuna.TrialPruned`` when the pruner says so (a pruned trial has no result)."""
-    monitor = monitor or TrialMonitor()
+    ``optuna.TrialPruned`` when the pruner says so (a pruned trial has no result).
+
+    Each trial is an MLflow child of ``search_run`` (``tracker`` None: nothing logged): its params
+    logged when it starts (a killed worker's run still shows them), its fold scores, state and CV
+    mean in one batch when it ends (each store write is a commit; a pruned trial is often one
+    fold long); a pruned trial's run finishes as an ordinary end."""
+    tracker = tracker or Tracker(params)  # without a client: off
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    cache = PreprocessCache()  # this worker's trials share each fold's fitted preprocessing
+    task = fold_task(name, params, X, y, cache=fold_cache(params.resources))  # the trials share the cache
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, space)
         trial.set_user_attr(WORKER_ATTR, worker)
-        trial_params = with_model_overrides(params, name, values, "search.yaml")
-        with monitor.trial(trial.number, values) as record:
-            scores: list[float] = []
-            for step, score in enumerate(fold_scores(trial_params, name, X, y, cache)):
-                scores.append(score)
-                record.fold(step, score)
-                trial.report(fmean(scores), step)
-                if trial.should_prune():
-                    record.end("pruned", fmean(scores))
-                    raise optuna.TrialPruned(f"pruned after fold {step + 1}: running CV {fmean(scores):.5f}")
-            record.end("complete", fmean(scores))
+        trial_task = dataclasses.replace(task, params=with_model_overrides(params, name, values, "search.yaml"))
+        scores, state, pruned = [], "failed", None
+        run_params = {**values, "optuna.trial_number": trial.number}
+        with tracker.run(f"{name} trial {trial.number}", "trial", run_params, parent=search_run) as run:
+            try:
+                for step in range(len(trial_task.folds)):
+                    scores.append(fit_fold(trial_task, step).score)
+                    trial.report(fmean(scores), step)
+                    if trial.should_prune():
+                        state = "pruned"
+                        pruned = optuna.TrialPruned(f"pruned after fold {step + 1}: running CV {fmean(scores):.5f}")
+                        break
+                else:
+                    state = "complete"
+            finally:
+                folds = [("fold_log_rmse", score, step) for step, score in enumerate(scores)]
+                cv = [("cv_log_rmse", fmean(scores), 0)] if state == "complete" else []
+                run.log_steps([*folds, *cv], tags={STATE_TAG: state})
+        if pruned is not None:
+            raise pruned
         return fmean(scores)
 
     return objective
@@ -327,7 +305,7 @@ def apply_to_params(params_file: Path, name: str, values: dict) -> list[tuple[st
     rt.representer.add_representer(type(None), _represent_null)
     text = params_file.read_text()
     doc = rt.load(text)
-    current = parse_params(yaml.safe_load(text), str(params_file)).model(name).model_dump(mode="json")
+    current = parse_params(YAML(typ="safe").load(text), str(params_file)).model(name).model_dump(mode="json")
     model = doc["models"][name]
     changes = []
     for key, value in sorted(values.items()):
@@ -343,6 +321,6 @@ def apply_to_params(params_file: Path, name: str, values: dict) -> list[tuple[st
     if changes:
         out = StringIO()
         rt.dump(doc, out)
-        parse_params(yaml.safe_load(out.getvalue()), f"{params_file} with the search result")
+        parse_params(YAML(typ="safe").load(out.getvalue()), f"{params_file} with the search result")
         write_text(params_file, out.getvalue())
     return changes

@@ -12,8 +12,19 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import filelock
+import tenacity
 
 from houseprices.errors import DependencyTimeoutError
+
+T = TypeVar("T")
+CREATE_DEADLINE_S = 50.0
+# What a process that lost the race to create a database schema sees (PostgreSQL, MySQL).
+CREATION_RACE = ("already exists", "duplicate", "migration", "unique")
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 15_000
@@ -48,6 +59,27 @@ def bound_database_waits() -> None:
     event.listen(Pool, "checkin", lambda dbapi_connection, _record: _forget(dbapi_connection))
     threading.Thread(target=_watchdog, name="database-deadlines", daemon=True).start()
     _installed = True
+
+
+def created_by_one(store: Path | str | None, open_store: Callable[[], T], deadline_s: float = CREATE_DEADLINE_S) -> T:
+    """``open_store()``, which may create a database's schema, when processes start together on
+    a new store: on a SQLite file (``store``) one creates it while the others wait on a lock
+    beside it; on a server (``store`` None) the losers of the race to create the tables retry."""
+    if store is None:
+        lost_race = tenacity.retry_if_exception(lambda err: any(n in str(err).lower() for n in CREATION_RACE))
+        retrying = tenacity.Retrying(
+            retry=lost_race, stop=tenacity.stop_after_attempt(4), wait=tenacity.wait_incrementing(1, 1), reraise=True
+        )
+        return retrying(open_store)
+    Path(store).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with filelock.FileLock(f"{store}-lock", timeout=deadline_s):
+            return open_store()
+    except filelock.Timeout:
+        raise DependencyTimeoutError(
+            f"{store}-lock: another process has held it for {deadline_s:.0f} s while creating {store}; "
+            "check that no other houseprices command hangs, then rerun"
+        ) from None
 
 
 def hung_server() -> str | None:

@@ -1,25 +1,37 @@
 """Atomic output writing: a stage that fails leaves the previous output intact; outputs land
-only where the command may write (links followed); a damaged input is one line naming it."""
+only where the command may write (links followed); a damaged input, a full or read-only disk
+is one line naming the file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from houseprices.util.timing import timed
-
 if TYPE_CHECKING:
     import pandas as pd
 
-from houseprices.errors import InputFileError, OutputPathError
+from houseprices.errors import HousePricesError, InputFileError, OutputPathError
 from houseprices.paths import remade_by
+
+DISK_FAULTS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+
+
+class DiskError(HousePricesError, OSError):
+    """An output could not be written (disk full, read-only); names the path."""
+
 
 # Set by confined_outputs for a pipeline command: the folder outputs must stay in and the
 # resolved files and folders no output may land in. None: a library call, unconfined.
@@ -92,7 +104,6 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-@timed("io")
 def write_text(path: Path | str, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -118,7 +129,6 @@ def reading(path: Path | str) -> Iterator[None]:
         ) from None
 
 
-@timed("io")
 def read_json(path: Path | str) -> object:
     with reading(path):
         return json.loads(Path(path).read_text())
@@ -131,19 +141,16 @@ def read_parquet(path: Path | str, **kwargs) -> pd.DataFrame:
         return pandas.read_parquet(path, **kwargs)
 
 
-@timed("io")
 def write_parquet(path: Path | str, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
 
-@timed("io")
 def write_csv(path: Path | str, frame: pd.DataFrame, **kwargs) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n", **kwargs)
 
 
-@timed("io")
 def dump_model(path: Path | str, model: object) -> None:
     import joblib  # lazily: the stages that pickle nothing do not pay its import
 
@@ -173,9 +180,36 @@ def verify_model(path: Path | str) -> None:
             raise ValueError(f"its SHA-256 differs from {digest_path(path).name}, written with it")
 
 
-@timed("io")
 def load_model(path: Path | str) -> object:
     import joblib
 
     with reading(path):
         return joblib.load(path)
+
+
+def error_chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from or during, outermost first."""
+    seen: list[BaseException] = []
+    while err is not None and err not in seen and len(seen) < 10:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def disk_error(err: BaseException) -> DiskError | None:
+    """A full or read-only disk under ``err``, as one line naming the output (an atomic
+    write's temporary file ``dir/.name.abc123.tmp`` is named as ``dir/name``)."""
+    chain = error_chain(err)
+    found = next((e for e in chain if isinstance(e, OSError) and e.errno in DISK_FAULTS), None)
+    if found is None and "No space left on device" not in " ".join(str(e) for e in chain):
+        return None
+    where, what, fix = f"an output under {Path.cwd()}", DISK_FAULTS[errno.ENOSPC], "free space"
+    if found is not None:
+        what, fix = DISK_FAULTS[found.errno], "free space (or make it writable)"
+        if found.filename:
+            path = Path(found.filename)
+            match = re.fullmatch(r"\.(.+)\.[^.]+\.tmp", path.name)
+            where = str(path.with_name(match.group(1)) if match else path)
+    return DiskError(
+        f"{where}: {what}; {fix} and rerun (outputs are replaced only when complete: the previous ones are intact)"
+    )

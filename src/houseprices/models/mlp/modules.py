@@ -33,12 +33,8 @@ class GaussianNoise(nn.Module):
 def init_weights(
     module: nn.Module, scheme: str, std: float = 0.01, bias: float = 0.0, activation: str = "relu"
 ) -> None:
-    """Initialise every Linear layer (the config refuses all-zero weights).
-
-    Xavier/Glorot keeps gain 1 (Var = 2 / (fan_in + fan_out)); He/Kaiming scales by the
-    activation's gain (2 for ReLU, 2 / (1 + 0.01^2) for leaky ReLU, (5/3)^2 for tanh...):
-    Var = gain^2 / fan_in.
-    """
+    """Initialise every Linear layer (the config refuses all-zero weights); He/Kaiming
+    scales by the gain of ``activation``."""
     nonlinearity = {"leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid"}.get(activation, "relu")
     slope = LEAKY_SLOPE if activation == "leaky_relu" else 0.0
     initialise = {
@@ -84,9 +80,7 @@ class MLP(nn.Module):
             layers.append(nn.Linear(width, units))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(units))
-            layers.append(
-                ACTIVATIONS[activation](LEAKY_SLOPE) if activation == "leaky_relu" else ACTIVATIONS[activation]()
-            )
+            layers.append(ACTIVATIONS[activation]())
             if rate > 0:
                 layers.append(nn.Dropout(rate))  # inverted dropout; identity in eval mode
             width = units

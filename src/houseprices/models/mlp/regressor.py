@@ -9,6 +9,7 @@ params (``iterator_train``/``iterator_valid``, ``callbacks``) and documented hoo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,9 +40,8 @@ def _columns(dataset):
 
 class TensorBatches:
     """Batches sliced from float32 tensors already in memory: no per-row Dataset indexing
-    and no collate step, which dominate skorch's time on small tabular data (with its
-    default ``DataLoader`` a fit takes about twice as long). skorch builds one per fit
-    through its ``iterator_train``/``iterator_valid`` params.
+    and no collate step, which dominate skorch's time on small tabular data. skorch builds
+    one per fit through its ``iterator_train``/``iterator_valid`` params.
 
     Training batches are reshuffled every epoch; a last batch of a single row is dropped
     (it would break BatchNorm; those rows are seen in other epochs)."""
@@ -120,30 +120,20 @@ class HoldoutLoss(Callback):
         net.history.record("holdout_loss", float(net.get_loss(y_pred, torch.as_tensor(z, dtype=torch.float32))))
 
 
+@dataclass(eq=False)
 class LRFactor:
     """Learning-rate multiplier per epoch: linear warm-up, then step/exponential/cosine.
 
     With ``hold_from`` (weight averaging's constant phase) the factor is ``hold`` from
     that epoch on, and cosine anneals from 1 to ``hold`` by then instead of to 0 at the end."""
 
-    def __init__(
-        self,
-        schedule: str,
-        epochs: int,
-        step_size: int,
-        gamma: float,
-        warmup: int,
-        hold_from: int | None = None,
-        hold: float = 0.0,
-    ):
-        self.schedule, self.epochs, self.step_size, self.gamma, self.warmup = (
-            schedule,
-            epochs,
-            step_size,
-            gamma,
-            warmup,
-        )
-        self.hold_from, self.hold = hold_from, hold
+    schedule: str
+    epochs: int
+    step_size: int
+    gamma: float
+    warmup: int
+    hold_from: int | None = None
+    hold: float = 0.0
 
     def __call__(self, epoch: int) -> float:
         if self.hold_from is not None and epoch >= self.hold_from:

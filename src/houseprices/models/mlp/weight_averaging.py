@@ -1,12 +1,6 @@
-"""Stochastic weight averaging (Izmailov et al., 2018) for the skorch MLP: the net ends
-with the mean of its weights over the last epochs instead of the last epoch's weights.
-
-The average of points an optimizer visits around a wide minimum sits nearer its centre,
-which tends to generalise better than any one of them. A skorch callback through the
-public hooks only: ``on_train_begin`` starts an average, ``on_epoch_end`` adds the
-epoch's weights, ``on_train_end`` loads the average into the module and, where the net
-has batch norm, recomputes its statistics for the averaged weights (they were gathered
-under other weights). ``models.<name>.swa_fraction`` switches it on.
+"""Stochastic weight averaging (Izmailov et al., 2018) for the skorch MLP
+(``models.<name>.swa_fraction``): the net ends with the mean of its weights over the last
+epochs, which sits nearer the centre of a wide minimum than any one epoch's weights.
 """
 
 from __future__ import annotations
@@ -46,7 +40,7 @@ class WeightAverage(Callback):
             for param, mean in zip(net.module_.parameters(), self.average_.module.parameters(), strict=True):
                 param.copy_(mean)
         self.average_ = None  # not pickled with the net
-        # Without batch norm update_bn would return at once.
+        # Batch-norm statistics were gathered under other weights: recomputed for the average.
         has_batch_norm = any(isinstance(m, BATCH_NORMS) for m in net.module_.modules())
         if X is not None and has_batch_norm:  # no copy of the training rows for a net without it
             rows, size = torch.as_tensor(X, dtype=torch.float32), net.batch_size
