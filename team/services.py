@@ -7,6 +7,11 @@ PostgreSQL password is generated once, kept in ``<folder>/pgpass`` (mode 0600, r
 through ``PGPASSFILE``) and never printed or put in a URL. ``up`` prints the variables to
 export (also in ``<folder>/env``); ``down`` stops the servers and keeps their data.
 
+A recorded pid is never trusted alone (after a reboot or a container restart it may name any
+process): the servers and their workers carry ``HOUSEPRICES_TEAM_DIR=<folder>`` in their
+environment, and PostgreSQL's postmaster its data folder on its command line; only processes
+that do are taken for ours, signalled or waited on.
+
     python team/services.py up [--dir .team]
     python team/services.py down [--dir .team]
 """
@@ -14,6 +19,7 @@ export (also in ``<folder>/env``); ``down`` stops the servers and keeps their da
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -40,6 +46,7 @@ FAKE_S3_KEYS = {"AWS_ACCESS_KEY_ID": "team-local", "AWS_SECRET_ACCESS_KEY": "tea
 S3_RETRIES = {"AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "3"}
 START_DEADLINE_S = 120
 STOP_DEADLINE_S = 30
+MARK = "HOUSEPRICES_TEAM_DIR"  # in the environment of every server this folder's `up` started
 
 
 class ServiceError(RuntimeError):
@@ -130,8 +137,20 @@ class Services:
         return ports
 
     def _postgres_running(self) -> bool:
-        pidfile = self.dir / "pg" / "data" / "postmaster.pid"
-        return pidfile.exists() and _alive(int(pidfile.read_text().split()[0]))
+        """Our postmaster runs: the pid in ``postmaster.pid`` is a postgres of this data folder. A
+        stale file (a crash, a reboot: its pid may now be any process) is removed, so it starts."""
+        data = self.dir / "pg" / "data"
+        pidfile = data / "postmaster.pid"
+        if not pidfile.exists():
+            return False
+        try:
+            proc = psutil.Process(int(pidfile.read_text().split()[0]))
+            if proc.status() != psutil.STATUS_ZOMBIE and str(data) in proc.cmdline():
+                return True
+        except (psutil.Error, ValueError, IndexError):
+            pass
+        pidfile.unlink()
+        return False
 
     # --------------------------------------------------------------- postgres
     def _as_postgres(self, *cmd: str) -> subprocess.CompletedProcess:
@@ -221,9 +240,8 @@ class Services:
         variables a teammate exports (also written to ``env``)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         state = self._state()
-        pids = {name: pid for name, pid in state.get("pids", {}).items() if _alive(pid)}
-        for pid in set(state.get("pids", {}).values()) - set(pids.values()):
-            stop_group(pid)  # what is left of a crashed server (its workers) frees the port
+        pids = {name: pid for name, pid in state.get("pids", {}).items() if ours(pid, self.dir)}
+        stop_ours(self.dir, keep=set(pids.values()))  # what is left of a crashed server (its workers) frees the port
         postgres_up = self._postgres_running()
         ports = self._ports(state, set(pids) | ({"postgres"} if postgres_up else set()))
         password = self._password()
@@ -258,10 +276,9 @@ class Services:
     def down(self) -> None:
         """Stop the servers (their data stays in the folder; the object store is in memory)."""
         state = self._state()
-        for pid in state.get("pids", {}).values():
-            stop_group(pid)
+        stop_ours(self.dir)
         data = self.dir / "pg" / "data"
-        if (data / "postmaster.pid").exists():
+        if self._postgres_running():
             self._as_postgres(binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", str(STOP_DEADLINE_S), "stop")
         if state:
             self._save({"ports": state.get("ports", {}), "pids": {}})
@@ -274,7 +291,7 @@ def spawn(folder: Path, name: str, cmd: list[str], env: dict[str, str]) -> subpr
     return subprocess.Popen(
         cmd,
         cwd=folder,
-        env={**os.environ, **env},
+        env={**os.environ, **env, MARK: str(folder)},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -301,36 +318,34 @@ def _boto_keys() -> dict[str, str]:
     }
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie (a server killed after its starter exited waits for init to reap it)."""
+def ours(pid: int, folder: Path) -> bool:
+    """``pid`` is a live server (or worker) that ``up`` started for ``folder``, not a process that
+    happens to have its number now."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get(MARK) == str(folder)
+    except psutil.Error:
         return False
 
 
-def _group_alive(pgid: int) -> bool:
-    for proc in psutil.process_iter():
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return False
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
-def stop_group(pgid: int) -> None:
-    """SIGTERM to a server's process group, SIGKILL after the deadline."""
+def stop_ours(folder: Path, keep: set[int] = frozenset()) -> None:
+    """SIGTERM to the processes ``up`` started for ``folder`` (but the groups of ``keep``), SIGKILL
+    after the deadline; no other process is ever signalled."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
+        targets = [p for p in psutil.process_iter() if ours(p.pid, folder) and _group(p.pid) not in keep]
+        for proc in targets:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
+        _, alive = psutil.wait_procs(targets, timeout=STOP_DEADLINE_S)
+        if not alive:
             return
-        deadline = time.monotonic() + STOP_DEADLINE_S
-        while time.monotonic() < deadline:
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:

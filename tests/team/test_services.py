@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -71,3 +73,32 @@ def test_services_listen_on_loopback_only_and_keep_the_password_out_of_sight():
         with psycopg.connect(f"host=127.0.0.1 port={port} user=houseprices dbname=optuna passfile={pgpass}"):
             pass
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in procs)
+
+
+@pytest.mark.slow(seconds=40)
+def test_recorded_pids_of_other_processes_are_never_trusted_nor_signalled(tmp_path):
+    """After a reboot the pids in state.json and postmaster.pid name other processes (here the
+    test's own): `up` starts every server anew within a minute, and neither `up` nor `down`
+    signals those processes."""
+    with team_up() as env:
+        folder = Path(env["PGPASSFILE"]).parent
+        services("down", folder)
+        strangers = [subprocess.Popen(["sleep", "300"]) for _ in range(3)]
+        try:
+            state = json.loads((folder / "state.json").read_text())
+            state["pids"] = {"mlflow": strangers[0].pid, "s3": strangers[1].pid}
+            (folder / "state.json").write_text(json.dumps(state))
+            pidfile = folder / "pg" / "data" / "postmaster.pid"
+            pidfile.write_text(f"{strangers[2].pid}\n{folder / 'pg' / 'data'}\n0\n")
+            start = time.monotonic()
+            services("up", folder)
+            assert time.monotonic() - start < 60
+            assert set(pids_of(folder).values()).isdisjoint(p.pid for p in strangers)
+            with urllib.request.urlopen(f"{env['MLFLOW_TRACKING_URI']}/health", timeout=10) as resp:  # noqa: S310
+                assert resp.status == 200  # on PostgreSQL started anew
+            services("down", folder)
+            assert all(p.poll() is None for p in strangers), "a process the services did not start was signalled"
+        finally:
+            for proc in strangers:
+                proc.kill()
+                proc.wait()
