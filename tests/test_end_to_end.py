@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -12,7 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repo, run
+from conftest import copy_repo, free_port, run, stage_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="test_end_to_end:repo")]
 
@@ -83,28 +88,65 @@ def test_mlflow_holds_one_tree_with_folds_and_a_loadable_model(repo):
     np.testing.assert_allclose(prices, sub["SalePrice"], atol=0.01)
 
 
-@pytest.mark.slow(seconds=25)
-def test_mlflow_models_predict_reproduces_the_submission(repo, tmp_path):
-    out = tmp_path / "predictions.json"
-    run(
-        [
-            "mlflow",
-            "models",
-            "predict",
-            "-m",
-            "models:/houseprices-ensemble/1",
-            "-i",
-            "data/raw/test.csv",
-            "-t",
-            "csv",
-            "--env-manager",
-            "local",
-            "-o",
-            str(out),
-        ],
-        repo,
-        MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}",
+PRICE = """
+import json, sys
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+print(json.dumps([float(p) for p in model.predict(pd.read_csv(sys.argv[2]))]))
+"""
+
+
+def answered(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2):  # noqa: S310 - the server on 127.0.0.1
+                return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"{url} did not answer within {seconds:.0f} s")
+
+
+@pytest.mark.slow(seconds=240)
+def test_the_champion_serves_from_nothing_but_its_own_requirements(repo, tmp_path):
+    """A virtual environment made from the registered model's requirements.txt alone (not this
+    project's): @champion loads there and prices test.csv as submission.csv does, and `mlflow
+    models serve` of it, from that environment, answers a REST request with the same prices."""
+    uri, champion = f"sqlite:///{repo / 'mlflow.db'}", "models:/houseprices-ensemble@champion"
+    mlflow.set_tracking_uri(uri)  # a models:/ URI is looked up in the registry of the current one
+    model = Path(mlflow.artifacts.download_artifacts(champion, dst_path=str(tmp_path / "model")))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = [venv / "bin/python", "-m", "pip", "install", "-q", "--no-compile", "-r", model / "requirements.txt"]
+    subprocess.run(install, check=True, timeout=900, capture_output=True)
+    expected = pd.read_csv(repo / "submission.csv")["SalePrice"]
+    test_csv = repo / "data/raw/test.csv"
+    priced = subprocess.run([venv / "bin/python", "-c", PRICE, model, test_csv], capture_output=True, text=True)
+    assert priced.returncode == 0, priced.stderr[-3000:]
+    np.testing.assert_allclose(json.loads(priced.stdout), expected, atol=0.01)
+
+    port = free_port()
+    serve = [venv / "bin/mlflow", "models", "serve", "-m", champion, "--env-manager", "local", "-h", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*serve, "-p", str(port)],
+        cwd=tmp_path,
+        env={**stage_env(MLFLOW_TRACKING_URI=uri), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
-    predicted = np.asarray(json.loads(out.read_text())["predictions"], dtype=float)
-    sub = pd.read_csv(repo / "submission.csv")
-    np.testing.assert_allclose(predicted, sub["SalePrice"], atol=0.01)
+    try:
+        answered(f"http://127.0.0.1:{port}", server)
+        rows = pd.read_csv(test_csv).to_json(orient="split", index=False)
+        body = json.dumps({"dataframe_split": json.loads(rows)}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - the server on 127.0.0.1
+            served = json.loads(response.read())["predictions"]
+        np.testing.assert_allclose(np.asarray(served, dtype=float), expected, atol=0.01)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)

@@ -133,7 +133,7 @@ def cmd_runs(args) -> None:
 def cmd_leaderboard(args) -> None:
     from houseprices.reporting.leaderboard import print_leaderboard
 
-    print_leaderboard(Path(args.out))
+    print_leaderboard(_params(args), Path(args.out))
 
 
 # One line per command; what each DVC stage reads and writes is declared in dvc.yaml.

@@ -16,7 +16,7 @@ from houseprices.config.params import load_params
 from houseprices.errors import HousePricesError
 from houseprices.tracking.failures import bound_http, translate
 from houseprices.tracking.lifecycle import end_open_runs
-from houseprices.util.files import confined_outputs, disk_error
+from houseprices.util.files import confined_outputs, disk_error, staged_outputs
 from houseprices.util.threads import THREAD_ENV_VARS, limit_threads, resolve_threads
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,9 @@ def _store_errors_in_threads_briefly(hook=threading.excepthook):
 
 
 @contextlib.contextmanager
-def killed_on_signal(command: str) -> Iterator[None]:
-    """SIGINT / SIGTERM: open runs end as KILLED, one line, exit 128 + signal number."""
+def killed_on_signal(command: str, restore: bool = True) -> Iterator[None]:
+    """SIGINT / SIGTERM before the commit: open runs end as KILLED, one line, exit 128 + signal
+    number. ``restore``: the previous handlers back after (inside another program, the tests)."""
 
     def handler(signum, frame):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,17 +87,28 @@ def killed_on_signal(command: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
+        for sig, old in previous.items() if restore else ():
             signal.signal(sig, old)
 
 
+def _commit(staging) -> None:
+    """The command's one short step that a signal cannot split: its outputs land and its runs
+    finish. From here on a signal is ignored: the process exits 0 a moment later, as its outputs say."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    staging.commit()
+
+
 def run_command(args) -> None:
-    """The CLI's body: bounded threads and HTTP, KILLED on signals, store and disk errors as one line."""
+    """The CLI's body: bounded threads and HTTP, KILLED on signals, store and disk errors as one
+    line; a stage's outputs staged and committed at its end."""
     params = args.loaded_params = _params(args)
     _bound_threads(args.command, params)
     bound_http()
     threading.excepthook = _store_errors_in_threads_briefly()
-    with killed_on_signal(args.command), _confined(args.command, params):
+    own_process = getattr(args, "own_process", False)
+    staging = staged_outputs(Path.cwd()) if args.command in HEAVY_COMMANDS else contextlib.nullcontext()
+    with killed_on_signal(args.command, restore=not own_process), _confined(args.command, params), staging as outputs:
         try:
             args.func(args)
         except HousePricesError:
@@ -106,3 +118,5 @@ def run_command(args) -> None:
             if error is None:
                 raise
             raise error from None
+        if outputs is not None:
+            _commit(outputs)

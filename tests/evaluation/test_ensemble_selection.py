@@ -17,7 +17,7 @@ from houseprices.evaluation.ensemble import (
     greedy_weights,
 )
 from houseprices.evaluation.folds import make_folds
-from houseprices.reporting.leaderboard import leaderboard, to_markdown, write_timing
+from houseprices.reporting.leaderboard import leaderboard, to_markdown
 
 
 @pytest.fixture()
@@ -76,9 +76,10 @@ def test_fold_average_is_chosen_when_averaging_repeats_pays(members):
 
 
 def test_leaderboard_sorts_members_and_ensemble_with_times(tmp_path):
-    members_dir = tmp_path / "members"
-    write_timing(members_dir / "a", 30.0, 15, 2.0, 0.1, 1459)
-    write_timing(members_dir / "b", 10.0, 15, 0.5, 0.05, 1459)
+    times = {
+        "a": {"cv_seconds": 30.0, "fit_seconds": 2.0, "predict_seconds": 0.1},
+        "b": {"cv_seconds": 10.0, "fit_seconds": 0.5, "predict_seconds": 0.05},
+    }
     report = {
         "members": {
             "a": {"cv_log_rmse_mean": 0.125, "cv_log_rmse_std": 0.01, "cv_log_rmse_excl_outliers": 0.11},
@@ -94,7 +95,7 @@ def test_leaderboard_sorts_members_and_ensemble_with_times(tmp_path):
     }
     (tmp_path / "report.json").write_text(json.dumps(report))
     (tmp_path / "ensemble.json").write_text(json.dumps(headline))
-    board = leaderboard(tmp_path / "report.json", members_dir, tmp_path / "ensemble.json")
+    board = leaderboard(tmp_path / "report.json", tmp_path / "ensemble.json", times)
     assert board["model"].tolist() == ["ensemble (greedy)", "b", "a"]
     assert board.loc[0, "fit_s"] == pytest.approx(2.5) and board.loc[2, "predict_s"] == pytest.approx(0.1)
     text = to_markdown(board)

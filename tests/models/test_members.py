@@ -6,6 +6,10 @@ Tiny iteration counts keep the file to seconds."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import io
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from conftest import cross_validate_recording_fits
 from fitted_state import learned_state
+from houseprices.config.models import packages
 from houseprices.config.params import parse_params
 from houseprices.errors import ConfigError
 from houseprices.evaluation.outliers import outlier_mask
@@ -28,6 +33,8 @@ from houseprices.features.extra import (
 )
 from houseprices.models.registry import build_estimator, build_preprocessing
 from houseprices.models.regressors import CatBoostMember, cores
+from houseprices.tracking.packaging import LOADING_PACKAGES
+from houseprices.util.files import pickled
 
 TINY = {
     "lightgbm": {"kind": "lightgbm", "n_estimators": 20, "n_jobs": 1, "objective": "regression"},
@@ -79,6 +86,27 @@ def test_each_kind_fits_and_predicts_raw_rows(xy, test_frame, name, extra):
     names = [str(n).split("__")[-1] for n in est[0].get_feature_names_out()]
     assert (f"Neighborhood{TE_SUFFIX}" in names) == extra
     assert ("QualGrLivArea" in names) == extra
+
+
+class ImportsRecorded(pickle.Unpickler):
+    def find_class(self, module, name):
+        self.modules.add(module.partition(".")[0])
+        return super().find_class(module, name)
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost", "svr", "mlp_swa"])
+def test_a_fitted_kind_declares_every_distribution_its_pickle_imports(xy, name):
+    """A logged ensemble's requirements.txt lists the kinds' ``packages``: a missing one fails to load."""
+    params = params_for(name)
+    fitted = build_estimator(params.model(name), params.features, params.seed).fit(*xy)
+    loader = ImportsRecorded(io.BytesIO(pickled(fitted)))
+    loader.modules = set()
+    loader.load()
+    owners = importlib.metadata.packages_distributions()
+    needed = {dist for module in loader.modules for dist in owners.get(module, ()) if dist != "houseprices"}
+    declared = {*LOADING_PACKAGES, *packages([params.model(name)])}
+    assert needed - declared <= {"ruamel.yaml.clib"}  # ruamel.yaml's own dependency
+    assert set(packages([params.model(name)])) <= needed  # and nothing it does not import
 
 
 def test_trees_see_codes_and_catboost_sees_text(xy):

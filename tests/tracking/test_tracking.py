@@ -136,11 +136,12 @@ def test_pipeline_run_is_named_by_experiment_else_commit_and_time():
 @pytest.mark.slow(seconds=140)
 def test_forced_rerun_to_a_remote_server_is_byte_identical_and_logs_its_run_tree(built_repo, tmp_path, mlflow_server):
     """`dvc repro -f` of the built repo with MLFLOW_TRACKING_URI set: the same bytes as the first
-    run (the pickled models differ only in skorch's history timings, their predictions do not),
-    and the whole run tree on the server, nothing in the repo's own store."""
+    run, dvc.lock included (no output holds a wall-clock value, the pickled models included), and
+    the whole run tree on the server, nothing in the repo's own store."""
     uri, _ = mlflow_server
     repo = copy_repo(built_repo, tmp_path / "repo")
     outputs = [
+        "dvc.lock",
         "submission.csv",
         "predictions_with_intervals.csv",
         "metrics/mlp.json",

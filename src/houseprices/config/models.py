@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, model_validator
 
@@ -20,6 +20,8 @@ class EarlyStoppingConfig(OffByDefault):
 
 class MLPConfig(Strict):
     kind: Literal["mlp"] = "mlp"
+    # The distributions a fitted one imports beyond scikit-learn's: a logged ensemble's requirements.
+    packages: ClassVar[tuple[str, ...]] = ("torch", "skorch")
     hidden: list[Count] = [128]
     activation: Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"] = "tanh"
     batch_norm: bool = False
@@ -154,6 +156,7 @@ class BoostedTreesConfig(Strict):  # what LightGBM and XGBoost share
 
 class LightGBMConfig(BoostedTreesConfig):
     kind: Literal["lightgbm"]
+    packages: ClassVar[tuple[str, ...]] = ("lightgbm",)
     n_estimators: Count = 1000
     learning_rate: PositiveFloat = 0.05
     num_leaves: int = Field(16, ge=2)
@@ -167,12 +170,14 @@ class LightGBMConfig(BoostedTreesConfig):
 
 class XGBoostConfig(BoostedTreesConfig):
     kind: Literal["xgboost"]
+    packages: ClassVar[tuple[str, ...]] = ("xgboost-cpu",)
     max_depth: Count = 3
     min_child_weight: NonNegativeFloat = 1.0
 
 
 class CatBoostConfig(Strict):
     kind: Literal["catboost"]
+    packages: ClassVar[tuple[str, ...]] = ("catboost",)
     iterations: Count = 1000
     learning_rate: PositiveFloat = 0.05
     depth: int = Field(5, ge=1, le=16)
@@ -221,3 +226,8 @@ ModelConfig = Annotated[
     | GBRConfig,
     Field(discriminator="kind"),
 ]
+
+
+def packages(cfgs) -> list[str]:
+    """What fitted models of these configs import beyond scikit-learn's (their ``packages``), each once."""
+    return list(dict.fromkeys(p for cfg in cfgs for p in getattr(cfg, "packages", ())))

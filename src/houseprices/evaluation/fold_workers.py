@@ -96,7 +96,13 @@ def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: in
     initargs = (fit, task, os.getpid(), current_thread_cap())
     executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs)
     others = set(multiprocessing.active_children())
-    results = executor.map(_fit_in_worker, range(count))  # submits every fold: the workers start now
+    # Submitting every fold starts the workers, each sent its task through a pipe: a signal held
+    # until they have it cannot cut a message short (a worker's traceback on the terminal).
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        results = executor.map(_fit_in_worker, range(count))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     ours = [process for process in multiprocessing.active_children() if process not in others]
 
     def in_order() -> Iterator[Any]:

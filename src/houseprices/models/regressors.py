@@ -56,6 +56,9 @@ class CatBoostMember(RegressorMixin, BaseEstimator):
             **self.get_params(), loss_function="RMSE", verbose=False, allow_writing_files=False
         )
         self.model_.fit(frame, np.asarray(y, dtype=np.float64), cat_features=self.cat_features_)
+        metadata = self.model_.get_metadata()
+        for per_fit in ("train_finish_time", "model_guid"):  # a refit then pickles to the same bytes
+            del metadata[per_fit]
         return self
 
     def predict(self, X):

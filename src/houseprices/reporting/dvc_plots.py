@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from houseprices.util.files import write_csv
+from houseprices.util.files import remove, write_csv
 
 
 def write_member_plots(plots_dir: Path, name: str, result) -> None:
@@ -20,7 +20,7 @@ def write_member_plots(plots_dir: Path, name: str, result) -> None:
     write_csv(plots_dir / "folds" / f"{name}.csv", folds)
     curve_file = plots_dir / "curves" / f"{name}.csv"
     if not len(result.curves):
-        curve_file.unlink(missing_ok=True)
+        remove(curve_file)
         return
     long = result.curves.melt(
         id_vars=["epoch", "fold"],

@@ -1,7 +1,6 @@
 """``houseprices leaderboard``: every member and the ensemble, best first, with their CV
-scores (from the ensemble's report: the same folds for all) and times (each member's
-``timing.json``, written by its train stage and never a declared DVC metric, so those stay
-byte-identical across reruns).
+scores (from the ensemble's report: the same folds for all) and times (the last finished
+``train <member>`` run in MLflow: outputs hold no wall-clock value, so reruns keep dvc.lock).
 """
 
 from __future__ import annotations
@@ -11,27 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 from houseprices.errors import HousePricesError
-from houseprices.util.files import read_json, write_json, write_text
+from houseprices.reporting.runs import member_times
+from houseprices.util.files import read_json, write_text
 
-TIMING = "timing.json"
 COLUMNS = ["model", "cv_log_rmse", "cv_std", "excl_outliers", "weight", "fit_s", "predict_s", "cv_s"]
 SCORES = {"cv_log_rmse": "cv_log_rmse_mean", "cv_std": "cv_log_rmse_std", "excl_outliers": "cv_log_rmse_excl_outliers"}
 TIMES = {"fit_s": "fit_seconds", "predict_s": "predict_seconds", "cv_s": "cv_seconds"}
 DECIMALS = {"cv_log_rmse": 4, "cv_std": 4, "excl_outliers": 4, "weight": 3, "fit_s": 1, "predict_s": 1, "cv_s": 1}
 
 
-def write_timing(
-    member_dir: Path, cv_seconds: float, folds: int, fit_seconds: float, predict_seconds: float, test_rows: int
-) -> None:
-    """Wall times of one train stage: the refit on every row, its prediction of the test
-    rows, and the whole cross-validation (``folds`` fits and predictions)."""
-    seconds = {"fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "cv_seconds": cv_seconds}
-    timing = {k: round(v, 3) for k, v in seconds.items()}
-    write_json(member_dir / TIMING, {**timing, "predict_rows": test_rows, "cv_fits": folds})
-
-
-def leaderboard(report_path: Path, members_dir: Path, ensemble_metrics: Path) -> pd.DataFrame:
-    """One row per member and one for the ensemble, sorted by CV log-RMSE."""
+def leaderboard(report_path: Path, ensemble_metrics: Path, times: dict[str, dict]) -> pd.DataFrame:
+    """One row per member and one for the ensemble, sorted by CV log-RMSE; ``times``: each
+    member's ``fit_seconds``, ``predict_seconds`` and ``cv_seconds``, where known."""
     if not report_path.is_file() or not ensemble_metrics.is_file():
         raise HousePricesError(f"{report_path}: no ensemble report; run `dvc repro` (the ensemble stage) first")
     report, headline = read_json(report_path), read_json(ensemble_metrics)
@@ -41,8 +31,7 @@ def leaderboard(report_path: Path, members_dir: Path, ensemble_metrics: Path) ->
 
     rows = []
     for name, member in report["members"].items():
-        path = members_dir / name / TIMING
-        timing = read_json(path) if path.is_file() else {}
+        timing = times.get(name, {})
         weight = report["weights"].get(name, 0.0)
         rows.append({"model": name, **scores(member), "weight": weight, **{c: timing.get(k) for c, k in TIMES.items()}})
     used = [r for r in rows if r["weight"] != 0.0]
@@ -67,12 +56,12 @@ def to_markdown(board: pd.DataFrame) -> str:
 
 
 def print_leaderboard(
+    params,
     out: Path = Path("metrics/leaderboard.md"),
     report_path: Path = Path("models/ensemble/report.json"),
-    members_dir: Path = Path("models/members"),
     ensemble_metrics: Path = Path("metrics/ensemble.json"),
 ) -> pd.DataFrame:
-    board = leaderboard(report_path, members_dir, ensemble_metrics)
+    board = leaderboard(report_path, ensemble_metrics, member_times(params, params.ensemble_members))
     text = to_markdown(board)
     write_text(
         out,

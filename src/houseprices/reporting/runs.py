@@ -1,8 +1,10 @@
-"""``houseprices runs``: the last pipeline executions as a table, read back from MLflow."""
+"""``houseprices runs``: the last pipeline executions as a table, read back from MLflow; and the
+members' times for the leaderboard."""
 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -68,3 +70,24 @@ def print_runs(params: Params, last: int = 10) -> None:
     except Exception as err:
         raise TrackingError(f"MLflow store {uri}: {err}") from err
     print(format_table(rows))
+
+
+def member_times(params: Params, members: list[str]) -> dict[str, dict]:
+    """Each member's times (``fit_seconds``, ``predict_seconds``, ``cv_seconds``...) from its last
+    finished ``train <member>`` run; none, with a warning, when the store cannot be read."""
+    uri = tracking_uri(params.tracking.uri, repo_root())
+    try:
+        check_reachable(uri)
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(params.tracking.experiment)
+        found = {}
+        for name in members if exp is not None else ():
+            query = f"attributes.run_name = 'train {name}' and attributes.status = 'FINISHED'"
+            runs = client.search_runs(
+                [exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
+            )
+            found.update({name: runs[0].data.metrics} if runs else {})
+        return found
+    except Exception as err:  # noqa: BLE001 - the times are extra: the scores come from the files
+        warnings.warn(f"MLflow store {uri}: {err}; the leaderboard goes without times", stacklevel=2)
+        return {}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from houseprices.config.models import packages
 from houseprices.config.params import Params
 from houseprices.data.prepared import load_prepared
 from houseprices.data.schema import ID
@@ -31,7 +32,16 @@ from houseprices.evaluation.outliers import outlier_mask, typical_rows
 from houseprices.paths import MEMBERS, METRICS, MODELS, PARAMS_FILE, PLOTS
 from houseprices.reporting.figures import DRAWING_CODE, drawn_aside
 from houseprices.tracking.tracker import Tracker
-from houseprices.util.files import file_sha256, read_parquet, verify_model, write_csv, write_json, write_parquet
+from houseprices.util.files import (
+    file_sha256,
+    read_parquet,
+    remove,
+    staged,
+    verify_model,
+    write_csv,
+    write_json,
+    write_parquet,
+)
 
 logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
@@ -178,6 +188,11 @@ def write_outputs(data: Inputs, combo: dict, predictions: pd.DataFrame, metrics:
     }
     for name, frame in plots.items():
         write_csv(PLOTS / "ensemble" / f"{name}.csv", frame)
+    # The members' folders are this stage's input: a member no longer in ensemble.members goes (it
+    # stays in DVC's cache), so what dvc.lock records is what a clone pulls.
+    for folder in MEMBERS.iterdir() if MEMBERS.is_dir() else ():
+        if folder.is_dir() and folder.name not in data.members:
+            remove(folder)
     return {"log_actual": y, "log_predicted": oof_mean, "weights": combo["weights"], "scores": scores}
 
 
@@ -206,11 +221,13 @@ def log_to_mlflow(
                 PriceModel({}, combo["weights"], combo["combiner"].intercept),  # members: loaded with the model
                 data.X_test,
                 member_files={name: MEMBERS / name / "model.joblib" for name in data.members},
-                version_tags={"predictions.sha256": file_sha256(PREDICTIONS)},
+                packages=packages(params.model(name) for name in data.members),
+                version_tags={"predictions.sha256": file_sha256(staged(PREDICTIONS))},
                 description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
                 f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}",
             )
-            run.log_artifacts([*sorted((PLOTS / "ensemble").glob("*.csv")), *pngs.result()], "plots")
+            csvs = [PLOTS / "ensemble" / f"{name}.csv" for name in ("oof", "residuals", "scores", "weights")]
+            run.log_artifacts([*csvs, *pngs.result()], "plots")
         tracker.set_parent_metrics(pipeline)
 
 

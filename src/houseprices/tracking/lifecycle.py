@@ -77,15 +77,14 @@ def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
         r for r, t in by_id.items() if r not in stale and tag.OWNER_PID not in t and t.get(tag.PARENT_TAG) in stale
     }:
         stale |= more
-    for rid in sorted(stale):
+    ids = sorted(stale)
+    for rid in ids:
         client.set_terminated(rid, "KILLED")
-    if stale:
+    if ids:
         logger.warning(
-            "ended %d MLflow run(s) left RUNNING by a process that is gone as KILLED: %s",
-            len(stale),
-            ", ".join(sorted(stale)),
+            "ended %d MLflow run(s) left RUNNING by a process that is gone as KILLED: %s", len(ids), ", ".join(ids)
         )
-    return sorted(stale)
+    return ids
 
 
 def relocate_artifact_root(uri: str, root: Path) -> list[tuple[str, str]]:

@@ -15,8 +15,8 @@ from pathlib import Path
 from houseprices.util.files import file_sha256
 from houseprices.util.processes import dvc_run_id
 
-# What a logged model needs to run; lineage also records DVC's version.
-MODEL_PACKAGES = ("torch", "skorch", "scikit-learn", "pandas", "numpy", "scipy", "joblib", "mlflow")
+# Recorded on every run: what computes the models, and DVC.
+LINEAGE_PACKAGES = ("torch", "skorch", "scikit-learn", "pandas", "numpy", "scipy", "joblib", "mlflow", "dvc")
 
 
 def git(args: list[str], cwd: Path) -> str:
@@ -51,7 +51,7 @@ def lineage_tags(workdir: Path, params_file: Path, inputs: list[Path]) -> dict[s
         "python.version": platform.python_version(),
         "host": socket.gethostname(),
         **{f"{key}.sha256": file_sha256(path) if path.is_file() else "missing" for key, path in files.items()},
-        **{f"version.{package}": package_version(package) for package in (*MODEL_PACKAGES, "dvc")},
+        **{f"version.{package}": package_version(package) for package in LINEAGE_PACKAGES},
     }
 
 

@@ -1,7 +1,7 @@
 """The priced-house model as an MLflow model logged "from code" (``model_code.py``): the weights
 and each member's fitted pipeline (the file its train stage wrote) travel as joblib artifacts, so
 nothing is cloudpickled, the logging stage never unpickles a member, and the model loads wherever
-the package code (logged beside it) imports."""
+its ``requirements.txt`` installs (the package code is logged beside it)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
 import houseprices
-from houseprices.tracking.lineage import MODEL_PACKAGES, package_version
+from houseprices.tracking.lineage import package_version
 from houseprices.util.files import dump_model
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")
+# What houseprices' modules import when the model loads (a test loads it from its requirements alone).
+LOADING_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "joblib", "pydantic", "ruamel.yaml", "psutil")
 ARTIFACT = "price_model"
 MEMBER_ARTIFACT = "member."  # + the member's name
 
@@ -42,10 +44,10 @@ class PricePyfunc(mlflow.pyfunc.PythonModel):
         return self.model.predict(frame)
 
 
-def pip_requirements() -> list[str]:
-    """Pinned from the running interpreter: MLflow's own inference reloads the model in a
-    subprocess, which costs more than the whole training stage."""
-    return [f"{p}=={package_version(p)}" for p in MODEL_PACKAGES]
+def pip_requirements(packages=()) -> list[str]:
+    """What loading imports (our code; ``packages``: the members'), pinned as installed: MLflow's
+    inference would reload the model, costlier than the stage. ``2.13.0+cpu`` -> PyPI's ``2.13.0``."""
+    return [f"{p}=={package_version(p).split('+')[0]}" for p in dict.fromkeys((*LOADING_PACKAGES, *packages))]
 
 
 def price_signature(rows: pd.DataFrame) -> ModelSignature:
@@ -57,7 +59,7 @@ def price_signature(rows: pd.DataFrame) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double")]))
 
 
-def log_price_model(model, rows: pd.DataFrame, run_id: str, registered_name: str | None, members: Mapping[str, Path]):
+def log_price_model(model, rows, run_id: str, registered_name: str | None, members: Mapping[str, Path], packages=()):
     """Log (and with a name, register) ``model`` on run ``run_id``; ``members``: its fitted members
     by name, as files, which ``load_context`` puts into ``model.members``. No input example:
     MLflow would load every member to check it each run (the tests price such rows instead)."""
@@ -74,7 +76,7 @@ def log_price_model(model, rows: pd.DataFrame, run_id: str, registered_name: str
             python_model=str(MODEL_CODE),
             artifacts={ARTIFACT: str(Path(tmp) / "price_model.joblib"), **artifacts},
             code_paths=[str(Path(houseprices.__file__).parent)],
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(packages),
             signature=price_signature(rows),
             registered_model_name=registered_name,
         )

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from houseprices.errors import TrackingError
 from houseprices.tracking.tags import PIPELINE_RUN_TAG, PRIMARY_METRIC
-from houseprices.util.files import file_sha256
+from houseprices.util.files import file_sha256, staged
 
 logger = logging.getLogger(__name__)
 
@@ -147,12 +147,12 @@ def describe(client: MlflowClient, name: str) -> str:
 def crown(client, name: str, predictions: Path, submission: Path, pipeline_id: str, workspace: bool) -> None:
     """Tag the version behind ``predictions`` (this pipeline run's first) with the submission's
     digest and, in the workspace, enter it for ``@champion`` (it wins by beating the champion's CV)."""
-    digest = file_sha256(predictions)
+    digest = file_sha256(staged(predictions))  # the submission stage's files: maybe not yet in place
     version = find_version(client, name, PREDICTIONS_TAG, digest, lambda v: v.tags.get(PIPELINE_RUN_TAG) == pipeline_id)
     if version is None:
         logger.warning("no %s version was registered with %s; @%s unchanged", name, predictions, CHAMPION)
         return
-    client.set_model_version_tag(name, version.version, SUBMISSION_TAG, file_sha256(submission))
+    client.set_model_version_tag(name, version.version, SUBMISSION_TAG, file_sha256(staged(submission)))
     if not workspace:
         return
     outcome = claim(client, name, version)

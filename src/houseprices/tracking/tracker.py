@@ -33,6 +33,7 @@ from houseprices.tracking.store import check_reachable, ensure_experiment
 from houseprices.tracking.store import tracking_uri as resolve_uri
 from houseprices.tracking.tags import KIND_TAG, PARENT_TAG, PIPELINE_RUN_TAG
 from houseprices.util.database import bound_database_waits, created_by_one
+from houseprices.util.files import on_commit, staged
 
 PIPELINE = "pipeline"  # ``Tracker.run``'s parent for a stage: the pipeline run
 
@@ -65,10 +66,7 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, object]:
     """{'mlp': {'lr': 1}} -> {'mlp.lr': 1}: MLflow params are flat, named by their dotted path."""
     flat: dict[str, object] = {}
     for key, value in mapping.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
+        flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, Mapping) else {f"{prefix}{key}": value})
     return flat
 
 
@@ -176,7 +174,9 @@ class Tracker:
             with contextlib.suppress(Exception):
                 self._end(ids, "FAILED")
             raise
-        self._end(ids, "FINISHED", span[1] if span else None)
+        # A stage's (or a search's) own run finishes when its outputs land: the runner's commit.
+        if parent not in (PIPELINE, None) or not on_commit(lambda: self._end(ids, "FINISHED")):
+            self._end(ids, "FINISHED", span[1] if span else None)
 
     @_tracked
     def set_parent_metrics(self, metrics: Mapping[str, float]) -> None:
@@ -217,21 +217,21 @@ class RunLog:
     @_tracked
     def log_artifacts(self, paths: Iterable[Path | str], folder: str | None = None) -> None:
         for path in paths:
-            self.tracker.client.log_artifact(self.run_id, str(path), folder)
+            self.tracker.client.log_artifact(self.run_id, str(staged(path)), folder)
 
     @_tracked
     def log_dict(self, data: object, name: str) -> None:
         self.tracker.client.log_dict(self.run_id, data, name)
 
     @_tracked
-    def log_model(self, model, rows, *, member_files: Mapping[str, Path], description: str, version_tags: dict):
-        """Log ``model`` (a PriceModel whose members, ``member_files``, load with it) on this run and
-        register it as a new version tagged with its lineage. Returns the version."""
+    def log_model(self, model, rows, *, member_files: Mapping[str, Path], packages, description, version_tags):
+        """Log ``model`` (a PriceModel whose members, ``member_files``, load with it and import
+        ``packages``) on this run and register it as a new version tagged with its lineage."""
         tracker = self.tracker
         if not tracker.cfg.log_models:
             return None
         name = tracker.cfg.registered_model
-        info = log_price_model(model, rows, self.run_id, name or None, member_files)
+        info = log_price_model(model, rows, self.run_id, name or None, member_files, packages)
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             lineage = {k: tracker.lineage.get(k, "") for k in VERSION_LINEAGE}

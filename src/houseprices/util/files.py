@@ -1,18 +1,23 @@
-"""Atomic output writing: a stage that fails leaves the previous output intact; outputs land
-only where the command may write (links followed); a damaged input, a full or read-only disk
-is one line naming the file."""
+"""Output writing: a command's outputs are staged and land together at its commit, so one that
+fails or is interrupted leaves the previous outputs intact; outputs land only where the command
+may write (links followed); a damaged input, a full or read-only disk is one line naming the file."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
+import pickle
 import re
 import secrets
+import shutil
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +26,9 @@ if TYPE_CHECKING:
 
 from houseprices.errors import HousePricesError, InputFileError, OutputPathError
 from houseprices.paths import remade_by
+from houseprices.util.processes import process_alive
+
+STAGING = ".staging"  # <repo>/.staging/<pid>/: the outputs of a running command (git-ignored)
 
 DISK_FAULTS = {
     errno.ENOSPC: "no space left on device",
@@ -104,8 +112,100 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+class Staging:
+    """The outputs of one command in ``<root>/.staging/<pid>/``, laid out as in the repository,
+    until :meth:`commit` moves them all into place and finishes what waits on it (the MLflow
+    runs): a signal or an error before then replaces no output and leaves no temporary file in
+    an output folder. (Hand-written: no library stages files for a rename across folders.)"""
+
+    def __init__(self, root: Path):
+        self.root, self.dir = root, root / STAGING / str(os.getpid())
+        self.removed: list[Path] = []
+        self.then: list[Callable[[], object]] = []
+
+    def place(self, dest: Path) -> Path | None:
+        """Where ``dest`` is staged; None outside the repository (written in place, at once)."""
+        return self.dir / dest.relative_to(self.root) if dest.is_relative_to(self.root) else None
+
+    def commit(self) -> None:
+        for dest in self.removed:
+            _delete(dest)
+        for staged in sorted(p for p in self.dir.rglob("*") if p.is_file()):
+            dest = self.root / staged.relative_to(self.dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, dest)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for action in self.then:
+            try:
+                action()
+            except Exception as err:  # noqa: BLE001 - the outputs are in place: the command succeeded
+                warnings.warn(f"{err} (the outputs are in place)", stacklevel=2)
+
+
+_staging: Staging | None = None
+
+
+@contextlib.contextmanager
+def staged_outputs(root: Path) -> Iterator[Staging]:
+    """Within: outputs under ``root`` are staged until the caller commits them (see :class:`Staging`)."""
+    global _staging
+    for old in (root / STAGING).glob("*"):  # left by a command killed with SIGKILL
+        if not (old.name.isdigit() and process_alive(int(old.name), None)):
+            shutil.rmtree(old, ignore_errors=True)
+    _staging = Staging(root.resolve())
+    try:
+        yield _staging
+    finally:
+        shutil.rmtree(_staging.dir, ignore_errors=True)  # empty after a commit; else nothing lands
+        _staging = None
+
+
+def on_commit(action: Callable[[], object]) -> bool:
+    """Run ``action`` when the command's outputs land (True), or nowhere to wait for (False)."""
+    if _staging is not None:
+        _staging.then.append(action)
+    return _staging is not None
+
+
+@contextlib.contextmanager
+def output_path(path: Path | str) -> Iterator[Path]:
+    """Where to write output ``path``: its place in the running command's staging folder, else
+    a temporary file beside it, renamed into place at once (:func:`atomic_path`)."""
+    target = _staging.place(checked_destination(path)) if _staging is not None else None
+    if target is None:
+        with atomic_path(path) as tmp:
+            yield tmp
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    yield target
+
+
+def staged(path: Path | str) -> Path:
+    """The file a command reads back after writing it: its staged copy, while it is not committed."""
+    target = _staging.place(Path(path).resolve()) if _staging is not None else None
+    return target if target is not None and target.exists() else Path(path)
+
+
+def remove(path: Path | str) -> None:
+    """Remove an output file or folder (at the commit, when the command stages its outputs)."""
+    path = checked_destination(path)
+    target = _staging.place(path) if _staging is not None else None
+    if target is None:
+        _delete(path)
+    else:
+        _staging.removed.append(path)
+        _delete(target)
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def write_text(path: Path | str, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with output_path(path) as tmp:
         tmp.write_text(text)
 
 
@@ -142,21 +242,44 @@ def read_parquet(path: Path | str, **kwargs) -> pd.DataFrame:
 
 
 def write_parquet(path: Path | str, frame: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
+    with output_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 
 
 def write_csv(path: Path | str, frame: pd.DataFrame, **kwargs) -> None:
-    with atomic_path(path) as tmp:
+    with output_path(path) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n", **kwargs)
 
 
-def dump_model(path: Path | str, model: object) -> None:
-    import joblib  # lazily: the stages that pickle nothing do not pay its import
+class _SameBytesPickler(pickle._Pickler):  # the Python pickler: the C one never asks about sets
+    """The same object pickles to the same bytes in any process: a set's items sorted (their order
+    follows the per-process string hash), a torch storage in torch's zip format (plain pickling
+    names it by its memory address), so a refit model leaves dvc.lock as it was."""
 
-    with atomic_path(path) as tmp:
-        joblib.dump(model, tmp)
-    write_text(digest_path(path), f"{file_sha256(path)}  {Path(path).name}\n")
+    def reducer_override(self, obj):
+        if type(obj) in (set, frozenset):
+            with contextlib.suppress(TypeError):
+                return type(obj), (sorted(obj),)
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.storage.TypedStorage):
+            buffer = io.BytesIO()
+            torch.save(obj, buffer)
+            return torch.storage._load_from_bytes, (buffer.getvalue(),)  # what torch's own reduce names
+        return NotImplemented
+
+
+def pickled(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    _SameBytesPickler(buffer, protocol=4).dump(obj)
+    return buffer.getvalue()
+
+
+def dump_model(path: Path | str, model: object) -> None:
+    """``model`` pickled (joblib loads it) with the digest :func:`verify_model` checks beside it."""
+    with output_path(path) as tmp:
+        tmp.write_bytes(pickled(model))
+        digest = file_sha256(tmp)
+    write_text(digest_path(path), f"{digest}  {Path(path).name}\n")
 
 
 def file_sha256(path: Path | str) -> str:

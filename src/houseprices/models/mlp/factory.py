@@ -162,8 +162,10 @@ def build_mlp(cfg: MLPConfig, seed: int) -> MLPRegressor:
         iterator_valid__device=device,
         train_split=ValidSplit(cfg.valid_fraction, random_state=seed) if cfg.valid_fraction > 0 else None,
         callbacks=_callbacks(cfg),
-        # print_log off: progress goes to the metrics files and MLflow, not stdout.
+        # print_log off: progress goes to the metrics files and MLflow, not stdout; epoch_timer off:
+        # a fitted net carries no wall-clock value, so a refit pickles to the same bytes (dvc.lock).
         callbacks__print_log=None,
+        callbacks__epoch_timer=None,
         verbose=0,
         l1=cfg.l1,
         random_state=seed,

@@ -19,6 +19,8 @@ from skorch.utils import to_tensor
 from torch import nn
 from torch.utils.data import Subset
 
+from houseprices.util.files import pickled
+
 # Rows per forward pass when nothing is learned (validation, prediction): one pass.
 EVAL_BATCH = 16384
 
@@ -215,6 +217,16 @@ class MLPRegressor(NeuralNetRegressor):
             self._set_inputs(frame)
         z = ((y - self.target_mean_) / self.target_scale_).astype(np.float32).reshape(-1, 1)
         return super().partial_fit(X, z, classes, **fit_params)
+
+    def __getstate__(self):
+        """skorch's state, its torch attributes pickled to the same bytes for the same weights
+        (skorch pickles them plainly, which names each tensor's storage by its memory address)."""
+        state = super().__getstate__()
+        torch_attributes = {
+            k: v for k, v in self.__dict__.items() if k.startswith(tuple(self.cuda_dependent_attributes_))
+        }
+        state["__cuda_dependent_attributes__"] = pickled(torch_attributes)
+        return state
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
