@@ -105,6 +105,7 @@ class Tracker:
         self.run_params = flatten({"seed": params.seed, **sections, **members})
         self.pipeline_id = pipeline_run_id() if client else ""  # walks the process tree: once per stage
         self.pipeline_run = ""  # its MLflow run, once a stage run opened it
+        self.context = resolve_tags() if client else {}  # MLflow's own tags (user, source, git): once, not per run
 
     @classmethod
     def open(cls, params, params_file: Path | str = "params.yaml", root: Path | None = None) -> Tracker:
@@ -130,7 +131,7 @@ class Tracker:
     def _start(self, name: str, kind: str, parent, span) -> list[str]:
         """Open the run (and, for a stage, the pipeline run, created with lineage and params by
         the first stage of the pipeline execution): their ids, the newest last."""
-        tags, opened = {KIND_TAG: kind}, []
+        tags, opened = {**self.context, KIND_TAG: kind}, []
         if parent == PIPELINE:
             query = f"tags.`{PIPELINE_RUN_TAG}` = '{self.pipeline_id}' and tags.`{KIND_TAG}` = 'pipeline'"
             found = self.client.search_runs([self.experiment_id], query, max_results=1)
@@ -150,7 +151,7 @@ class Tracker:
         if parent:
             tags[PARENT_TAG] = parent if isinstance(parent, str) else parent.run_id
         started = int(span[0] * 1000) if span else None
-        run = self.client.create_run(self.experiment_id, start_time=started, tags=resolve_tags(tags), run_name=name)
+        run = self.client.create_run(self.experiment_id, start_time=started, tags=tags, run_name=name)
         lifecycle.OPEN_RUNS.append((self.client, run.info.run_id))
         return [*opened, run.info.run_id]
 
