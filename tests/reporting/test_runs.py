@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from houseprices.config.params import parse_params
 from houseprices.errors import TrackingError
-from houseprices.reporting.runs import format_table, pipeline_runs, print_runs
+from houseprices.reporting.runs import format_table, member_times, pipeline_runs, print_runs
 from houseprices.tracking.tags import KIND_TAG
 
 
@@ -91,3 +91,18 @@ def test_unreachable_store_is_named(tmp_path):
     uri = f"sqlite:///{tmp_path}/missing/dir/mlflow.db"
     with pytest.raises(TrackingError, match="missing or not writable"):
         print_runs(parse_params({"tracking": {"uri": uri}}))
+
+
+def test_member_times_come_from_each_members_newest_finished_train_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
+    start = int(time.time() * 1000)
+    for i, (status, seconds) in enumerate([("FINISHED", 1.0), ("FINISHED", 2.0), ("FAILED", 9.0)]):
+        run = client.create_run(exp, start_time=start + i * 1000, run_name="train lasso")
+        client.log_batch(run.info.run_id, metrics=[Metric("fit_seconds", seconds, start, 0)])
+        client.set_terminated(run.info.run_id, status)
+    params = parse_params({"tracking": {"uri": uri}})
+    assert member_times(params, ["lasso", "mlp"]) == {"lasso": {"fit_seconds": 2.0}}
+    with pytest.warns(UserWarning, match="without times"):
+        assert member_times(parse_params({"tracking": {"uri": "http://127.0.0.1:9"}}), ["lasso"]) == {}

@@ -36,18 +36,17 @@ def run_row(run: Run) -> dict:
     return row
 
 
-def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
+def newest_runs(uri: str, experiment: str, query: str, last: int) -> list[Run]:
+    """The ``last`` newest runs of ``experiment`` that match ``query`` (none without the experiment)."""
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    runs = client.search_runs(
-        [exp.experiment_id],
-        f"tags.`{KIND_TAG}` = 'pipeline'",
-        order_by=["attributes.start_time DESC"],
-        max_results=last,
-    )
-    return [run_row(run) for run in runs]
+    return client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=last)
+
+
+def pipeline_runs(uri: str, experiment: str, last: int) -> list[dict]:
+    return [run_row(run) for run in newest_runs(uri, experiment, f"tags.`{KIND_TAG}` = 'pipeline'", last)]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -78,15 +77,11 @@ def member_times(params: Params, members: list[str]) -> dict[str, dict]:
     uri = tracking_uri(params.tracking.uri, repo_root())
     try:
         check_reachable(uri)
-        client = MlflowClient(uri)
-        exp = client.get_experiment_by_name(params.tracking.experiment)
         found = {}
-        for name in members if exp is not None else ():
+        for name in members:
             query = f"attributes.run_name = 'train {name}' and attributes.status = 'FINISHED'"
-            runs = client.search_runs(
-                [exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
-            )
-            found.update({name: runs[0].data.metrics} if runs else {})
+            for run in newest_runs(uri, params.tracking.experiment, query, 1):
+                found[name] = run.data.metrics
         return found
     except Exception as err:  # noqa: BLE001 - the times are extra: the scores come from the files
         warnings.warn(f"MLflow store {uri}: {err}; the leaderboard goes without times", stacklevel=2)
