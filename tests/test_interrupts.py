@@ -5,6 +5,7 @@ terminal shows one line, no traceback."""
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import time
@@ -15,6 +16,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import copy_repo, stage_env
+from houseprices.config.params import parse_params
+from houseprices.runner import killed_on_signal
+from houseprices.tracking.tracker import Tracker
 
 OUTPUTS = ("models/members/ridge", "metrics/ridge.json", "plots/folds/ridge.csv")
 
@@ -74,3 +78,27 @@ def test_a_signal_at_any_moment_leaves_outputs_exit_code_and_runs_agreeing(built
             assert digests(repo) == before, f"a stage interrupted by {sig.name} changed its outputs"
             assert all(r.info.status == "KILLED" for r in stage_runs), [r.info.status for r in stage_runs]
     assert 0 in outcomes and any(outcomes), outcomes  # signals landed on both sides of the commit
+
+
+@pytest.mark.parametrize("step", ["create_run", "set_terminated"])
+def test_a_signal_while_a_run_starts_or_ends_in_the_store_leaves_no_run_running(tmp_path, monkeypatch, step):
+    """The store has the run and this process has not recorded it yet, or this process has let
+    go of it and the store has not ended it: the signal waits for the step to finish."""
+    params = parse_params({"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}})
+    monkeypatch.setenv("HOUSEPRICES_PIPELINE_RUN_ID", "signalled")
+    tracker = Tracker.open(params, root=tmp_path)
+    real = getattr(tracker.client, step)
+
+    def interrupted(*args, **kwargs):
+        if step == "set_terminated":
+            os.kill(os.getpid(), signal.SIGTERM)
+        done = real(*args, **kwargs)
+        if step == "create_run":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return done
+
+    monkeypatch.setattr(tracker.client, step, interrupted)
+    with pytest.raises(SystemExit) as stopped, killed_on_signal("train"), tracker.run("train ridge", "model"):
+        pass
+    statuses = [r.info.status for r in tracker.client.search_runs([tracker.experiment_id])]
+    assert stopped.value.code == 143 and len(statuses) == 2 and "RUNNING" not in statuses, statuses

@@ -17,6 +17,7 @@ from houseprices.errors import HousePricesError
 from houseprices.tracking.failures import bound_http, translate
 from houseprices.tracking.lifecycle import end_open_runs
 from houseprices.util.files import confined_outputs, disk_error, staged_outputs
+from houseprices.util.processes import deferred
 from houseprices.util.threads import THREAD_ENV_VARS, limit_threads, resolve_threads
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def killed_on_signal(command: str, restore: bool = True) -> Iterator[None]:
     number. ``restore``: the previous handlers back after (inside another program, the tests)."""
 
     def handler(signum, frame):
+        if deferred(signum):
+            return
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         end_open_runs("KILLED")

@@ -27,14 +27,6 @@ logger = logging.getLogger(__name__)
 OPEN_RUNS: list[tuple[MlflowClient, str]] = []  # (client, run id): the runs this process opened and has not ended
 
 
-def end_run(run_id: str, status: str, end_time: int | None = None) -> None:
-    """End one of this process's open runs (nothing when it was ended already, by a signal)."""
-    found = next(((c, r) for c, r in OPEN_RUNS if r == run_id), None)
-    if found is not None:
-        OPEN_RUNS.remove(found)
-        found[0].set_terminated(run_id, status, end_time=end_time)
-
-
 def end_open_runs(status: str) -> None:
     """End every run this process opened, the newest first; a failing store is left to the
     next stage's :func:`close_stale_runs`."""

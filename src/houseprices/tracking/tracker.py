@@ -29,11 +29,11 @@ from houseprices.tracking.failures import StoreError, first_line, sqlite_path, t
 from houseprices.tracking.lineage import lineage_tags, pipeline_run_id, pipeline_run_name
 from houseprices.tracking.packaging import log_price_model
 from houseprices.tracking.registry import VERSION_LINEAGE, crown, describe_version
-from houseprices.tracking.store import check_reachable, ensure_experiment
-from houseprices.tracking.store import tracking_uri as resolve_uri
+from houseprices.tracking.store import check_reachable, ensure_experiment, tracking_uri
 from houseprices.tracking.tags import KIND_TAG, PARENT_TAG, PIPELINE_RUN_TAG
 from houseprices.util.database import bound_database_waits, created_by_one
 from houseprices.util.files import on_commit, staged
+from houseprices.util.processes import held_signals
 
 PIPELINE = "pipeline"  # ``Tracker.run``'s parent for a stage: the pipeline run
 
@@ -42,7 +42,7 @@ def connect(params, root: Path | None = None) -> tuple[MlflowClient, str]:
     """A client for ``params.tracking`` and the experiment's id, the store made ready (a moved
     repo's artifact root, stale RUNNING runs); raises TrackingError naming the URI."""
     root = root or repo_root()
-    uri = resolve_uri(params.tracking.uri, root)
+    uri = tracking_uri(params.tracking.uri, root)
     bound_database_waits()
     try:
         check_reachable(uri)
@@ -128,6 +128,7 @@ class Tracker:
         self.off = True
 
     @_tracked
+    @held_signals()
     def _start(self, name: str, kind: str, parent, span) -> list[str]:
         """Open the run (and, for a stage, the pipeline run, created with lineage and params by
         the first stage of the pipeline execution): their ids, the newest last."""
@@ -156,9 +157,13 @@ class Tracker:
         return [*opened, run.info.run_id]
 
     @_tracked
+    @held_signals()
     def _end(self, run_ids: list[str], status: str, ended: float | None = None) -> None:
         for run_id in reversed(run_ids):
-            lifecycle.end_run(run_id, status, int(ended * 1000) if ended and run_id == run_ids[-1] else None)
+            if (self.client, run_id) in lifecycle.OPEN_RUNS:  # not when a signal ended it already
+                lifecycle.OPEN_RUNS.remove((self.client, run_id))
+                end = int(ended * 1000) if ended and run_id == run_ids[-1] else None
+                self.client.set_terminated(run_id, status, end_time=end)
 
     @contextlib.contextmanager
     def run(self, name: str, kind: str, params=None, *, parent=PIPELINE, span=None) -> Iterator[RunLog]:

@@ -3,8 +3,11 @@ since the kernel hands a gone process's pid to the next one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+from collections.abc import Iterator
 
 import psutil
 
@@ -42,3 +45,26 @@ def dvc_run_alive(run_id: str) -> bool:
     head, _, rest = run_id.partition(f"dvc-{socket.gethostname()}-")
     pid, _, started = rest.partition("-")
     return not head and pid.isdigit() and started.isdigit() and process_alive(int(pid), int(started))
+
+
+_HELD = {"depth": 0}  # nesting depth of held_signals, and the signal that came meanwhile
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """A step a signal handler must not split (a run created in the store and recorded as this
+    process's): the handler asks :func:`deferred`, and the signal is raised again after the step."""
+    _HELD["depth"] += 1
+    try:
+        yield
+    finally:
+        _HELD["depth"] -= 1
+        if not _HELD["depth"] and (signum := _HELD.pop("signal", 0)):
+            signal.raise_signal(signum)
+
+
+def deferred(signum: int) -> bool:
+    """Inside :func:`held_signals`: ``signum`` kept for its end (True); else False."""
+    if _HELD["depth"]:
+        _HELD["signal"] = signum
+    return bool(_HELD["depth"])
