@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import defaultdict
@@ -194,6 +196,23 @@ def make_repo(dest: Path, params: dict | None = None) -> Path:
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         run(cmd, dest)
     return dest
+
+
+@functools.cache
+def _empty_store() -> bytes:
+    """A new MLflow SQLite store, made once per process: MLflow builds a new one's tables by
+    running its migrations, seconds each time, and no test here is about that."""
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory() as tmp:
+        MlflowClient(f"sqlite:///{tmp}/mlflow.db").search_experiments()
+        return Path(tmp, "mlflow.db").read_bytes()
+
+
+def new_store(db: Path) -> str:
+    """``sqlite:///<db>``, a new MLflow store there, empty as MLflow makes it."""
+    db.write_bytes(_empty_store())
+    return f"sqlite:///{db}"
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repo, stage_env
+from conftest import copy_repo, new_store, stage_env
 from houseprices.config.params import parse_params
 from houseprices.runner import killed_on_signal
 from houseprices.tracking.tracker import Tracker
@@ -84,7 +84,7 @@ def test_a_signal_at_any_moment_leaves_outputs_exit_code_and_runs_agreeing(built
 def test_a_signal_while_a_run_starts_or_ends_in_the_store_leaves_no_run_running(tmp_path, monkeypatch, step):
     """The store has the run and this process has not recorded it yet, or this process has let
     go of it and the store has not ended it: the signal waits for the step to finish."""
-    params = parse_params({"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}})
+    params = parse_params({"tracking": {"uri": new_store(tmp_path / "mlflow.db")}})
     monkeypatch.setenv("HOUSEPRICES_PIPELINE_RUN_ID", "signalled")
     tracker = Tracker.open(params, root=tmp_path)
     real = getattr(tracker.client, step)

@@ -8,6 +8,7 @@ import pytest
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
+from conftest import new_store
 from houseprices.config.params import parse_params
 from houseprices.errors import TrackingError
 from houseprices.reporting.runs import format_table, member_times, pipeline_runs, print_runs
@@ -76,7 +77,7 @@ def test_table_is_aligned_rounded_and_marks_missing_scores(store):
 
 
 def test_empty_store_says_how_to_fill_it(tmp_path):
-    assert pipeline_runs(f"sqlite:///{tmp_path / 'm.db'}", "houseprices", 10) == []
+    assert pipeline_runs(new_store(tmp_path / "m.db"), "houseprices", 10) == []
     assert "dvc repro" in format_table([])
 
 
@@ -94,7 +95,7 @@ def test_unreachable_store_is_named(tmp_path):
 
 
 def test_member_times_come_from_each_members_newest_finished_train_run(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     exp = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
     start = int(time.time() * 1000)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
+from conftest import ROOT, new_store
 from houseprices.cli import main
 from houseprices.tracking.registry import CHAMPION, CONTENDER_TAG, claim, describe, promote
 from houseprices.tracking.store import ensure_experiment
@@ -21,7 +21,7 @@ NAME = "houseprices-ensemble"
 @pytest.fixture
 def registry(tmp_path):
     """A SQLite store with a registered model and ``add(cv)`` -> a new version whose run has that CV."""
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(new_store(tmp_path / "mlflow.db"))
     experiment = client.create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
     client.create_registered_model(NAME)
 
@@ -120,7 +120,7 @@ def test_the_command_shows_and_moves_the_champion(registry, tmp_path, monkeypatc
 
 
 def test_the_experiment_carries_the_tags_mlflows_ui_reads(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     created = client.get_experiment(ensure_experiment(client, uri, "houseprices", Path(tmp_path)))
     assert {k: created.tags.get(k) for k in EXPERIMENT_TAGS} == EXPERIMENT_TAGS

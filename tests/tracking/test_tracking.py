@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_repo, free_port, make_repo, run, stage_env
+from conftest import copy_repo, free_port, make_repo, new_store, run, stage_env
 from houseprices.config.params import load_params, parse_params
 from houseprices.errors import TrackingError
 from houseprices.paths import in_workspace, repo_root
@@ -90,7 +90,7 @@ def test_a_store_that_fails_mid_stage_fails_it_or_turns_tracking_off(tmp_path, m
     Not required: one warning, then every call does nothing and the stage goes on."""
     from mlflow.exceptions import MlflowException
 
-    params = parse_params({"tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "required": required}})
+    params = parse_params({"tracking": {"uri": new_store(tmp_path / "mlflow.db"), "required": required}})
     monkeypatch.setenv("HOUSEPRICES_PIPELINE_RUN_ID", "mid-stage")
     tracker = Tracker.open(params, root=tmp_path)
     client, calls = tracker.client, []

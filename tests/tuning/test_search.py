@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import RAW, RIDGE_SEARCH, ROOT, built_once, copy_repo, run, stage_env
+from conftest import RAW, RIDGE_SEARCH, ROOT, built_once, copy_repo, new_store, run, stage_env
 from houseprices.config.params import parse_params
 from houseprices.config.search import SearchConfig, load_search
 from houseprices.errors import ConfigError
@@ -260,7 +260,7 @@ def project(tmp_path: Path, prepared: Path, fresh: bool = False, **lasso) -> Pat
     write_search(tmp_path / "search.yaml", **lasso)
     if fresh:
         return tmp_path
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     MlflowClient(uri).create_experiment("houseprices", artifact_location=(tmp_path / "mlruns").as_uri())
     return tmp_path
 
@@ -403,7 +403,7 @@ def assert_trials_are_children_of_their_searches(client: MlflowClient, searches:
 def test_a_worker_that_loses_the_race_to_create_the_experiment_joins_it(tmp_path, monkeypatch):
     from houseprices.tracking.store import ensure_experiment
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     winner, loser = MlflowClient(uri), MlflowClient(uri)
     look = loser.get_experiment_by_name
     looks = []
