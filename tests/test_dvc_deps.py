@@ -4,11 +4,14 @@ outputs lies under one of the stage's deps, so `dvc repro` cannot call stale out
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import stage_env
 from test_architecture import MODULES, SRC, imports_of, module_file
 
 ROOT = SRC.parent
@@ -98,3 +101,33 @@ def test_the_lock_file_holds_only_the_stages_dvc_yaml_defines():
     locked, defined = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]), defined_stages()
     assert locked <= defined, f"dvc.lock: delete the entries of {sorted(locked - defined)}"
     assert defined <= locked, f"dvc.lock lacks {sorted(defined - locked)}: run `dvc repro` and commit it"
+
+
+def stale_in_lock(repo: Path) -> dict[str, list]:
+    """What `dvc status` finds changed in a clone's code, params or commands (not in outputs,
+    which a clone has yet to pull or reproduce), by stage."""
+    status = subprocess.run(
+        ["dvc", "status", "--json"], cwd=repo, env=stage_env(), capture_output=True, text=True, timeout=300
+    )
+    assert status.returncode == 0, status.stderr
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    outs = [Path(o["path"]) for stage in lock.values() for o in stage.get("outs", [])]
+
+    def derived(path: str) -> bool:
+        return any(o == Path(path) or Path(path) in o.parents or o in Path(path).parents for o in outs)
+
+    stale = {}
+    for stage, changes in json.loads(status.stdout or "{}").items():
+        for change in changes:
+            deps = change.get("changed deps", {}) if isinstance(change, dict) else {"command": change}
+            if found := [d for d in deps if not derived(d)]:
+                stale.setdefault(stage, []).extend(found)
+    return stale
+
+
+def test_a_clone_of_the_last_commit_finds_its_lock_up_to_date(tmp_path):
+    """A commit that changes a stage's code or params without `dvc repro` leaves dvc.lock
+    behind: every teammate's clone would rerun that stage for nothing."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(tmp_path / "clone")], check=True, timeout=120)
+    stale = stale_in_lock(tmp_path / "clone")
+    assert stale == {}, f"dvc.lock is behind the committed code or params: run `dvc repro` and commit it ({stale})"

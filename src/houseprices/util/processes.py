@@ -1,5 +1,6 @@
-"""Whether a recorded process is still the one that was recorded: a pid alone is not enough,
-since the kernel hands a gone process's pid to the next one."""
+"""Whether a recorded process is still the one that was recorded (a pid alone is not enough,
+since the kernel hands a gone process's pid to the next one), and steps of this process that a
+signal must not split."""
 
 from __future__ import annotations
 
