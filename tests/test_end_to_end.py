@@ -116,7 +116,7 @@ def test_the_champion_serves_from_nothing_but_its_own_requirements(repo, tmp_pat
     uri, champion = f"sqlite:///{repo / 'mlflow.db'}", "models:/houseprices-ensemble@champion"
     mlflow.set_tracking_uri(uri)  # a models:/ URI is looked up in the registry of the current one
     model = Path(mlflow.artifacts.download_artifacts(champion, dst_path=str(tmp_path / "model")))
-    venv, uv = tmp_path / "venv", Path(sys.executable).parent / "uv"  # pip's resolver, unpacking in parallel
+    venv, uv = tmp_path / "venv", Path(sys.executable).parent / "uv"  # pip's interface, installing in parallel
     links = [f"--find-links={link}" for link in os.environ.get("PIP_FIND_LINKS", "").split()]  # the CPU torch wheel
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, venv], check=True, timeout=120)
     install = [uv, "pip", "install", "-q", "--python", venv / "bin/python", *links, "-r", model / "requirements.txt"]
