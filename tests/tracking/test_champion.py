@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, new_store
@@ -99,6 +100,23 @@ def test_two_claims_at_once_settle_on_the_better(registry):
     outcome = claim(client, NAME, a)
     assert str(calls[0]) == "2"  # A first saw itself as the best...
     assert champion(client) == "3" and outcome.champion == "3" and not outcome.won  # ...and then B
+
+
+def test_a_claim_that_loses_the_race_to_create_the_alias_looks_again(registry):
+    """MLflow sets an alias by reading, then inserting: of two first claims at once, one insert
+    fails on the alias's key (a team's PostgreSQL server). That claim reads again."""
+    client, add = registry
+    a, b = add(0.12), add(0.13)
+    real_set = client.set_registered_model_alias
+
+    def raced(name, alias, version):  # B's claim creates the alias between A's read and A's insert
+        client.set_registered_model_alias = real_set
+        claim(client, NAME, b)
+        raise MlflowException('duplicate key value violates unique constraint "registered_model_alias_pk"')
+
+    client.set_registered_model_alias = raced
+    outcome = claim(client, NAME, a)
+    assert outcome.won and champion(client) == str(a.version)
 
 
 def test_the_command_shows_and_moves_the_champion(registry, tmp_path, monkeypatch, capsys):

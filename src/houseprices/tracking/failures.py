@@ -16,9 +16,8 @@ from houseprices.errors import DependencyTimeoutError, HousePricesError, Trackin
 from houseprices.util.database import hung_server
 from houseprices.util.files import error_chain
 
-# Per request: 8 s without an answer, 3 tries about 1 s apart: a dead server fails a call at
-# once, a hung one after the three timeouts; after a failure the calls that end the runs try
-# once, briefly (Tracker.failed). The user's environment wins.
+# A dead server fails a call at once, a hung one after three timeouts; after a failure the calls
+# that end the runs try once, briefly (Tracker.failed). The user's environment wins.
 HTTP_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "8",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",

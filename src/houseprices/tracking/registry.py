@@ -112,7 +112,11 @@ def claim(client: MlflowClient, name: str, version: ModelVersion) -> Claim:
         current = alias_version(client, name, CHAMPION)
         if current is not None and current.version == best.version:
             break
-        client.set_registered_model_alias(name, CHAMPION, best.version)
+        try:
+            client.set_registered_model_alias(name, CHAMPION, best.version)
+        except MlflowException as err:  # MLflow reads, then inserts: another claim made the alias first
+            if "unique" not in str(err).lower():
+                raise
     return Claim(str(version.version), cv, str(best.version), version_cv(client, best))
 
 
