@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 COVERAGES = (0.80, 0.95)
 REPORT = MODELS / "ensemble" / "report.json"
 PREDICTIONS = MODELS / "ensemble" / "predictions.parquet"
+PLOT_TABLES = ("oof", "residuals", "weights", "scores")  # plots/ensemble/<name>.csv, also MLflow artifacts
 
 
 @dataclass
@@ -186,8 +187,8 @@ def write_outputs(data: Inputs, combo: dict, predictions: pd.DataFrame, metrics:
         "weights": pd.DataFrame({"member": data.members, "weight": combo["combiner"].weights.round(6)}),
         "scores": pd.DataFrame({"model": list(scores), "cv_log_rmse": list(scores.values())}),
     }
-    for name, frame in plots.items():
-        write_csv(PLOTS / "ensemble" / f"{name}.csv", frame)
+    for name in PLOT_TABLES:
+        write_csv(PLOTS / "ensemble" / f"{name}.csv", plots[name])
     # The members' folders are this stage's input: a member no longer in ensemble.members goes (it
     # stays in DVC's cache), so what dvc.lock records is what a clone pulls.
     for folder in MEMBERS.iterdir() if MEMBERS.is_dir() else ():
@@ -226,7 +227,7 @@ def log_to_mlflow(
                 description=f"{combo['method']} ensemble of {', '.join(data.members)}; "
                 f"CV log-RMSE {metrics['cv_log_rmse_mean']:.4f}",
             )
-            csvs = [PLOTS / "ensemble" / f"{name}.csv" for name in ("oof", "residuals", "scores", "weights")]
+            csvs = [PLOTS / "ensemble" / f"{name}.csv" for name in PLOT_TABLES]
             run.log_artifacts([*csvs, *pngs.result()], "plots")
         tracker.set_parent_metrics(pipeline)
 
