@@ -24,3 +24,21 @@ def test_a_lock_held_elsewhere_is_waited_on_until_the_deadline(tmp_path):
     finally:
         os.close(fd)
     assert created_by_one(store, lambda: "opened", deadline_s=0.3) == "opened"  # released: taken at once
+
+
+@pytest.mark.parametrize("store", ["mlflow.db", None], ids=["sqlite-file", "server"])
+def test_a_store_whose_tables_another_process_created_meanwhile_is_opened_again(tmp_path, store):
+    """Inside the lock too: a process that never takes it (optuna-dashboard, a reader) may create
+    the tables between our look and our CREATE TABLE."""
+    attempts = []
+
+    def open_store() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("(sqlite3.OperationalError) table studies already exists")
+        return "opened"
+
+    assert created_by_one(store and tmp_path / store, open_store, deadline_s=5) == "opened"
+    assert len(attempts) == 2
+    with pytest.raises(RuntimeError, match="no such column"):  # any other error is not retried
+        created_by_one(store and tmp_path / store, lambda: (_ for _ in ()).throw(RuntimeError("no such column")))

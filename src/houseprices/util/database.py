@@ -64,17 +64,18 @@ def bound_database_waits() -> None:
 def created_by_one(store: Path | str | None, open_store: Callable[[], T], deadline_s: float = CREATE_DEADLINE_S) -> T:
     """``open_store()``, which may create a database's schema, when processes start together on
     a new store: on a SQLite file (``store``) one creates it while the others wait on a lock
-    beside it; on a server (``store`` None) the losers of the race to create the tables retry."""
+    beside it; a process that lost the race to create the tables (on a server, or outside the
+    lock: a dashboard opening the file) tries again."""
+    lost_race = tenacity.retry_if_exception(lambda err: any(n in str(err).lower() for n in CREATION_RACE))
+    retrying = tenacity.Retrying(
+        retry=lost_race, stop=tenacity.stop_after_attempt(4), wait=tenacity.wait_incrementing(1, 1), reraise=True
+    )
     if store is None:
-        lost_race = tenacity.retry_if_exception(lambda err: any(n in str(err).lower() for n in CREATION_RACE))
-        retrying = tenacity.Retrying(
-            retry=lost_race, stop=tenacity.stop_after_attempt(4), wait=tenacity.wait_incrementing(1, 1), reraise=True
-        )
         return retrying(open_store)
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     try:
         with filelock.FileLock(f"{store}-lock", timeout=deadline_s):
-            return open_store()
+            return retrying(open_store)
     except filelock.Timeout:
         raise DependencyTimeoutError(
             f"{store}-lock: another process has held it for {deadline_s:.0f} s while creating {store}; "
