@@ -53,9 +53,11 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "houseprices tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@houseprices.invalid")
 
 
-# pytest-xdist hands tests out in this order (--no-loadscope-reorder): a long one started last would run alone.
-def pytest_collection_modifyitems(items):
-    """Slow tests first, the longest first (``slow(seconds=N)``); an ``xdist_group`` as one unit, by its total."""
+# pytest-xdist hands tests out in this order (--no-loadscope-reorder), a unit to each worker in turn:
+# a long one started last would run alone.
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, the longest first (``slow(seconds=N)``); an ``xdist_group`` as one unit, by
+    its total. While the first worker builds the shared repo, the others start on units without it."""
 
     def unit(item: pytest.Item) -> str:
         group = item.get_closest_marker("xdist_group")
@@ -65,7 +67,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if slow := item.get_closest_marker("slow"):
             seconds[unit(item)] += slow.kwargs.get("seconds", 0)
-    items.sort(key=lambda item: (unit(item) not in seconds, -seconds.get(unit(item), 0)))
+    order = sorted(dict.fromkeys(map(unit, items)), key=lambda u: (u not in seconds, -seconds.get(u, 0)))
+    waits = {unit(item) for item in items if "built_repo" in item.fixturenames}
+    if order and order[0] in waits:
+        workers = getattr(config, "workerinput", {}).get("workercount", 1)
+        others = [u for u in order if u not in waits][: workers - 1]
+        order = [order[0], *others, *(u for u in order[1:] if u not in others)]
+    rank = {u: i for i, u in enumerate(order)}
+    items.sort(key=lambda item: rank[unit(item)])
 
 
 @pytest.fixture(scope="session")
