@@ -38,7 +38,12 @@ def test_a_store_whose_tables_another_process_created_meanwhile_is_opened_again(
             raise RuntimeError("(sqlite3.OperationalError) table studies already exists")
         return "opened"
 
+    def broken() -> str:
+        attempts.append(1)
+        raise RuntimeError("no such column: runs.foo")
+
     assert created_by_one(store and tmp_path / store, open_store, deadline_s=5) == "opened"
     assert len(attempts) == 2
-    with pytest.raises(RuntimeError, match="no such column"):  # any other error is not retried
-        created_by_one(store and tmp_path / store, lambda: (_ for _ in ()).throw(RuntimeError("no such column")))
+    with pytest.raises(RuntimeError, match="no such column"):
+        created_by_one(store and tmp_path / store, broken, deadline_s=5)
+    assert len(attempts) == 3  # any other error is raised at once, not retried
