@@ -3,12 +3,15 @@ folds reported in order, and no worker left behind by a stage that dies."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures.process import _ExecutorManagerThread
 
 import numpy as np
 import pandas as pd
@@ -162,3 +165,19 @@ def test_one_planned_worker_starts_no_fork_server(monkeypatch):
     assert not started
     assert planned_workers(params_with({"kind": "lasso"}).resources.model_copy(update={"cv_workers": 2})) == 2
     assert started == [[FITTING_CODE]]
+
+
+def _square(task, index):
+    return index * index
+
+
+@pytest.mark.parametrize("error", [None, RuntimeError])
+def test_no_pool_thread_outlives_the_folds(error):
+    """At exit, CPython 3.11 wakes a pool's thread through a pipe that the thread may be closing
+    (a traceback on stderr after a signal): the thread is joined before ``fold_fits`` returns."""
+    with contextlib.suppress(RuntimeError), fold_fits(_square, None, 4, 2, "model 'm'") as fits:
+        assert next(fits) == 0
+        if error:
+            raise error
+        assert list(fits) == [1, 4, 9]
+    assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread)]

@@ -120,5 +120,5 @@ def fold_fits(fit: Callable[[Any, int], Any], task: Any, count: int, workers: in
         for process in ours:
             process.terminate()
         raise
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+    finally:  # waits for the pool's thread: CPython 3.11's exit races it closing a pipe (a traceback)
+        executor.shutdown(wait=True, cancel_futures=True)
