@@ -86,8 +86,11 @@ def _stage_with_slow_folds(tmp_path) -> tuple[subprocess.Popen, list[int]]:
     stage_script.write_text(
         textwrap.dedent(
             f"""
-            import os, time
+            import os, signal, time
             from houseprices.evaluation.fold_workers import fold_fits
+
+            # A stage's runner handles SIGINT itself: a shell's background job starts with it ignored.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
             def slow(task, index):
                 with open({str(pids)!r}, "a") as f:
